@@ -1,0 +1,75 @@
+"""Who may see and write what: roles, scope grants, per-collection writers.
+
+"Meet" means overlap: a health worker holding ``facility:f-1`` sees every record with that
+scope. A write must meet the caller's grants both as the record is and as it would become,
+so no write can move a record into a scope the caller does not hold. Admins see and write
+everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from waystation.core.errors import Forbidden
+from waystation.core.schema import PUBLIC_SCOPE, CollectionSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    user_id: str
+    username: str
+    role: str
+    scopes: frozenset[str]
+    device_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def readable_scopes(self) -> frozenset[str]:
+        """The scopes a pull filters on (public collections included)."""
+        return self.scopes | {PUBLIC_SCOPE}
+
+    def can_see(self, record_scopes: Iterable[str]) -> bool:
+        return self.is_admin or not self.readable_scopes().isdisjoint(record_scopes)
+
+
+def check_write(
+    principal: Principal,
+    spec: CollectionSpec,
+    field_names: Iterable[str],
+    scopes_before: frozenset[str] | None,
+    scopes_after: frozenset[str],
+) -> None:
+    """Raise Forbidden unless the caller may make this write; ``scopes_before`` is None for a
+    record that does not exist yet."""
+    if principal.is_admin:
+        return
+    role = principal.role
+    if role not in spec.writers:
+        allowed = spec.field_writers.get(role)  # type: ignore[call-overload]
+        if allowed is None:
+            raise Forbidden(
+                f"role {role!r} may not write {spec.name}; writers: {', '.join(spec.writers)}"
+            )
+        if scopes_before is None:
+            raise Forbidden(f"role {role!r} may not create {spec.name} records")
+        extra = sorted(set(field_names) - set(allowed))
+        if extra:
+            raise Forbidden(
+                f"role {role!r} may only write {', '.join(allowed)} of {spec.name}",
+                {"field": f"fields.{extra[0]}"},
+            )
+    if spec.is_public:
+        return  # a reference collection: the role decides alone
+    grants = principal.scopes
+    if scopes_before is not None and grants.isdisjoint(scopes_before):
+        raise Forbidden(f"this {spec.name} record is outside your scopes")
+    if grants.isdisjoint(scopes_after):
+        raise Forbidden(
+            f"the record would be outside your scopes ({', '.join(sorted(scopes_after))})",
+            {"scopes": sorted(scopes_after)},
+        )

@@ -1,0 +1,192 @@
+"""Decide what one pushed op does to its record: the server's per-op pipeline, pure.
+
+``decide`` validates the op against the schema, authorises it, fixes its effective clock
+(re-stamping one too far ahead), applies the collection's policy and merges. It reads the
+record's current state and the server's clock and returns a ``Verdict``; the store writes
+it. Unique keys are the one check that needs the database, so the store makes it after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from waystation.core.access import Principal, check_write
+from waystation.core.errors import NotFound, ValidationError, WaystationError
+from waystation.core.hlc import HLC, Clock, is_too_far_ahead
+from waystation.core.merge import (
+    MergeOutcome,
+    fields_moved_by_others,
+    merge_delete,
+    merge_increment,
+    merge_upsert,
+)
+from waystation.core.protocol import Change
+from waystation.core.record import RecordState
+from waystation.core.schema import CollectionSpec, Schema
+from waystation.core.validation import validate_increment, validate_upsert
+
+SERVER_DEVICE = "server"
+DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+@dataclass(slots=True)
+class ConflictDraft:
+    """An open conflict to record: the op is held whole, both sides kept for the reviewer."""
+
+    code: Literal["MANUAL_REVIEW", "UNIQUE_VIOLATION"]
+    message: str
+    server_fields: dict[str, Any]
+    client_fields: dict[str, Any]
+    existing_id: str | None = None
+
+
+@dataclass(slots=True)
+class Verdict:
+    status: Literal["applied", "conflict", "rejected"]
+    state: RecordState | None = None
+    changed: bool = False
+    hlc: str | None = None
+    restamped: bool = False
+    superseded: list[str] = field(default_factory=list)
+    error: WaystationError | None = None
+    conflict: ConflictDraft | None = None
+
+    @classmethod
+    def rejected(cls, error: WaystationError) -> Verdict:
+        return cls("rejected", error=error)
+
+
+@dataclass(slots=True)
+class ApplyContext:
+    schema: Schema
+    principal: Principal
+    clock: Clock
+    max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS
+
+    @property
+    def device(self) -> str:
+        return self.principal.device_id or SERVER_DEVICE
+
+
+def decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
+    """The verdict for ``op`` on ``state`` (None when the record was never written)."""
+    try:
+        return _decide(ctx, op, state)
+    except WaystationError as exc:
+        return Verdict.rejected(exc)
+
+
+def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
+    spec = ctx.schema.get(op.collection)
+    if spec is None:
+        raise ValidationError(
+            f"unknown collection {op.collection!r}", {"field": "collection"}
+        )
+    hlc = HLC.parse(op.hlc)
+    exists = state is not None and state.exists
+    current = state if state is not None and exists else RecordState(op.collection, op.record_id)
+    candidate = _validate(spec, op, current, exists)
+    check_write(
+        ctx.principal,
+        spec,
+        op.fields,
+        spec.scopes_of(op.record_id, current.fields) if exists else None,
+        spec.scopes_of(op.record_id, candidate),
+    )
+    effective, restamped = _effective_clock(ctx, hlc)
+    return _apply_policy(ctx, spec, op, current, effective, restamped)
+
+
+def _validate(
+    spec: CollectionSpec, op: Change, current: RecordState, exists: bool
+) -> dict[str, Any]:
+    """Schema checks for the op kind; returns the fields the record would have after it."""
+    if op.op == "upsert":
+        if not exists and op.base_version > 0:
+            raise NotFound(
+                f"{spec.name}/{op.record_id} does not exist on the server "
+                f"(partial update with base_version {op.base_version})"
+            )
+        validate_upsert(spec, op.fields, creating=not exists)
+        return {**current.fields, **op.fields}
+    if not exists:
+        raise NotFound(f"{spec.name}/{op.record_id} does not exist; it cannot be {op.op}d")
+    if op.op == "increment":
+        validate_increment(spec, op.fields)
+    elif op.fields:
+        raise ValidationError("a delete carries no fields", {"field": "fields"})
+    return dict(current.fields)
+
+
+def _effective_clock(ctx: ApplyContext, hlc: HLC) -> tuple[str, bool]:
+    """Re-stamp a clock too far ahead with the server's own; otherwise fold it in."""
+    if is_too_far_ahead(hlc, ctx.clock.physical_ms(), ctx.max_clock_skew_ms):
+        return str(ctx.clock.send()), True
+    ctx.clock.receive(hlc)
+    return str(hlc), False
+
+
+def _apply_policy(
+    ctx: ApplyContext,
+    spec: CollectionSpec,
+    op: Change,
+    current: RecordState,
+    hlc: str,
+    restamped: bool,
+) -> Verdict:
+    device = ctx.device
+    touched = list(op.fields) if op.op != "delete" else sorted(
+        set(current.clocks) - spec.counters
+    )
+    superseded: list[str] = []
+    fields = dict(op.fields)
+    if current.exists and op.op != "increment":
+        moved = fields_moved_by_others(current, touched, op.base_version, device)
+        if moved and spec.policy == "manual":
+            return Verdict(
+                "conflict",
+                state=current,
+                hlc=hlc,
+                restamped=restamped,
+                conflict=ConflictDraft(
+                    "MANUAL_REVIEW",
+                    f"{', '.join(moved)} changed on the server by another device since "
+                    f"version {op.base_version}; held for review",
+                    server_fields={k: current.fields.get(k) for k in touched},
+                    client_fields=fields if op.op == "upsert" else {"_deleted": True},
+                ),
+            )
+        if moved and spec.policy == "server_wins":
+            if op.op == "delete":
+                return Verdict("applied", state=current, hlc=hlc, superseded=["_deleted"])
+            superseded = [k for k in fields if k in moved]
+            fields = {k: v for k, v in fields.items() if k not in moved}
+        if spec.policy == "client_wins" and any(
+            current.clocks.get(k, "") >= hlc for k in touched
+        ):
+            hlc, restamped = str(ctx.clock.send()), True
+    outcome = _merge(spec, op, current, fields, hlc, device)
+    return Verdict(
+        "applied",
+        state=outcome.state,
+        changed=outcome.changed,
+        hlc=hlc,
+        restamped=restamped,
+        superseded=superseded + outcome.superseded,
+    )
+
+
+def _merge(
+    spec: CollectionSpec,
+    op: Change,
+    current: RecordState,
+    fields: dict[str, Any],
+    hlc: str,
+    device: str,
+) -> MergeOutcome:
+    if op.op == "upsert":
+        return merge_upsert(current, fields, hlc, device, monotonic=spec.monotonic)
+    if op.op == "delete":
+        return merge_delete(current, hlc, device)
+    return merge_increment(current, fields, hlc, device)

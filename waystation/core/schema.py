@@ -1,0 +1,202 @@
+"""Collections declared as data: fields, scopes, writers, policy, unique keys, priority.
+
+An integrator replaces the shipped health schema with a TOML file of their own; nothing in
+the engine names a collection. ``docs/schema.md`` is the guide to the file format.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Role = Literal["patient", "health_worker", "pharmacist", "admin"]
+ROLES: tuple[Role, ...] = ("patient", "health_worker", "pharmacist", "admin")
+Policy = Literal["lww", "manual", "server_wins", "client_wins"]
+FieldType = Literal[
+    "string", "integer", "number", "boolean", "date", "datetime", "array", "object", "counter"
+]
+PUBLIC_SCOPE = "*"
+_TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class SchemaError(ValueError):
+    """The schema file itself is wrong (raised when loading, never while syncing)."""
+
+
+class FieldSpec(BaseModel):
+    """One field: its type and the constraints the server checks on every write."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FieldType
+    enum: list[str | int] | None = None
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+    items: FieldType | None = None  # element type of an array
+    fields: dict[str, FieldSpec] | None = None  # members of an object
+    monotonic: bool = False  # a boolean that, once true, stays true whatever the clocks say
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if self.monotonic and self.type != "boolean":
+            raise ValueError("only boolean fields can be monotonic")
+        if self.items is not None and self.type != "array":
+            raise ValueError("'items' is only for arrays")
+        if self.fields is not None and self.type != "object":
+            raise ValueError("'fields' is only for objects")
+        if self.items in ("object", "array", "counter"):
+            raise ValueError("array items must be a scalar type")
+        return self
+
+
+class CollectionSpec(BaseModel):
+    """One collection. ``scopes`` are templates over the record's fields (``{id}`` is the
+    record id); ``"*"`` makes the collection readable by every user."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    policy: Policy = "lww"
+    scopes: list[str]
+    writers: list[Role] = Field(default_factory=lambda: list[Role](["admin"]))
+    field_writers: dict[Role, list[str]] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    unique: list[list[str]] = Field(default_factory=list)
+    priority: int = 0
+    fields: dict[str, FieldSpec]
+
+    @model_validator(mode="after")
+    def _check(self) -> CollectionSpec:
+        names = set(self.fields)
+        for name in names:
+            if not _NAME.fullmatch(name) or name == "id":
+                raise ValueError(f"field name {name!r}: use lower_snake_case, not 'id'")
+        for name in self.required:
+            if name not in names:
+                raise ValueError(f"required field {name!r} is not declared")
+        for key in self.unique:
+            for name in key:
+                if name not in names:
+                    raise ValueError(f"unique key field {name!r} is not declared")
+        for role, allowed in self.field_writers.items():
+            for name in allowed:
+                if name not in names:
+                    raise ValueError(f"field_writers.{role}: field {name!r} is not declared")
+        if not self.scopes:
+            raise ValueError("declare at least one scope template (or '*' for everyone)")
+        for template in self.scopes:
+            for var in _TEMPLATE_VAR.findall(template):
+                if var != "id" and var not in names:
+                    raise ValueError(f"scope {template!r} names undeclared field {var!r}")
+        for name in self.required:
+            if self.fields[name].type == "counter":
+                raise ValueError(f"counter field {name!r} cannot be required")
+        return self
+
+    @property
+    def counters(self) -> frozenset[str]:
+        return frozenset(n for n, f in self.fields.items() if f.type == "counter")
+
+    @property
+    def monotonic(self) -> frozenset[str]:
+        return frozenset(n for n, f in self.fields.items() if f.monotonic)
+
+    @property
+    def is_public(self) -> bool:
+        return PUBLIC_SCOPE in self.scopes
+
+    @property
+    def scope_fields(self) -> frozenset[str]:
+        """Fields that scope templates read; a create must carry them."""
+        return frozenset(
+            var for t in self.scopes for var in _TEMPLATE_VAR.findall(t) if var != "id"
+        )
+
+    def scopes_of(self, record_id: str, fields: Mapping[str, Any]) -> frozenset[str]:
+        """The scopes a record with these fields belongs to (templates with a missing value
+        are left out)."""
+        out: set[str] = set()
+        for template in self.scopes:
+            values: dict[str, str] = {}
+            for var in _TEMPLATE_VAR.findall(template):
+                value = record_id if var == "id" else fields.get(var)
+                if value is None or value == "":
+                    break
+                values[var] = str(value)
+            else:
+                out.add(template.format_map(values))
+        return frozenset(out)
+
+    def unique_keys_of(self, fields: Mapping[str, Any]) -> dict[str, str]:
+        """``{key name: key value}`` for each unique key whose fields are all set."""
+        keys: dict[str, str] = {}
+        for key in self.unique:
+            values = [fields.get(name) for name in key]
+            if all(v is not None for v in values):
+                keys[",".join(key)] = "\x1f".join(str(v) for v in values)
+        return keys
+
+
+class Schema(BaseModel):
+    """All collections of one deployment, by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collections: dict[str, CollectionSpec]
+
+    def get(self, name: str) -> CollectionSpec | None:
+        return self.collections.get(name)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What ``/v1/sync/status`` tells clients about each collection."""
+        return [
+            {
+                "name": c.name,
+                "policy": c.policy,
+                "priority": c.priority,
+                "counters": sorted(c.counters),
+            }
+            for c in self.collections.values()
+        ]
+
+
+def parse_schema(data: Mapping[str, Any]) -> Schema:
+    """Build a Schema from the decoded TOML (or JSON) document; raises SchemaError."""
+    raw = data.get("collections")
+    if not isinstance(raw, Mapping) or not raw:
+        raise SchemaError("the schema needs a [collections.<name>] table for each collection")
+    collections: dict[str, Any] = {}
+    for name, body in raw.items():
+        if not _NAME.fullmatch(name):
+            raise SchemaError(f"collection name {name!r}: use lower_snake_case")
+        try:
+            collections[name] = CollectionSpec.model_validate({"name": name, **body})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SchemaError(f"collection {name!r}: {where}: {first['msg']}") from None
+    return Schema(collections=collections)
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a schema file (TOML); raises SchemaError with the file named."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SchemaError(f"cannot read schema {path}: {exc}") from None
+    return parse_schema(data)
+
+
+def health_schema() -> Schema:
+    """The health schema shipped with Waystation (patients, encounters, prescriptions, ...)."""
+    text = resources.files("waystation.schemas").joinpath("health.toml").read_text("utf-8")
+    return parse_schema(tomllib.loads(text))

@@ -1,0 +1,127 @@
+"""Check field values against their declared types, ranges and enumerations.
+
+Run by the server on every pushed op (the client queues every write and lets the server
+decide). Each failure is a ValidationError whose ``details["field"]`` names the path, e.g.
+``fields.vitals.pulse``, so a person can find the entry to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from waystation.core.errors import ValidationError
+from waystation.core.schema import CollectionSpec, FieldSpec, FieldType
+
+
+def _fail(path: str, message: str) -> ValidationError:
+    return ValidationError(f"{path}: {message}", {"field": path})
+
+
+def _check_scalar(kind: FieldType, value: Any, path: str) -> None:
+    if kind == "string":
+        if not isinstance(value, str):
+            raise _fail(path, f"expected a string, got {type(value).__name__}")
+    elif kind in ("integer", "counter"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, f"expected an integer, got {type(value).__name__}")
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(path, f"expected a number, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(path, "expected a finite number")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise _fail(path, f"expected true or false, got {type(value).__name__}")
+    elif kind == "date":
+        if not isinstance(value, str):
+            raise _fail(path, "expected a date as 'YYYY-MM-DD'")
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise _fail(path, f"{value!r} is not a date 'YYYY-MM-DD'") from None
+        if len(value) != 10:
+            raise _fail(path, f"{value!r} is not a date 'YYYY-MM-DD'")
+    elif kind == "datetime":
+        if not isinstance(value, str):
+            raise _fail(path, "expected an RFC 3339 time such as '2025-11-30T10:00:00Z'")
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _fail(path, f"{value!r} is not an RFC 3339 time") from None
+        if parsed.tzinfo is None:
+            raise _fail(path, f"{value!r} has no time zone: add 'Z' or an offset")
+
+
+def check_value(spec: FieldSpec, value: Any, path: str) -> None:
+    """Raise ValidationError unless ``value`` fits ``spec``; ``None`` clears a field."""
+    if value is None:
+        return
+    if spec.type == "array":
+        if not isinstance(value, list):
+            raise _fail(path, f"expected a list, got {type(value).__name__}")
+        if spec.items is not None:
+            for i, item in enumerate(value):
+                _check_scalar(spec.items, item, f"{path}[{i}]")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise _fail(path, f"at most {spec.max_length} items")
+        return
+    if spec.type == "object":
+        if not isinstance(value, dict):
+            raise _fail(path, f"expected an object, got {type(value).__name__}")
+        members = spec.fields or {}
+        for key, member in value.items():
+            if key not in members:
+                raise _fail(f"{path}.{key}", f"unknown member; expected one of {sorted(members)}")
+            check_value(members[key], member, f"{path}.{key}")
+        return
+    _check_scalar(spec.type, value, path)
+    if spec.enum is not None and value not in spec.enum:
+        raise _fail(path, f"{value!r} is not one of {spec.enum}")
+    if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
+        raise _fail(path, f"at most {spec.max_length} characters")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if spec.min is not None and value < spec.min:
+            raise _fail(path, f"{value} is below the minimum {spec.min:g}")
+        if spec.max is not None and value > spec.max:
+            raise _fail(path, f"{value} is above the maximum {spec.max:g}")
+
+
+def validate_upsert(spec: CollectionSpec, fields: Mapping[str, Any], *, creating: bool) -> None:
+    """Types and ranges of every given field; on create, the required and scope fields too.
+
+    An upsert may not set a counter: counters change only through ``increment`` ops, whose
+    deltas add up however they are delivered.
+    """
+    for name, value in fields.items():
+        field = spec.fields.get(name)
+        path = f"fields.{name}"
+        if field is None:
+            raise _fail(path, f"unknown field of {spec.name}; declared: {sorted(spec.fields)}")
+        if field.type == "counter":
+            raise _fail(path, "is a counter: change it with an 'increment' op, not 'upsert'")
+        if value is None and name in spec.required:
+            raise _fail(path, "is required and cannot be null")
+        check_value(field, value, path)
+    if creating:
+        missing = [n for n in sorted(set(spec.required) | spec.scope_fields) if n not in fields]
+        if missing:
+            raise _fail(
+                f"fields.{missing[0]}",
+                f"required to create a {spec.name} record (missing: {', '.join(missing)})",
+            )
+
+
+def validate_increment(spec: CollectionSpec, fields: Mapping[str, Any]) -> None:
+    """An increment names counter fields only, each with an integer delta."""
+    if not fields:
+        raise _fail("fields", "an increment needs at least one counter and its delta")
+    for name, delta in fields.items():
+        field = spec.fields.get(name)
+        path = f"fields.{name}"
+        if field is None or field.type != "counter":
+            raise _fail(path, f"not a counter of {spec.name}; counters: {sorted(spec.counters)}")
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise _fail(path, "the delta must be an integer")

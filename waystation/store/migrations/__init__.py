@@ -1,0 +1,1 @@
+"""Alembic migrations: named revisions that upgrade an existing database in place."""

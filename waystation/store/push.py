@@ -1,0 +1,498 @@
+"""Apply a pushed batch in one transaction: dedupe, decide each op, write the results.
+
+The shape of a push, in SQL round trips: one query for op ids seen before, one per
+collection for the records touched, the pure per-op decisions in Python (core.apply), then
+bulk writes (executemany) of records, scope rows, unique keys, op-log rows and conflicts,
+and finally the seq allocation (last, because it serialises writers until commit).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from waystation.core.apply import ApplyContext, ConflictDraft, Verdict, decide
+from waystation.core.errors import StaleUpdate, ValidationError, WaystationError
+from waystation.core.ids import uuid7
+from waystation.core.protocol import Change, OpResult, parse_change
+from waystation.core.record import RecordState
+from waystation.core.schema import CollectionSpec
+from waystation.store.codec import dumps, state_from_row, state_to_params
+from waystation.store.sequence import allocate_seqs, put_meta
+from waystation.store.tables import op_log, records
+
+_CHUNK = 500
+
+_UPSERT_RECORD = sa.text(
+    "INSERT INTO records (collection, id, seq, version, deleted, conflict, fields, clocks,"
+    " deleted_clock, field_meta, updated_at) VALUES (:collection, :id, :seq, :version,"
+    " :deleted, :conflict, :fields, :clocks, :deleted_clock, :field_meta, :updated_at)"
+    " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,"
+    " version = excluded.version, deleted = excluded.deleted, conflict = excluded.conflict,"
+    " fields = excluded.fields, clocks = excluded.clocks,"
+    " deleted_clock = excluded.deleted_clock, field_meta = excluded.field_meta,"
+    " updated_at = excluded.updated_at"
+)
+_DELETE_SCOPES = sa.text(
+    "DELETE FROM record_scopes WHERE collection = :collection AND record_id = :id"
+)
+_INSERT_SCOPE = sa.text(
+    "INSERT INTO record_scopes (collection, record_id, scope, seq)"
+    " VALUES (:collection, :record_id, :scope, :seq)"
+)
+_DELETE_KEYS = sa.text(
+    "DELETE FROM unique_keys WHERE collection = :collection AND record_id = :id"
+)
+_INSERT_KEY = sa.text(
+    "INSERT INTO unique_keys (collection, key_name, key_value, record_id)"
+    " VALUES (:collection, :key_name, :key_value, :record_id)"
+)
+_FIND_KEY = sa.text(
+    "SELECT record_id FROM unique_keys WHERE collection = :collection"
+    " AND key_name = :key_name AND key_value = :key_value"
+)
+_INSERT_CONFLICT = sa.text(
+    "INSERT INTO conflicts (id, collection, record_id, kind, op_id, op_kind, hlc, base_version,"
+    " server_fields, client_fields, existing_id, device_id, user_id, status, created_at)"
+    " VALUES (:id, :collection, :record_id, :kind, :op_id, :op_kind, :hlc, :base_version,"
+    " :server_fields, :client_fields, :existing_id, :device_id, :user_id, 'open', :created_at)"
+)
+
+
+@dataclass(slots=True)
+class _Touched:
+    """A record changed by this batch: its newest state and what its old state was."""
+
+    state: RecordState
+    old_scopes: frozenset[str] | None
+    old_keys: dict[str, str]
+    result_indexes: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BatchWriter:
+    """Collects the effects of a batch, then writes them in bulk."""
+
+    ctx: ApplyContext
+    received_at: int
+    results: list[OpResult] = field(default_factory=list)
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+    conflict_rows: list[dict[str, Any]] = field(default_factory=list)
+    touched: dict[tuple[str, str], _Touched] = field(default_factory=dict)
+    # unique keys claimed or released within this batch: (collection, name, value) -> id|None
+    batch_keys: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
+    # re-sends of an op first seen in this same batch: (their result, the first result),
+    # completed once the first result has its seq
+    echoes: list[tuple[OpResult, OpResult]] = field(default_factory=list)
+    # applied ops that changed nothing: they report their record's current seq
+    unchanged: list[tuple[OpResult, tuple[str, str]]] = field(default_factory=list)
+
+
+_Earlier = tuple[str, OpResult, bool]  # (user id, first result, first seen in this batch)
+
+
+def apply_batch(
+    conn: Connection,
+    ctx: ApplyContext,
+    raw_changes: Sequence[Any],
+    *,
+    received_at: int,
+    expected_version: int | None = None,
+) -> list[OpResult]:
+    """Apply ``raw_changes`` in order; one result per op, in the same order.
+
+    Runs inside the caller's write transaction. ``expected_version`` (for ``PUT`` with
+    ``If-Match``) raises StaleUpdate when the single op's record moved on.
+    """
+    writer = BatchWriter(ctx, received_at)
+    parsed: list[Change | WaystationError] = []
+    for raw in raw_changes:
+        try:
+            parsed.append(parse_change(raw))
+        except WaystationError as exc:
+            parsed.append(exc)
+    ops = [c for c in parsed if isinstance(c, Change)]
+    first_outcomes = _first_outcomes(conn, [c.op_id for c in ops])
+    states = _load_states(conn, ctx, ops)
+    seen_in_batch: dict[str, _Earlier] = {}
+    for index, item in enumerate(parsed):
+        if isinstance(item, WaystationError):
+            raw = raw_changes[index]
+            op_id = raw.get("op_id") if isinstance(raw, dict) else None
+            writer.results.append(_rejected(op_id if isinstance(op_id, str) else None, item))
+            continue
+        earlier = seen_in_batch.get(item.op_id) or first_outcomes.get(item.op_id)
+        if earlier is not None:
+            _repeat(writer, item, earlier)
+            continue
+        key = (item.collection, item.record_id)
+        state = states.get(key)
+        if expected_version is not None:
+            current_version = state.version if state is not None else 0
+            if current_version != expected_version:
+                raise StaleUpdate(
+                    f"{item.collection}/{item.record_id} is at version {current_version},"
+                    f" not {expected_version}: reload it and apply your change again",
+                    {"version": current_version, "expected": expected_version},
+                )
+        verdict = decide(ctx, item, state)
+        if verdict.status == "applied" and verdict.state is not None and verdict.changed:
+            verdict = _check_unique(conn, writer, item, state, verdict)
+        result = _record(writer, item, state, verdict)
+        if verdict.state is not None and (verdict.changed or verdict.status == "conflict"):
+            states[key] = verdict.state
+        seen_in_batch[item.op_id] = (ctx.principal.user_id, result, True)
+    _write(conn, writer)
+    return writer.results
+
+
+def _rejected(op_id: str | None, error: WaystationError) -> OpResult:
+    return {"op_id": op_id, "status": "rejected", "error": _error_body(error)}
+
+
+def _error_body(error: WaystationError) -> Any:
+    return {"code": error.code, "message": error.message, "details": error.details}
+
+
+def _first_outcomes(conn: Connection, op_ids: list[str]) -> dict[str, _Earlier]:
+    """First results of op ids received before, with the user who sent them."""
+    found: dict[str, _Earlier] = {}
+    unique_ids = list(dict.fromkeys(op_ids))
+    for start in range(0, len(unique_ids), _CHUNK):
+        chunk = unique_ids[start : start + _CHUNK]
+        rows = conn.execute(
+            sa.select(op_log.c.op_id, op_log.c.user_id, op_log.c.result).where(
+                op_log.c.op_id.in_(chunk), op_log.c.duplicate == sa.false()
+            )
+        )
+        for row in rows:
+            found[row.op_id] = (row.user_id, orjson.loads(row.result), False)
+    return found
+
+
+def _load_states(
+    conn: Connection, ctx: ApplyContext, ops: list[Change]
+) -> dict[tuple[str, str], RecordState]:
+    by_collection: dict[str, set[str]] = defaultdict(set)
+    for op in ops:
+        by_collection[op.collection].add(op.record_id)
+    states: dict[tuple[str, str], RecordState] = {}
+    lock = not conn.dialect.name.startswith("sqlite")
+    for collection, ids in by_collection.items():
+        id_list = sorted(ids)
+        for start in range(0, len(id_list), _CHUNK):
+            query = sa.select(records).where(
+                records.c.collection == collection,
+                records.c.id.in_(id_list[start : start + _CHUNK]),
+            )
+            if lock:
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                states[(row.collection, row.id)] = state_from_row(row)
+    return states
+
+
+def _repeat(writer: BatchWriter, op: Change, earlier: _Earlier) -> None:
+    """A re-sent op: repeat its first outcome (or refuse an op id of another user)."""
+    user, first, in_this_batch = earlier
+    result: OpResult
+    if user != writer.ctx.principal.user_id:
+        error = ValidationError(
+            f"op id {op.op_id} was already used by another user; make a fresh op id",
+            {"field": "op_id"},
+        )
+        result = _rejected(op.op_id, error)
+    else:
+        result = _echo(op.op_id, first)
+        if in_this_batch:
+            writer.echoes.append((result, first))
+    writer.results.append(result)
+    writer.log_rows.append(_log_row(writer, op, None, result, duplicate=True))
+
+
+def _echo(op_id: str, first: OpResult) -> OpResult:
+    """What a re-send is told: ``duplicate`` for an applied op, else the same verdict."""
+    if first["status"] not in ("applied", "duplicate"):
+        return {**first, "op_id": op_id, "duplicate": True}
+    result: OpResult = {"op_id": op_id, "status": "duplicate"}
+    for name in ("version", "seq", "hlc"):
+        if name in first:
+            result[name] = first[name]
+    return result
+
+
+def _check_unique(
+    conn: Connection,
+    writer: BatchWriter,
+    op: Change,
+    before: RecordState | None,
+    verdict: Verdict,
+) -> Verdict:
+    """Turn an applied verdict into a UNIQUE_VIOLATION conflict when a live record of the
+    same collection already holds one of the new state's unique keys."""
+    spec = writer.ctx.schema.collections[op.collection]
+    new = verdict.state
+    assert new is not None
+    if not spec.unique or new.is_deleted(spec.counters):
+        return verdict
+    old_keys = _live_keys(spec, before)
+    for name, value in spec.unique_keys_of(new.fields).items():
+        if old_keys.get(name) == value:
+            continue
+        slot = (op.collection, name, value)
+        if slot in writer.batch_keys:
+            holder = writer.batch_keys[slot]
+        else:
+            holder = conn.execute(
+                _FIND_KEY, {"collection": op.collection, "key_name": name, "key_value": value}
+            ).scalar_one_or_none()
+        if holder is not None and holder != op.record_id:
+            existing = _existing_fields(writer, conn, op.collection, holder)
+            return Verdict(
+                "conflict",
+                state=before,
+                hlc=verdict.hlc,
+                restamped=verdict.restamped,
+                conflict=ConflictDraft(
+                    "UNIQUE_VIOLATION",
+                    f"another {op.collection} record ({holder}) already has {name} = "
+                    f"{value.replace(chr(31), ', ')}",
+                    server_fields=existing,
+                    client_fields=dict(op.fields),
+                    existing_id=holder,
+                ),
+            )
+    return verdict
+
+
+def _existing_fields(
+    writer: BatchWriter, conn: Connection, collection: str, record_id: str
+) -> dict[str, Any]:
+    touched = writer.touched.get((collection, record_id))
+    if touched is not None:
+        return dict(touched.state.fields)
+    row = conn.execute(
+        sa.select(records.c.fields).where(
+            records.c.collection == collection, records.c.id == record_id
+        )
+    ).scalar_one_or_none()
+    return dict(orjson.loads(row)) if row else {}
+
+
+def _live_keys(spec: CollectionSpec, state: RecordState | None) -> dict[str, str]:
+    if state is None or not state.exists or state.is_deleted(spec.counters):
+        return {}
+    return spec.unique_keys_of(state.fields)
+
+
+def _record(
+    writer: BatchWriter, op: Change, before: RecordState | None, verdict: Verdict
+) -> OpResult:
+    """Turn a verdict into the op's result, and remember what must be written."""
+    result: OpResult
+    index = len(writer.results)
+    if verdict.status == "rejected":
+        assert verdict.error is not None
+        result = _rejected(op.op_id, verdict.error)
+    elif verdict.status == "conflict":
+        result = _open_conflict(writer, op, before, verdict, index)
+    else:
+        assert verdict.state is not None
+        spec = writer.ctx.schema.collections[op.collection]
+        result = {"op_id": op.op_id, "status": "applied", "version": verdict.state.version}
+        if verdict.hlc is not None:
+            result["hlc"] = verdict.hlc
+        if verdict.restamped:
+            result["restamped"] = True
+        if verdict.superseded:
+            result["superseded"] = verdict.superseded
+        if verdict.changed:
+            _touch(writer, spec, before, verdict.state, index)
+        else:
+            writer.unchanged.append((result, (op.collection, op.record_id)))
+    writer.results.append(result)
+    writer.log_rows.append(_log_row(writer, op, verdict, result, duplicate=False))
+    return result
+
+
+def _open_conflict(
+    writer: BatchWriter, op: Change, before: RecordState | None, verdict: Verdict, index: int
+) -> OpResult:
+    """Hold the op whole in a new open conflict; a manual one flags the record."""
+    ctx = writer.ctx
+    draft = verdict.conflict
+    assert draft is not None
+    conflict_id = uuid7()
+    writer.conflict_rows.append(
+        {
+            "id": conflict_id,
+            "collection": op.collection,
+            "record_id": op.record_id,
+            "kind": draft.code,
+            "op_id": op.op_id,
+            "op_kind": op.op,
+            "hlc": verdict.hlc,
+            "base_version": op.base_version,
+            "server_fields": dumps(draft.server_fields),
+            "client_fields": dumps(draft.client_fields),
+            "existing_id": draft.existing_id,
+            "device_id": ctx.principal.device_id,
+            "user_id": ctx.principal.user_id,
+            "created_at": writer.received_at,
+        }
+    )
+    if draft.code == "MANUAL_REVIEW" and verdict.state is not None and not verdict.state.conflict:
+        flagged = verdict.state.copy()
+        flagged.conflict = True
+        verdict.state = flagged
+        _touch(writer, ctx.schema.collections[op.collection], before, flagged, index)
+    return {
+        "op_id": op.op_id,
+        "status": "conflict",
+        "conflict_id": conflict_id,
+        "error": {
+            "code": draft.code,
+            "message": draft.message,
+            "details": {"existing_id": draft.existing_id} if draft.existing_id else {},
+        },
+    }
+
+
+def _touch(
+    writer: BatchWriter,
+    spec: CollectionSpec,
+    before: RecordState | None,
+    state: RecordState,
+    result_index: int,
+) -> None:
+    key = (state.collection, state.id)
+    entry = writer.touched.get(key)
+    if entry is None:
+        old_scopes = (
+            spec.scopes_of(state.id, before.fields) if before is not None and before.exists
+            else None
+        )
+        entry = _Touched(state, old_scopes, _live_keys(spec, before))
+        writer.touched[key] = entry
+    entry.state = state
+    entry.result_indexes.append(result_index)
+    for name, value in _live_keys(spec, before).items():
+        slot = (state.collection, name, value)
+        if writer.batch_keys.get(slot, state.id) == state.id:
+            writer.batch_keys[slot] = None  # released (re-claimed just below if kept)
+    for name, value in _live_keys(spec, state).items():
+        writer.batch_keys[(state.collection, name, value)] = state.id
+
+
+def _log_row(
+    writer: BatchWriter,
+    op: Change,
+    verdict: Verdict | None,
+    result: OpResult,
+    *,
+    duplicate: bool,
+) -> dict[str, Any]:
+    ctx = writer.ctx
+    error = result.get("error")
+    return {
+        "op_id": op.op_id,
+        "user_id": ctx.principal.user_id,
+        "device_id": ctx.principal.device_id,
+        "collection": op.collection,
+        "record_id": op.record_id,
+        "kind": op.op,
+        "hlc": op.hlc,
+        "effective_hlc": verdict.hlc if verdict is not None else None,
+        "base_version": op.base_version,
+        "fields": dumps(op.fields),
+        "created_at_client": (
+            int(op.created_at_client.timestamp() * 1000) if op.created_at_client else None
+        ),
+        "received_at": writer.received_at,
+        "status": "duplicate" if duplicate and result["status"] == "duplicate"
+        else result["status"],
+        "error_code": error["code"] if error else None,
+        "result": result,  # serialised in _write, once seqs are known
+        "duplicate": duplicate,
+    }
+
+
+def _write(conn: Connection, writer: BatchWriter) -> None:
+    """Bulk-write the batch; allocate seqs last (it serialises writers until commit)."""
+    ctx = writer.ctx
+    touched = list(writer.touched.values())
+    seqs = allocate_seqs(conn, len(touched)) if touched else range(0)
+    record_rows: list[dict[str, Any]] = []
+    scope_deletes: list[dict[str, Any]] = []
+    scope_rows: list[dict[str, Any]] = []
+    key_deletes: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
+    seq_by_key: dict[tuple[str, str], int] = {}
+    for entry, seq in zip(touched, seqs, strict=True):
+        state = entry.state
+        spec = ctx.schema.collections[state.collection]
+        deleted = state.is_deleted(spec.counters)
+        seq_by_key[(state.collection, state.id)] = seq
+        record_rows.append(
+            state_to_params(state, seq=seq, deleted=deleted, updated_at=writer.received_at)
+        )
+        scope_deletes.append({"collection": state.collection, "id": state.id})
+        scope_rows.extend(
+            {"collection": state.collection, "record_id": state.id, "scope": scope, "seq": seq}
+            for scope in spec.scopes_of(state.id, state.fields)
+        )
+        new_keys = {} if deleted else spec.unique_keys_of(state.fields)
+        if new_keys != entry.old_keys:
+            if entry.old_keys:
+                key_deletes.append({"collection": state.collection, "id": state.id})
+            key_rows.extend(
+                {"collection": state.collection, "key_name": n, "key_value": v,
+                 "record_id": state.id}
+                for n, v in new_keys.items()
+            )
+        for index in entry.result_indexes:
+            if writer.results[index]["status"] == "applied":
+                writer.results[index]["seq"] = str(seq)
+    _fill_unchanged_seqs(conn, writer, seq_by_key)
+    for echo, first in writer.echoes:
+        echo.update(_echo(echo["op_id"] or "", first))
+    _executemany(conn, _UPSERT_RECORD, record_rows)
+    _executemany(conn, _DELETE_SCOPES, [d for d, e in zip(scope_deletes, touched, strict=True)
+                                        if e.old_scopes is not None])
+    _executemany(conn, _INSERT_SCOPE, scope_rows)
+    _executemany(conn, _DELETE_KEYS, key_deletes)
+    _executemany(conn, _INSERT_KEY, key_rows)
+    _executemany(conn, _INSERT_CONFLICT, writer.conflict_rows)
+    for row in writer.log_rows:
+        row["result"] = dumps(row["result"])
+    if writer.log_rows:
+        conn.execute(sa.insert(op_log), writer.log_rows)
+    put_meta(conn, "last_hlc", str(ctx.clock.last))
+
+
+def _fill_unchanged_seqs(
+    conn: Connection, writer: BatchWriter, seq_by_key: dict[tuple[str, str], int]
+) -> None:
+    """Applied ops that changed nothing report the record's current seq."""
+    for result, key in writer.unchanged:
+        seq = seq_by_key.get(key)
+        if seq is None:
+            seq = conn.execute(
+                sa.select(records.c.seq).where(
+                    records.c.collection == key[0], records.c.id == key[1]
+                )
+            ).scalar_one_or_none()
+        if seq is not None:
+            result["seq"] = str(seq)
+
+
+def _executemany(conn: Connection, statement: Any, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    if rows:
+        conn.execute(statement, rows)

@@ -1,0 +1,182 @@
+"""``Store``: the narrow interface the server calls; each method is one transaction.
+
+Raises (from core.errors): ValidationError for a malformed cursor, CursorExpired for one
+below the tombstone horizon, StaleUpdate for a ``put_record`` whose version moved on.
+Everything else a client sent wrong comes back inside per-op results, never as an
+exception.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from waystation.core.access import Principal
+from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext
+from waystation.core.hlc import HLC, Clock
+from waystation.core.ids import uuid7
+from waystation.core.protocol import OpResult
+from waystation.core.record import RecordState
+from waystation.core.schema import Schema
+from waystation.store import accounts
+from waystation.store.accounts import Device, User
+from waystation.store.codec import state_from_row
+from waystation.store.database import Database
+from waystation.store.migrate import upgrade
+from waystation.store.pull import Cursor, Page, changes_since
+from waystation.store.push import apply_batch
+from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
+from waystation.store.tables import conflicts, records
+
+PULL_TOUCH_INTERVAL_MS = 60_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    state: RecordState
+    seq: int
+    deleted: bool
+    updated_at: int
+
+
+class Store:
+    """Server storage over one database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, db: Database, schema: Schema, *,
+                 max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS) -> None:
+        self.db = db
+        self.schema = schema
+        self.max_clock_skew_ms = max_clock_skew_ms
+        with db.write() as conn:
+            self.signing_key = get_or_create_meta(conn, "signing_key", new_secret())
+            last = get_meta(conn, "last_hlc")
+        # Each process gets its own node id, so two server processes never mint equal clocks.
+        node = f"s-{secrets.token_hex(4)}"
+        self.clock = Clock(node, last=HLC.parse(last) if last else None)
+        self._pull_touched: dict[str, int] = {}
+
+    # -- sync ------------------------------------------------------------------------
+
+    def push(self, principal: Principal, changes: Sequence[Any]) -> list[OpResult]:
+        """Apply a batch of ops in one transaction; one result per op."""
+        ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
+        received = now_ms()
+        with self.db.write() as conn:
+            results = apply_batch(conn, ctx, changes, received_at=received)
+            if principal.device_id:
+                accounts.touch_device(conn, principal.device_id, pushed_at=received)
+        return results
+
+    def put_record(self, principal: Principal, collection: str, record_id: str,
+                   fields: dict[str, Any], expected_version: int | None) -> OpResult:
+        """A server-side upsert stamped with the server's clock (``PUT /v1/records``)."""
+        ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
+        change = {
+            "op_id": uuid7(), "collection": collection, "record_id": record_id,
+            "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
+            "base_version": expected_version or 0,
+        }
+        with self.db.write() as conn:
+            return apply_batch(conn, ctx, [change], received_at=now_ms(),
+                               expected_version=expected_version)[0]
+
+    def pull(self, principal: Principal, cursor: Cursor, limit: int,
+             collections: Sequence[str] | None = None) -> Page:
+        with self.db.read() as conn:
+            page = changes_since(conn, principal, cursor, limit, collections)
+        self._touch_pull(principal.device_id)
+        return page
+
+    def _touch_pull(self, device_id: str | None) -> None:
+        """Record the device's last pull, at most once a minute (idle syncs stay reads)."""
+        if device_id is None:
+            return
+        now = now_ms()
+        if now - self._pull_touched.get(device_id, 0) < PULL_TOUCH_INTERVAL_MS:
+            return
+        self._pull_touched[device_id] = now
+        with self.db.write() as conn:
+            accounts.touch_device(conn, device_id, pulled_at=now)
+
+    def get_record(self, collection: str, record_id: str) -> StoredRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(records).where(
+                records.c.collection == collection, records.c.id == record_id)).first()
+        if row is None:
+            return None
+        return StoredRecord(state_from_row(row), row.seq, bool(row.deleted), row.updated_at)
+
+    def current_cursor(self) -> Cursor:
+        with self.db.read() as conn:
+            return Cursor(read_counter(conn, "seq"))
+
+    def open_conflicts(self, device_id: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(conflicts).where(
+            conflicts.c.status == "open")
+        if device_id is not None:
+            query = query.where(conflicts.c.device_id == device_id)
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- accounts --------------------------------------------------------------------
+
+    def find_user(self, *, username: str | None = None, user_id: str | None = None
+                  ) -> User | None:
+        with self.db.read() as conn:
+            return accounts.find_user(conn, username=username, user_id=user_id)
+
+    def add_user(self, username: str, password_hash: str, role: str,
+                 scopes: Sequence[str]) -> User:
+        user = User(uuid7(), username, password_hash, role, tuple(scopes))
+        with self.db.write() as conn:
+            accounts.insert_user(conn, user, now=now_ms())
+        return user
+
+    def update_user(self, user: User) -> None:
+        with self.db.write() as conn:
+            accounts.update_user(conn, user)
+
+    def list_users(self) -> list[User]:
+        with self.db.read() as conn:
+            return accounts.list_users(conn)
+
+    def find_device(self, device_id: str) -> Device | None:
+        with self.db.read() as conn:
+            return accounts.find_device(conn, device_id)
+
+    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str) -> None:
+        with self.db.write() as conn:
+            accounts.insert_device(conn, device_id, user_id, name, refresh_hash, now=now_ms())
+
+    def rotate_refresh(self, device_id: str, new_hash: str, *, expected: str | None) -> bool:
+        with self.db.write() as conn:
+            return accounts.set_refresh_hash(conn, device_id, new_hash, expected=expected)
+
+    def revoke_device(self, device_id: str, *, wipe: bool) -> bool:
+        with self.db.write() as conn:
+            return accounts.revoke_device(conn, device_id, wipe=wipe, now=now_ms())
+
+    def list_devices(self, user_id: str | None = None) -> list[Device]:
+        with self.db.read() as conn:
+            return accounts.list_devices(conn, user_id)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(url: str, schema: Schema, *, migrate: bool = True,
+               max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS) -> Store:
+    """Open (and by default create or upgrade) the database at ``url``."""
+    db = Database(url)
+    if migrate:
+        upgrade(db)
+    return Store(db, schema, max_clock_skew_ms=max_clock_skew_ms)

@@ -1,0 +1,27 @@
+"""The ``waystation`` command line: one typer app, one module per group of commands.
+
+Each command wraps the SDK or the store; the forms in design.md ("The command line") are a
+contract that scripts rely on. Exit codes: 0 success; 1 this run got a conflict or a
+rejection, or could not finish; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from waystation.cli import serve, sync, users
+
+app = typer.Typer(
+    name="waystation",
+    help="Offline-first data sync for health services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+serve.register(app)
+users.register(app)
+sync.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,37 @@
+"""Helpers shared by the command modules: opening a store, failing with exit code 2."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from waystation.core.schema import Schema, SchemaError, health_schema, load_schema
+from waystation.store import Store, open_store
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def fail_usage(message: str) -> NoReturn:
+    """A usage or configuration error: say what to do, exit 2."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def schema_from(path: str | None) -> Schema:
+    if path is None:
+        return health_schema()
+    try:
+        return load_schema(path)
+    except SchemaError as exc:
+        fail_usage(str(exc))
+
+
+def store_from(db: str, schema: Schema) -> Store:
+    """Open (creating and migrating when needed) the database named by ``--db``."""
+    try:
+        return open_store(db, schema)
+    except Exception as exc:  # any driver error becomes a plain message and exit 2
+        fail_usage(f"cannot open database {db!r}: {type(exc).__name__}: {exc}")

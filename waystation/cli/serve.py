@@ -1,0 +1,75 @@
+"""``waystation serve`` and ``waystation demo``: run the server."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from waystation.cli.common import console, schema_from, store_from
+from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS
+from waystation.demo import DEMO_USERS, is_seeded, seed_demo
+from waystation.server import Settings, create_app
+from waystation.store import Store
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+
+
+def _run(store: Store, host: str, port: int, settings: Settings, log_level: str) -> None:
+    app = create_app(store, settings)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=5)
+    finally:
+        store.close()
+
+
+def serve(
+    db: str = typer.Option(..., help="sqlite:////abs/path.db, a file path, or "
+                           "postgresql://user:pw@host/db."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    schema: str | None = typer.Option(None, help="Schema file (TOML); default: the "
+                                      "shipped health schema."),
+    max_clock_skew: int = typer.Option(DEFAULT_MAX_CLOCK_SKEW_MS // 1000,
+                                       help="Seconds a device clock may run ahead before "
+                                       "its writes are re-stamped."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the sync server on a database (created and migrated when needed)."""
+    store = store_from(db, schema_from(schema))
+    store.max_clock_skew_ms = max_clock_skew * 1000
+    settings = Settings(max_clock_skew_ms=max_clock_skew * 1000)
+    console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
+                  f"on http://{host}:{port}")
+    _run(store, host, port, settings, log_level)
+
+
+def demo(
+    port: int = typer.Option(8000, help="TCP port."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    db: Path = typer.Option(Path("waystation-demo.db"), help="Where the demo data lives; "
+                            "re-running reuses it."),
+) -> None:
+    """Run a seeded demo clinic on a local SQLite file and print its logins."""
+    store = store_from(str(db), schema_from(None))
+    if not is_seeded(store):
+        seed_demo(store)
+        console.print(f"Seeded the demo clinic into {db}")
+    else:
+        console.print(f"Reusing the demo clinic in {db}")
+    base = f"http://{host}:{port}"
+    console.print(f"\n[bold]Waystation demo[/] at {base}  (health: {base}/healthz, "
+                  f"API docs: {base}/docs)\n")
+    console.print("Logins (username / password — role):")
+    for user in DEMO_USERS:
+        console.print(f"  {user.username:<9} / {user.password:<14} — {user.who}")
+    console.print(f"\nTry: curl -s -X POST {base}/v1/auth/token -H 'content-type: "
+                  "application/json' -d '{\"username\":\"amina\",\"password\":\"amina-demo\"}'\n")
+    _run(store, host, port, Settings(), "info")

@@ -1,0 +1,98 @@
+"""``waystation users add|list`` and ``waystation devices list|revoke``: accounts, run
+against the database directly (no server needed)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from waystation.cli.common import console, fail_usage, schema_from, store_from
+from waystation.core.schema import ROLES
+from waystation.core.timefmt import rfc3339
+from waystation.server.auth import hash_password
+from waystation.store.accounts import User
+
+users_app = typer.Typer(help="Manage users (roles and scope grants).", no_args_is_help=True)
+devices_app = typer.Typer(help="List and revoke devices.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(devices_app, name="devices")
+
+
+@users_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}."),
+    scope: list[str] = typer.Option([], help="A scope grant such as patient:p-1 or "
+                                    "facility:f-1; repeat for several."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 help="The password (asked when not given)."),
+    db: str = typer.Option(..., help="Database URL or SQLite file path."),
+    update: bool = typer.Option(False, "--update", help="Change an existing user."),
+) -> None:
+    """Add a user (creating and migrating the database when needed)."""
+    if role not in ROLES:
+        fail_usage(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    for grant in scope:
+        kind, _, value = grant.partition(":")
+        if kind not in ("patient", "facility") or not value:
+            fail_usage(f"scope {grant!r}: use patient:<id> or facility:<id>")
+    store = store_from(db, schema_from(None))
+    try:
+        existing = store.find_user(username=name)
+        if existing is not None and not update:
+            fail_usage(f"user {name!r} already exists; pass --update to change it")
+        if existing is not None:
+            store.update_user(User(existing.id, name, hash_password(password), role,
+                                   tuple(scope)))
+            console.print(f"updated user [bold]{name}[/] ({role})")
+        else:
+            store.add_user(name, hash_password(password), role, scope)
+            console.print(f"added user [bold]{name}[/] ({role}"
+                          f"{'; ' + ', '.join(scope) if scope else ''})")
+    finally:
+        store.close()
+
+
+@users_app.command("list")
+def list_users(db: str = typer.Option(..., help="Database URL or SQLite file path.")) -> None:
+    """List users with their roles and scopes."""
+    store = store_from(db, schema_from(None))
+    table = Table("username", "role", "scopes", "id")
+    for user in store.list_users():
+        table.add_row(user.username, user.role, ", ".join(user.scopes), user.id)
+    store.close()
+    console.print(table)
+
+
+@devices_app.command("list")
+def list_devices(db: str = typer.Option(..., help="Database URL or SQLite file path.")) -> None:
+    """List registered devices, their owners and their last contact."""
+    store = store_from(db, schema_from(None))
+    names = {u.id: u.username for u in store.list_users()}
+    table = Table("device", "user", "name", "last push", "last pull", "revoked")
+    for dev in store.list_devices():
+        table.add_row(dev.id, names.get(dev.user_id, dev.user_id), dev.name,
+                      rfc3339(dev.last_push_at) or "-", rfc3339(dev.last_pull_at) or "-",
+                      "yes (wipe)" if dev.revoked_at and dev.wipe
+                      else "yes" if dev.revoked_at else "")
+    store.close()
+    console.print(table)
+
+
+@devices_app.command("revoke")
+def revoke(
+    device_id: str = typer.Argument(..., help="The device id (see `devices list`)."),
+    wipe: bool = typer.Option(False, "--wipe", help="Ask the device to wipe its replica."),
+    db: str = typer.Option(..., help="Database URL or SQLite file path."),
+) -> None:
+    """Revoke a lost or stolen device: its token stops working at once."""
+    store = store_from(db, schema_from(None))
+    try:
+        if not store.revoke_device(device_id, wipe=wipe):
+            fail_usage(f"no device {device_id!r}")
+        console.print(f"revoked {device_id}{' (wipe requested)' if wipe else ''}")
+    finally:
+        store.close()

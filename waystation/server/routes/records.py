@@ -1,0 +1,95 @@
+"""Read and write one record directly (admin tools, integrations): GET and PUT with
+If-Match for optimistic concurrency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from waystation.core.access import Principal
+from waystation.core.errors import ERRORS_BY_CODE, NotFound, ValidationError, WaystationError
+from waystation.core.timefmt import rfc3339
+from waystation.server.body import read_body
+from waystation.server.context import Services, caller, services
+from waystation.server.errors import error_response
+from waystation.server.responses import OrjsonResponse
+from waystation.store.store import StoredRecord
+
+router = APIRouter(prefix="/v1/records")
+
+
+def _visible(svc: Services, principal: Principal, collection: str, record_id: str
+             ) -> StoredRecord:
+    spec = svc.store.schema.get(collection)
+    if spec is None:
+        raise NotFound(f"unknown collection {collection!r}")
+    found = svc.store.get_record(collection, record_id)
+    # Records outside the caller's scopes are reported as missing: their existence is
+    # itself information about a patient.
+    if found is None or not principal.can_see(spec.scopes_of(record_id, found.state.fields)):
+        raise NotFound(f"{collection}/{record_id} not found")
+    return found
+
+
+def _body(found: StoredRecord) -> dict[str, Any]:
+    state = found.state
+    return {"collection": state.collection, "id": state.id, "version": state.version,
+            "seq": str(found.seq), "deleted": found.deleted,
+            "fields": {} if found.deleted else state.fields, "clocks": state.clocks,
+            "conflict": state.conflict, "updated_at": rfc3339(found.updated_at)}
+
+
+@router.get("/{collection}/{record_id}")
+async def get_record(request: Request, collection: str, record_id: str) -> Response:
+    svc = services(request)
+    principal = await caller(request)
+    found = await run_in_threadpool(_visible, svc, principal, collection, record_id)
+    return OrjsonResponse(_body(found), headers={"ETag": f'"{found.state.version}"'})
+
+
+@router.put("/{collection}/{record_id}")
+async def put_record(request: Request, collection: str, record_id: str) -> Response:
+    svc = services(request)
+    principal = await caller(request)
+    expected = _if_match(request.headers.get("if-match"))
+    raw = await read_body(request, svc.settings.max_body_bytes)
+    fields = _fields(raw)
+    return await run_in_threadpool(_put, svc, principal, collection, record_id, fields, expected)
+
+
+def _put(svc: Services, principal: Principal, collection: str, record_id: str,
+         fields: dict[str, Any], expected: int | None) -> Response:
+    result = svc.store.put_record(principal, collection, record_id, fields, expected)
+    error = result.get("error")
+    if error is not None:
+        status = 409 if result["status"] == "conflict" else ERRORS_BY_CODE.get(
+            error["code"], WaystationError).status
+        return error_response(status, error["code"], error["message"], error["details"])
+    found = svc.store.get_record(collection, record_id)
+    assert found is not None
+    return OrjsonResponse(_body(found), headers={"ETag": f'"{found.state.version}"'})
+
+
+def _if_match(header: str | None) -> int | None:
+    if header is None or header.strip() == "*":
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise ValidationError(f"If-Match {header!r} is not a record version such as \"3\"",
+                              {"field": "If-Match"})
+    return int(text)
+
+
+def _fields(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"body is not valid JSON: {exc}", {"field": "body"}) from None
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(fields, dict):
+        raise ValidationError('body must be {"fields": {...}}', {"field": "fields"})
+    return fields

@@ -1,0 +1,28 @@
+"""Fixtures that start real servers: each test that needs one gets a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import LiveServer
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh ``waystation serve`` process on its own SQLite file."""
+    server = LiveServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for a whole test module (tests use their own users and records)."""
+    server = LiveServer(tmp_path_factory.mktemp("server"))
+    server.start()
+    yield server
+    server.stop()

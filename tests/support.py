@@ -1,0 +1,145 @@
+"""Test support: a real ``waystation serve`` process, and a small protocol client.
+
+``LiveServer`` starts the server as a separate process on a free loopback port over a
+SQLite file in a temp dir, exactly as a user would run it, and can stop, restart and
+SIGKILL it. ``SyncApi`` speaks protocol v1 with httpx, for tests that check the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from waystation.core.hlc import Clock
+from waystation.core.ids import uuid7
+from waystation.core.schema import health_schema
+from waystation.server.auth import hash_password
+from waystation.store import open_store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A ``waystation serve`` process over a SQLite file in ``workdir``."""
+
+    def __init__(self, workdir: Path, *, extra_args: Sequence[str] = ()) -> None:
+        self.workdir = workdir
+        self.db_path = workdir / "server.db"
+        self.db_url = f"sqlite:///{self.db_path}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
+             "--port", str(self.port), "--log-level", "warning", *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start in {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush; what was acknowledged must survive."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def add_user(self, username: str, role: str, scopes: Sequence[str] = (),
+                 password: str = "pw") -> str:
+        """Create a user straight in the database (as ``waystation users add`` does)."""
+        store = open_store(self.db_url, health_schema(), migrate=True)
+        try:
+            return store.add_user(username, hash_password(password), role, list(scopes)).id
+        finally:
+            store.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class SyncApi:
+    """One logged-in device speaking protocol v1 (for wire-level tests)."""
+
+    def __init__(self, base_url: str, username: str, password: str = "pw",
+                 device_id: str | None = None) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        token = self.http.post("/v1/auth/token", json={"username": username,
+                                                        "password": password})
+        token.raise_for_status()
+        self.user = token.json()["user"]
+        self.device_id = device_id or f"d-{uuid7().replace('-', '')[-16:]}"
+        reg = self.http.post("/v1/devices", json={"name": "test", "device_id": self.device_id},
+                             headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        reg.raise_for_status()
+        self.token = reg.json()["access_token"]
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
+        self.clock = Clock(self.device_id)
+
+    def change(self, collection: str, record_id: str, fields: dict[str, Any] | None = None,
+               op: str = "upsert", *, base_version: int = 0, hlc: str | None = None
+               ) -> dict[str, Any]:
+        """A change stamped with this device's clock (not sent)."""
+        return {"op_id": uuid7(), "collection": collection, "record_id": record_id, "op": op,
+                "fields": fields or {}, "hlc": hlc or str(self.clock.send()),
+                "base_version": base_version}
+
+    def push(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        resp = self.http.post("/v1/sync/push", json={"device_id": self.device_id,
+                                                      "changes": changes})
+        assert resp.status_code == 200, resp.text
+        results: list[dict[str, Any]] = resp.json()["results"]
+        return results
+
+    def pull_all(self, since: str = "0", **params: Any) -> tuple[dict[str, dict[str, Any]], str]:
+        """Every page since ``since``: ({record id: newest change}, final cursor)."""
+        seen: dict[str, dict[str, Any]] = {}
+        cursor = since
+        while True:
+            resp = self.http.get("/v1/sync/pull", params={"since": cursor, **params})
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            for change in body["changes"]:
+                seen[change["id"]] = change
+            cursor = body["cursor"]
+            if not body["has_more"]:
+                return seen, cursor
+
+    def close(self) -> None:
+        self.http.close()

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from argon2 import PasswordHasher
 
-from waystation.core.hlc import Clock
+from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.server.auth import hash_password
 from waystation.store import open_store
+
+# Test users get argon2 hashes with small parameters: the server verifies whatever
+# parameters a hash carries, so the code path is the production one, only cheaper.
+_TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def free_port() -> int:
@@ -46,12 +50,12 @@ class LiveServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
-             "--port", str(self.port), "--log-level", "warning", *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
+                 "--port", str(self.port), "--log-level", "warning", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -86,7 +90,7 @@ class LiveServer:
         """Create a user straight in the database (as ``waystation users add`` does)."""
         store = open_store(self.db_url, health_schema(), migrate=True)
         try:
-            return store.add_user(username, hash_password(password), role, list(scopes)).id
+            return store.add_user(username, _TEST_HASHER.hash(password), role, list(scopes)).id
         finally:
             store.close()
 
@@ -124,6 +128,7 @@ class SyncApi:
         resp = self.http.post("/v1/sync/push", json={"device_id": self.device_id,
                                                       "changes": changes})
         assert resp.status_code == 200, resp.text
+        self.clock.receive(HLC.parse(resp.json()["server_hlc"]))
         results: list[dict[str, Any]] = resp.json()["results"]
         return results
 
@@ -137,6 +142,8 @@ class SyncApi:
             body = resp.json()
             for change in body["changes"]:
                 seen[change["id"]] = change
+                for clock in change["clocks"].values():  # as a real client folds them in
+                    self.clock.receive(HLC.parse(clock))
             cursor = body["cursor"]
             if not body["has_more"]:
                 return seen, cursor

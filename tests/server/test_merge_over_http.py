@@ -103,9 +103,10 @@ def test_delete_travels_as_a_tombstone_and_a_later_upsert_resurrects(
 
 def test_an_older_upsert_does_not_resurrect(make_device: MakeDevice, facility: str) -> None:
     a, b, pid = _pair(make_device, facility)
-    stale = b.change("patients", pid, {"phone": "stale"}, base_version=1)
-    a.push([a.change("patients", pid, op="delete", base_version=1)])
-    b.push([stale])
+    now = a.clock.send().wall
+    stale = b.change("patients", pid, {"phone": "stale"}, base_version=1, hlc=_hlc(b, now + 1))
+    a.push([a.change("patients", pid, op="delete", base_version=1, hlc=_hlc(a, now + 2))])
+    assert b.push([stale])[0]["status"] == "applied"
     seen, _ = b.pull_all()
     assert seen[pid]["deleted"] is True
 

@@ -205,3 +205,34 @@ def test_status_names_the_collections_and_the_device(
     assert body["protocol_version"] == 1
     assert body["device"]["id"] == nurse.device_id
     assert body["device"]["last_push_at"].endswith("Z")
+
+
+def test_a_patient_cannot_refile_their_log_under_another_facility(
+    make_device: MakeDevice, facility: str
+) -> None:
+    pid = f"p-{uuid7()[-8:]}"
+    patient = make_device("patient", (f"patient:{pid}",))
+    log = uuid7()
+    assert patient.push([patient.change("symptom_logs", log, _log(facility, pid))])[0][
+        "status"] == "applied"
+    moved = patient.push([patient.change("symptom_logs", log, {"facility_id": "f-other"},
+                                         base_version=1)])[0]
+    assert moved["status"] == "rejected"
+    assert moved["error"]["code"] == "FORBIDDEN"
+    assert moved["error"]["details"]["scopes"] == ["facility:f-other"]
+
+
+def test_a_cursor_is_only_valid_with_its_collections_filter(
+    make_device: MakeDevice, facility: str
+) -> None:
+    nurse = make_device("health_worker", (f"facility:{facility}",))
+    nurse.push([nurse.change("patients", uuid7(), {"name": "A", "facility_id": facility})])
+    _, filtered = nurse.pull_all(collections="patients")
+    _, unfiltered = nurse.pull_all()
+    assert nurse.pull_all(since=filtered, collections="patients")[0] == {}
+    for since, collections in ((filtered, None), (unfiltered, "patients"),
+                               (filtered, "patients,alerts")):
+        params = {"since": since, **({"collections": collections} if collections else {})}
+        resp = nurse.http.get("/v1/sync/pull", params=params)
+        assert resp.status_code == 400
+        assert resp.json()["error"]["details"]["field"] == "since"

@@ -129,7 +129,7 @@ def test_an_incremental_pull_costs_the_changes_not_the_database(tmp_path: Path) 
 
 
 def test_the_op_log_holds_every_receipt_with_its_outcome(store: Store) -> None:
-    batch = patients(2) + [upsert("patients", uuid7(), {"facility_id": "f-1"})]
+    batch = [*patients(2), upsert("patients", uuid7(), {"facility_id": "f-1"})]
     store.push(NURSE, batch)
     store.push(NURSE, batch)
     with store.db.read() as conn:
@@ -140,3 +140,20 @@ def test_the_op_log_holds_every_receipt_with_its_outcome(store: Store) -> None:
         ("duplicate", True), ("duplicate", True), ("rejected", True)]
     assert {r.device_id for r in rows} == {"d-nurse"}
     assert rows[2].error_code == "VALIDATION_ERROR"
+
+
+def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: Store) -> None:
+    gone, kept = uuid7(), uuid7()
+    store.push(ADMIN, [upsert("patients", rid, {"name": "x", "facility_id": "f-1"})
+                       for rid in (gone, kept)])
+    store.push(ADMIN, [{"op_id": uuid7(), "collection": "patients", "record_id": gone,
+                        "op": "delete", "hlc": str(CLOCK.send()), "base_version": 1}])
+    cursor_before_delete = Cursor(2)
+    assert store.collect_tombstones(retention_ms=3_600_000) == 0  # still within retention
+    assert store.collect_tombstones(retention_ms=-1) == 1
+    assert store.get_record("patients", gone) is None
+    assert store.get_record("patients", kept) is not None
+    with pytest.raises(CursorExpired):
+        store.pull(NURSE, cursor_before_delete, 10)
+    fresh = store.pull(NURSE, Cursor(0), 10)  # a re-sync from zero no longer has it
+    assert [c["id"] for c in fresh.changes] == [kept]

@@ -40,12 +40,15 @@ def serve(
     max_clock_skew: int = typer.Option(DEFAULT_MAX_CLOCK_SKEW_MS // 1000,
                                        help="Seconds a device clock may run ahead before "
                                        "its writes are re-stamped."),
+    tombstone_retention_days: float = typer.Option(
+        90, help="Days a deleted record is kept so offline devices learn of the delete."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
     store = store_from(db, schema_from(schema))
     store.max_clock_skew_ms = max_clock_skew * 1000
-    settings = Settings(max_clock_skew_ms=max_clock_skew * 1000)
+    settings = Settings(max_clock_skew_ms=max_clock_skew * 1000,
+                        tombstone_retention_s=int(tombstone_retention_days * 86400))
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
                   f"on http://{host}:{port}")
     _run(store, host, port, settings, log_level)

@@ -3,6 +3,8 @@ against the database directly (no server needed)."""
 
 from __future__ import annotations
 
+import re
+
 import typer
 from rich.table import Table
 
@@ -12,6 +14,7 @@ from waystation.core.timefmt import rfc3339
 from waystation.server.auth import hash_password
 from waystation.store.accounts import User
 
+_SCOPE = re.compile(r"[a-z][a-z0-9_]*:[^\s:]+")
 users_app = typer.Typer(help="Manage users (roles and scope grants).", no_args_is_help=True)
 devices_app = typer.Typer(help="List and revoke devices.", no_args_is_help=True)
 
@@ -26,7 +29,8 @@ def add(
     name: str = typer.Argument(..., help="Login name."),
     role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}."),
     scope: list[str] = typer.Option([], help="A scope grant such as patient:p-1 or "
-                                    "facility:f-1; repeat for several."),
+                                    "facility:f-1 (any kind your schema's scope templates "
+                                    "use); repeat for several."),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
                                  help="The password (asked when not given)."),
     db: str = typer.Option(..., help="Database URL or SQLite file path."),
@@ -36,9 +40,8 @@ def add(
     if role not in ROLES:
         fail_usage(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     for grant in scope:
-        kind, _, value = grant.partition(":")
-        if kind not in ("patient", "facility") or not value:
-            fail_usage(f"scope {grant!r}: use patient:<id> or facility:<id>")
+        if not _SCOPE.fullmatch(grant):
+            fail_usage(f"scope {grant!r}: use <kind>:<id>, e.g. patient:p-1 or facility:f-1")
     store = store_from(db, schema_from(None))
     try:
         existing = store.find_user(username=name)

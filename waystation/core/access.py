@@ -1,8 +1,10 @@
 """Who may see and write what: roles, scope grants, per-collection writers.
 
 "Meet" means overlap: a health worker holding ``facility:f-1`` sees every record with that
-scope. A write must meet the caller's grants both as the record is and as it would become,
-so no write can move a record into a scope the caller does not hold. Admins see and write
+scope. A new record must land in a scope the caller holds; an update must touch a record in
+the caller's scopes and may not add a scope the caller does not hold, so no write can move
+a record somewhere the caller cannot see (a patient cannot re-file their log under another
+facility; a health worker cannot hand a record to another patient). Admins see and write
 everything.
 """
 
@@ -66,10 +68,22 @@ def check_write(
     if spec.is_public:
         return  # a reference collection: the role decides alone
     grants = principal.scopes
-    if scopes_before is not None and grants.isdisjoint(scopes_before):
+    if scopes_before is None:
+        # A new record must land in at least one scope the caller holds (a health worker
+        # of f-1 creates a patient's encounter in patient:p-1 and facility:f-1).
+        if grants.isdisjoint(scopes_after):
+            raise Forbidden(
+                f"the record would be outside your scopes ({', '.join(sorted(scopes_after))})",
+                {"scopes": sorted(scopes_after)},
+            )
+        return
+    if grants.isdisjoint(scopes_before):
         raise Forbidden(f"this {spec.name} record is outside your scopes")
-    if grants.isdisjoint(scopes_after):
+    # An update may not move the record into a scope the caller does not hold.
+    foreign = sorted(scopes_after - scopes_before - grants)
+    if foreign:
         raise Forbidden(
-            f"the record would be outside your scopes ({', '.join(sorted(scopes_after))})",
-            {"scopes": sorted(scopes_after)},
+            f"this change would move the record into {', '.join(foreign)}, which you do not "
+            "hold; ask an administrator to move it",
+            {"scopes": foreign},
         )

@@ -54,6 +54,18 @@ class FieldSpec(BaseModel):
             raise ValueError("'fields' is only for objects")
         if self.items in ("object", "array", "counter"):
             raise ValueError("array items must be a scalar type")
+        if self.type == "object" and not self.fields:
+            raise ValueError("an object declares its members under 'fields'")
+        if self.type in ("array", "object", "boolean") and self.enum is not None:
+            raise ValueError(f"'enum' does not apply to {self.type} fields")
+        if self.type == "counter" and (self.min is not None or self.max is not None):
+            # Concurrent offline decrements are all accepted (they happened); a bound could
+            # only be enforced by rejecting one of them after the fact.
+            raise ValueError("counters take no min/max: offline decrements always count")
+        for name, member in (self.fields or {}).items():
+            if member.type == "counter" or member.monotonic:
+                raise ValueError(f"member {name!r}: counters and monotonic flags must be "
+                                 "top-level fields")
         return self
 
 
@@ -182,7 +194,9 @@ def parse_schema(data: Mapping[str, Any]) -> Schema:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise SchemaError(f"collection {name!r}: {where}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            prefix = f"collection {name!r}: {where}: " if where else f"collection {name!r}: "
+            raise SchemaError(prefix + message) from None
     return Schema(collections=collections)
 
 

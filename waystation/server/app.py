@@ -8,6 +8,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from waystation import __version__
 from waystation.server.context import Services
 from waystation.server.errors import install_error_handlers
+from waystation.server.maintenance import lifespan
 from waystation.server.routes import auth, health, records, sync
 from waystation.server.settings import Settings
 from waystation.store import Store
@@ -21,6 +22,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         summary="Offline-first sync for health services (protocol v1)",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.services = Services(store, settings or Settings())
     install_error_handlers(app)

@@ -18,7 +18,8 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"request body over the limit of {limit} bytes; send fewer changes per push",
+        f"request body over the limit of {limit} bytes (after gzip decoding); a push can be "
+        "split into several smaller ones",
         {"limit": limit},
     )
 

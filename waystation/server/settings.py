@@ -12,3 +12,6 @@ class Settings:
     max_clock_skew_ms: int = 5 * 60 * 1000
     pull_limit_default: int = 500
     pull_limit_max: int = 1000
+    # Deleted records are kept this long so offline devices learn of the delete; a device
+    # whose cursor is older re-syncs from zero (410 CURSOR_EXPIRED).
+    tombstone_retention_s: int = 90 * 24 * 3600

@@ -7,6 +7,7 @@ size of the database, and a page is full whenever ``has_more`` is true.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,24 +39,47 @@ _COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """A position in the change feed. Opaque to clients; today the string of a seq."""
+    """A position in the change feed, opaque to clients.
+
+    Its string form is the seq of the last change delivered, followed for a filtered pull by
+    ``.`` and a tag of the ``collections`` filter: a cursor is only valid with the filter
+    it was issued for (elsewhere it would silently skip changes of other collections).
+    """
 
     seq: int
+    filter_tag: str = ""
 
     def __str__(self) -> str:
-        return str(self.seq)
+        return f"{self.seq}.{self.filter_tag}" if self.filter_tag else str(self.seq)
 
     @classmethod
-    def parse(cls, text: str | None) -> Cursor:
-        if text is None or text == "":
-            return cls(0)
-        if not text.isdigit() or len(text) > 19:
+    def parse(cls, text: str | None, collections: Sequence[str] | None = None) -> Cursor:
+        """Parse ``since`` for a pull with this ``collections`` filter."""
+        tag = filter_tag(collections)
+        if text is None or text in ("", "0"):
+            return cls(0, tag)
+        seq_text, _, given_tag = text.partition(".")
+        if not seq_text.isdigit() or len(seq_text) > 19:
             raise ValidationError(
                 f"since={text!r} is not a cursor this server issued; use 0 or the cursor "
                 "of the previous pull",
                 {"field": "since"},
             )
-        return cls(int(text))
+        if given_tag != tag:
+            raise ValidationError(
+                f"since={text!r} was issued for another collections filter; use the same "
+                "filter as the pull that returned it, or start again from 0",
+                {"field": "since"},
+            )
+        return cls(int(seq_text), tag)
+
+
+def filter_tag(collections: Sequence[str] | None) -> str:
+    """A short tag naming a ``collections`` filter ("" for no filter)."""
+    if not collections:
+        return ""
+    joined = ",".join(sorted(set(collections))).encode()
+    return hashlib.blake2b(joined, digest_size=4).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +139,8 @@ def changes_since(
     has_more = len(rows) > limit
     rows = rows[:limit]
     changes = [_change(row) for row in rows]
-    return Page(changes, Cursor(rows[-1].seq) if rows else cursor, has_more)
+    next_cursor = Cursor(rows[-1].seq, cursor.filter_tag) if rows else cursor
+    return Page(changes, next_cursor, has_more)
 
 
 def _change(row: Any) -> PulledChange:

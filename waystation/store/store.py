@@ -30,6 +30,7 @@ from waystation.store.database import Database
 from waystation.store.migrate import upgrade
 from waystation.store.pull import Cursor, Page, changes_since
 from waystation.store.push import apply_batch
+from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
 from waystation.store.tables import conflicts, records
 
@@ -78,14 +79,25 @@ class Store:
 
     def put_record(self, principal: Principal, collection: str, record_id: str,
                    fields: dict[str, Any], expected_version: int | None) -> OpResult:
-        """A server-side upsert stamped with the server's clock (``PUT /v1/records``)."""
+        """A server-side upsert stamped with the server's clock (``PUT /v1/records``).
+
+        With ``expected_version`` (If-Match) it raises StaleUpdate when the record moved on;
+        without, the write is made as if against the record's current version.
+        """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
-        change = {
-            "op_id": uuid7(), "collection": collection, "record_id": record_id,
-            "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
-            "base_version": expected_version or 0,
-        }
         with self.db.write() as conn:
+            if expected_version is None:
+                current = conn.execute(sa.select(records.c.version).where(
+                    records.c.collection == collection, records.c.id == record_id)
+                ).scalar_one_or_none()
+                base = current or 0
+            else:
+                base = expected_version
+            change = {
+                "op_id": uuid7(), "collection": collection, "record_id": record_id,
+                "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
+                "base_version": base,
+            }
             return apply_batch(conn, ctx, [change], received_at=now_ms(),
                                expected_version=expected_version)[0]
 
@@ -168,6 +180,11 @@ class Store:
     def list_devices(self, user_id: str | None = None) -> list[Device]:
         with self.db.read() as conn:
             return accounts.list_devices(conn, user_id)
+
+    def collect_tombstones(self, retention_ms: int) -> int:
+        """Drop records deleted more than ``retention_ms`` ago; returns how many."""
+        with self.db.write() as conn:
+            return collect_tombstones(conn, now_ms() - retention_ms)
 
     def close(self) -> None:
         self.db.dispose()

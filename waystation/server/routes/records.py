@@ -63,6 +63,14 @@ async def put_record(request: Request, collection: str, record_id: str) -> Respo
 
 def _put(svc: Services, principal: Principal, collection: str, record_id: str,
          fields: dict[str, Any], expected: int | None) -> Response:
+    spec = svc.store.schema.get(collection)
+    if spec is None:
+        raise NotFound(f"unknown collection {collection!r}")
+    existing = svc.store.get_record(collection, record_id)
+    if existing is not None and not principal.can_see(
+        spec.scopes_of(record_id, existing.state.fields)
+    ):
+        raise NotFound(f"{collection}/{record_id} not found")
     result = svc.store.put_record(principal, collection, record_id, fields, expected)
     error = result.get("error")
     if error is not None:

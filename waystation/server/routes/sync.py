@@ -48,8 +48,8 @@ async def pull(
     svc = services(request)
     principal = await caller(request)
     require_device(principal)
-    cursor = Cursor.parse(since)
     wanted = _collections(svc, collections)
+    cursor = Cursor.parse(since, wanted)
     size = min(limit or svc.settings.pull_limit_default, svc.settings.pull_limit_max)
     page = await run_in_threadpool(svc.store.pull, principal, cursor, size, wanted)
     body = orjson.dumps(

@@ -39,33 +39,48 @@ class Principal:
         return self.is_admin or not self.readable_scopes().isdisjoint(record_scopes)
 
 
-def check_write(
+def check_role(
     principal: Principal,
     spec: CollectionSpec,
     field_names: Iterable[str],
+    *,
+    creating: bool,
+    deleting: bool = False,
+) -> None:
+    """Raise Forbidden unless the caller's role may make this kind of write at all.
+
+    Checked before the op's content, so a role that may not write a collection is told so
+    rather than being corrected on its fields.
+    """
+    if principal.is_admin or principal.role in spec.writers:
+        return
+    role = principal.role
+    allowed = spec.field_writers.get(role)  # type: ignore[call-overload]
+    if allowed is None:
+        raise Forbidden(
+            f"role {role!r} may not write {spec.name}; writers: {', '.join(spec.writers)}"
+        )
+    if creating:
+        raise Forbidden(f"role {role!r} may not create {spec.name} records")
+    if deleting:
+        raise Forbidden(f"role {role!r} may not delete {spec.name} records")
+    extra = sorted(set(field_names) - set(allowed))
+    if extra:
+        raise Forbidden(
+            f"role {role!r} may only write {', '.join(allowed)} of {spec.name}",
+            {"field": f"fields.{extra[0]}"},
+        )
+
+
+def check_scopes(
+    principal: Principal,
+    spec: CollectionSpec,
     scopes_before: frozenset[str] | None,
     scopes_after: frozenset[str],
 ) -> None:
-    """Raise Forbidden unless the caller may make this write; ``scopes_before`` is None for a
-    record that does not exist yet."""
-    if principal.is_admin:
-        return
-    role = principal.role
-    if role not in spec.writers:
-        allowed = spec.field_writers.get(role)  # type: ignore[call-overload]
-        if allowed is None:
-            raise Forbidden(
-                f"role {role!r} may not write {spec.name}; writers: {', '.join(spec.writers)}"
-            )
-        if scopes_before is None:
-            raise Forbidden(f"role {role!r} may not create {spec.name} records")
-        extra = sorted(set(field_names) - set(allowed))
-        if extra:
-            raise Forbidden(
-                f"role {role!r} may only write {', '.join(allowed)} of {spec.name}",
-                {"field": f"fields.{extra[0]}"},
-            )
-    if spec.is_public:
+    """Raise Forbidden unless the write meets the caller's grants as the record is and as it
+    would become; ``scopes_before`` is None for a record that does not exist yet."""
+    if principal.is_admin or spec.is_public:
         return  # a reference collection: the role decides alone
     grants = principal.scopes
     if scopes_before is None:

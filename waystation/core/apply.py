@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from waystation.core.access import Principal, check_write
+from waystation.core.access import Principal, check_role, check_scopes
 from waystation.core.errors import NotFound, ValidationError, WaystationError
 from waystation.core.hlc import HLC, Clock, is_too_far_ahead
 from waystation.core.merge import (
@@ -80,17 +80,15 @@ def decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
 def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
     spec = ctx.schema.get(op.collection)
     if spec is None:
-        raise ValidationError(
-            f"unknown collection {op.collection!r}", {"field": "collection"}
-        )
+        raise ValidationError(f"unknown collection {op.collection!r}", {"field": "collection"})
     hlc = HLC.parse(op.hlc)
     exists = state is not None and state.exists
     current = state if state is not None and exists else RecordState(op.collection, op.record_id)
+    check_role(ctx.principal, spec, op.fields, creating=not exists, deleting=op.op == "delete")
     candidate = _validate(spec, op, current, exists)
-    check_write(
+    check_scopes(
         ctx.principal,
         spec,
-        op.fields,
         spec.scopes_of(op.record_id, current.fields) if exists else None,
         spec.scopes_of(op.record_id, candidate),
     )
@@ -111,7 +109,8 @@ def _validate(
         validate_upsert(spec, op.fields, creating=not exists)
         return {**current.fields, **op.fields}
     if not exists:
-        raise NotFound(f"{spec.name}/{op.record_id} does not exist; it cannot be {op.op}d")
+        verb = "deleted" if op.op == "delete" else "incremented"
+        raise NotFound(f"{spec.name}/{op.record_id} does not exist, so it cannot be {verb}")
     if op.op == "increment":
         validate_increment(spec, op.fields)
     elif op.fields:
@@ -136,9 +135,7 @@ def _apply_policy(
     restamped: bool,
 ) -> Verdict:
     device = ctx.device
-    touched = list(op.fields) if op.op != "delete" else sorted(
-        set(current.clocks) - spec.counters
-    )
+    touched = list(op.fields) if op.op != "delete" else sorted(set(current.clocks) - spec.counters)
     superseded: list[str] = []
     fields = dict(op.fields)
     if current.exists and op.op != "increment":
@@ -159,12 +156,12 @@ def _apply_policy(
             )
         if moved and spec.policy == "server_wins":
             if op.op == "delete":
-                return Verdict("applied", state=current, hlc=hlc, superseded=["_deleted"])
+                return Verdict(
+                    "applied", state=current, hlc=hlc, restamped=restamped, superseded=["_deleted"]
+                )
             superseded = [k for k in fields if k in moved]
             fields = {k: v for k, v in fields.items() if k not in moved}
-        if spec.policy == "client_wins" and any(
-            current.clocks.get(k, "") >= hlc for k in touched
-        ):
+        if spec.policy == "client_wins" and any(current.clocks.get(k, "") >= hlc for k in touched):
             hlc, restamped = str(ctx.clock.send()), True
     outcome = _merge(spec, op, current, fields, hlc, device)
     return Verdict(
@@ -188,5 +185,5 @@ def _merge(
     if op.op == "upsert":
         return merge_upsert(current, fields, hlc, device, monotonic=spec.monotonic)
     if op.op == "delete":
-        return merge_delete(current, hlc, device)
+        return merge_delete(current, hlc, device, counters=spec.counters)
     return merge_increment(current, fields, hlc, device)

@@ -24,7 +24,7 @@ from waystation.core.errors import ValidationError
 MAX_COUNTER = 99_999
 MAX_WALL = 10**15 - 1
 NODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_HLC_PATTERN = re.compile(r"(\d{15})-(\d{5})-([A-Za-z0-9_-]{1,64})")
+_HLC_PATTERN = re.compile(r"([0-9]{15})-([0-9]{5})-([A-Za-z0-9_-]{1,64})")
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -79,14 +79,17 @@ def merge_upsert(
     return MergeOutcome(new, bool(changed), superseded)
 
 
-def merge_delete(state: RecordState, hlc: str, device: str) -> MergeOutcome:
+def merge_delete(
+    state: RecordState, hlc: str, device: str, *, counters: frozenset[str] = frozenset()
+) -> MergeOutcome:
     """Raise the tombstone clock to ``hlc``; superseded when a later delete already stands."""
     if state.deleted_clock is not None and hlc <= state.deleted_clock:
         return MergeOutcome(state.copy(), False, [] if hlc == state.deleted_clock else ["_deleted"])
     new = state.copy()
     new.deleted_clock = hlc
     _bump(new, (), device)
-    return MergeOutcome(new, True)
+    # the tombstone clock is kept (replicas converge), but a newer field write stands
+    return MergeOutcome(new, True, [] if new.is_deleted(counters) else ["_deleted"])
 
 
 def merge_increment(

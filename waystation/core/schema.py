@@ -189,6 +189,10 @@ def parse_schema(data: Mapping[str, Any]) -> Schema:
     for name, body in raw.items():
         if not _NAME.fullmatch(name):
             raise SchemaError(f"collection name {name!r}: use lower_snake_case")
+        if not isinstance(body, Mapping):
+            raise SchemaError(f"collection {name!r}: expected a table, got {type(body).__name__}")
+        if "name" in body:
+            raise SchemaError(f"collection {name!r}: its name is the table's; remove 'name'")
         try:
             collections[name] = CollectionSpec.model_validate({"name": name, **body})
         except ValidationError as exc:

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from waystation.core.errors import ValidationError
 from waystation.core.schema import CollectionSpec, FieldSpec, FieldType
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def _fail(path: str, message: str) -> ValidationError:
@@ -39,16 +46,18 @@ def _check_scalar(kind: FieldType, value: Any, path: str) -> None:
         if not isinstance(value, str):
             raise _fail(path, "expected a date as 'YYYY-MM-DD'")
         try:
+            if not _DATE.fullmatch(value):
+                raise ValueError(value)
             dt.date.fromisoformat(value)
         except ValueError:
             raise _fail(path, f"{value!r} is not a date 'YYYY-MM-DD'") from None
-        if len(value) != 10:
-            raise _fail(path, f"{value!r} is not a date 'YYYY-MM-DD'")
     elif kind == "datetime":
         if not isinstance(value, str):
             raise _fail(path, "expected an RFC 3339 time such as '2025-11-30T10:00:00Z'")
         try:
-            parsed = dt.datetime.fromisoformat(value)
+            if not _DATETIME.fullmatch(value):
+                raise ValueError(value)
+            parsed = dt.datetime.fromisoformat(value.upper())
         except ValueError:
             raise _fail(path, f"{value!r} is not an RFC 3339 time") from None
         if parsed.tzinfo is None:
@@ -110,7 +119,7 @@ def validate_upsert(spec: CollectionSpec, fields: Mapping[str, Any], *, creating
         if missing:
             raise _fail(
                 f"fields.{missing[0]}",
-                f"required to create a {spec.name} record (missing: {', '.join(missing)})",
+                f"required to create a record in {spec.name} (missing: {', '.join(missing)})",
             )
 
 

@@ -1,0 +1,51 @@
+"""The Python client SDK: a local replica that works offline and syncs exactly once.
+
+::
+
+    from waystation.client import Replica
+
+    rep = Replica.open("tablet.db", server="http://127.0.0.1:8000",
+                       username="hw1", password="...")
+    rid = rep.put("symptom_logs", {"patient_id": "p-1", "facility_id": "f-1",
+                                   "date": "2025-11-30", "severity": 3})
+    result = rep.sync()
+
+Modules, one job each: ``replica`` (the API), ``db`` (the SQLite file), ``outbox``,
+``records`` + ``overlay`` (server copy and what the app sees), ``values`` (JSON checks),
+``clock`` (the persisted HLC), ``session`` + ``login`` + ``auth`` (credentials),
+``engine`` (``sync_once``) with ``push`` / ``pull`` (its halves) and ``result``,
+``transport`` + ``wire`` (HTTP), ``backoff``, ``events``, ``continuous``, ``lock``,
+``cursor``, ``errors``. docs/client.md is the guide.
+"""
+
+from waystation.client.backoff import RetryPolicy
+from waystation.client.continuous import Continuous
+from waystation.client.cursor import Cursor
+from waystation.client.engine import sync_once
+from waystation.client.errors import LoginRequired, Offline, ServerUnavailable, TransportError
+from waystation.client.events import SyncEvent
+from waystation.client.outbox import OpStatus, OutboxEntry
+from waystation.client.replica import Replica
+from waystation.client.result import OpIssue, SyncResult
+from waystation.client.transport import HttpTransport, PullPage, PushAnswer, Transport
+
+__all__ = [
+    "Continuous",
+    "Cursor",
+    "HttpTransport",
+    "LoginRequired",
+    "Offline",
+    "OpIssue",
+    "OpStatus",
+    "OutboxEntry",
+    "PullPage",
+    "PushAnswer",
+    "Replica",
+    "RetryPolicy",
+    "ServerUnavailable",
+    "SyncEvent",
+    "SyncResult",
+    "Transport",
+    "TransportError",
+    "sync_once",
+]

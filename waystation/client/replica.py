@@ -1,0 +1,367 @@
+"""``Replica``: the local copy an app reads and writes, offline or not.
+
+Every write lands in the replica and the outbox in one local SQLite transaction and returns
+at once; the UI never waits for the network. ``sync()`` exchanges the outbox and the change
+feed with the server (engine.py). The network is needed only to log in the first time;
+after that the replica opens offline from the server URL, device id and tokens it keeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from waystation.client import outbox as ob
+from waystation.client.auth import normalise_server_url
+from waystation.client.backoff import RetryPolicy
+from waystation.client.clock import ClockKeeper
+from waystation.client.db import LocalDB, get_meta
+from waystation.client.engine import sync_once
+from waystation.client.errors import LoginRequired
+from waystation.client.events import EventHub, Listener
+from waystation.client.lock import SyncLock
+from waystation.client.login import login_replica
+from waystation.client.outbox import OpStatus, OutboxEntry
+from waystation.client.records import get_visible, query_visible, refresh_visible, server_version
+from waystation.client.result import SyncResult
+from waystation.client.session import Session
+from waystation.client.transport import HttpTransport, Transport
+from waystation.client.values import normalise_fields
+from waystation.core.hlc import Clock
+from waystation.core.ids import uuid7
+
+_RECORD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_COLLECTION = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+class Replica:
+    """A local replica (one SQLite file) of the records this device may see.
+
+    Thread-safe: the app's threads and a continuous sync share it. Use ``Replica.open``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        http_timeout: float = 30.0,
+    ) -> None:
+        """Open (creating when needed) the replica file, offline. Crash recovery: ops left
+        SYNCING by a sync that died go back to PENDING (the server dedupes resends)."""
+        self.path = Path(path)
+        self.db = LocalDB(self.path)
+        self.session = Session(self.db)
+        self.events = EventHub()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.sync_lock = SyncLock(self.path)
+        self.http_timeout = http_timeout
+        self.clock_keeper = ClockKeeper(self.db, self.device_id)
+        if self.sync_lock.acquire():
+            try:
+                with self.db.transaction() as conn:
+                    ob.recover_syncing(conn)
+            finally:
+                self.sync_lock.release()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        server: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        device_name: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+    ) -> Replica:
+        """Open a replica; the first time, log in and register this device.
+
+        With ``server``, ``username`` and ``password`` and no login stored yet, this logs in
+        (network needed; raises ``Unauthorized`` for a wrong password, ``Offline`` when the
+        server cannot be reached). Once logged in, it opens offline and ignores the password
+        (which is never stored). Without credentials it opens a local-only replica that
+        accepts writes and can ``login`` later.
+        """
+        replica = cls(path, retry_policy=retry_policy)
+        try:
+            if server is not None and username is not None and password is not None:
+                if not replica.session.logged_in:
+                    replica.login(server, username, password, device_name=device_name, http=http)
+                else:
+                    replica._check_same_login(normalise_server_url(server), username)
+        except BaseException:
+            replica.close()
+            raise
+        return replica
+
+    # -- login -------------------------------------------------------------------------
+
+    def login(
+        self,
+        server: str,
+        username: str,
+        password: str,
+        *,
+        device_name: str | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """Log in as ``username`` and register this device (its id was made offline).
+
+        Keeps the server URL and the device tokens, never the password. A replica holds one
+        user's data: logging in as someone else raises ``ValueError``. See login.py.
+        """
+        login_replica(self, server, username, password, device_name=device_name, http=http)
+
+    def set_server(self, server: str) -> None:
+        """Point the replica at another URL of the same server (it moved)."""
+        self.session.set_server_url(normalise_server_url(server))
+
+    def _check_same_login(self, server: str, username: str) -> None:
+        user = self.session.user or {}
+        if self.session.server_url != server or user.get("username") not in (None, username):
+            raise ValueError(
+                f"this replica is logged in to {self.session.server_url} as "
+                f"{user.get('username')!r}; use another replica file"
+            )
+
+    @property
+    def device_id(self) -> str:
+        return self.session.device_id
+
+    @property
+    def server_url(self) -> str | None:
+        return self.session.server_url
+
+    # -- writes ------------------------------------------------------------------------
+
+    def put(self, collection: str, fields: Mapping[str, Any], id: str | None = None) -> str:
+        """Create a record (new UUIDv7 id) or update some of its fields; returns its id.
+
+        Queues one upsert op with the record. Only fields given change (partial update).
+        The server validates: a rejection comes back in the outbox, never as an exception
+        here. Raises TypeError/ValueError for values that cannot travel as JSON.
+        """
+        values = normalise_fields(fields)
+        embedded = values.pop("id", None)
+        if embedded is not None and id is not None and embedded != id:
+            raise ValueError(f"fields carry id {embedded!r} but id={id!r} was given")
+        record_id = id if id is not None else embedded if embedded is not None else uuid7()
+        self._write(collection, record_id, "upsert", values)
+        return record_id
+
+    def delete(self, collection: str, id: str) -> None:
+        """Delete a record (a tombstone: a later upsert by anyone may bring it back)."""
+        self._write(collection, id, "delete", {})
+
+    def increment(self, collection: str, id: str, field: str, delta: int) -> None:
+        """Add ``delta`` to a counter field; deltas from every device add up exactly once."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an integer, got {type(delta).__name__}")
+        if not isinstance(field, str) or not field:
+            raise TypeError("field must be a non-empty string")
+        self._write(collection, id, "increment", {field: delta})
+
+    def _write(self, collection: str, record_id: str, op: str, fields: dict[str, Any]) -> None:
+        if not isinstance(collection, str) or not _COLLECTION.fullmatch(collection):
+            raise ValueError(f"invalid collection name {collection!r}")
+        if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
+            raise ValueError(f"invalid record id {record_id!r}: use [A-Za-z0-9_.:-]{{1,128}}")
+        with self.db.transaction() as conn:
+            hlc = self.clock_keeper.stamp(conn)
+            ob.enqueue(
+                conn,
+                op_id=uuid7(),
+                collection=collection,
+                record_id=record_id,
+                op=op,
+                fields=fields,
+                hlc=str(hlc),
+                base_version=server_version(conn, collection, record_id),
+                priority=self._priority(conn, collection),
+            )
+            refresh_visible(conn, collection, record_id)
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Group writes: all of them land (with their outbox rows) in one commit, or none.
+
+        For a form that writes several records together, or a bulk import (one disk sync
+        instead of one per write). Sync sees the writes only once the block ends.
+        """
+        with self.db.transaction():
+            yield
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, collection: str, id: str) -> dict[str, Any] | None:
+        """The record as this device sees it (server copy + unsynced ops), or None."""
+        with self.db.read() as conn:
+            return get_visible(conn, collection, id)
+
+    def query(self, collection: str, /, **equals: Any) -> list[dict[str, Any]]:
+        """Visible records of ``collection`` whose fields equal the given values, by id."""
+        with self.db.read() as conn:
+            return list(query_visible(conn, collection, equals))
+
+    def outbox(
+        self,
+        status: str | OpStatus | Iterable[str | OpStatus] | None = None,
+        *,
+        collection: str | None = None,
+        record_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxEntry]:
+        """Outbox entries, oldest first, optionally by status (e.g. ``"REJECTED"``)."""
+        statuses = None
+        if status is not None:
+            many = [status] if isinstance(status, str) else list(status)
+            statuses = [OpStatus(str(s).upper()) for s in many]
+        with self.db.read() as conn:
+            return ob.entries(
+                conn, statuses=statuses, collection=collection, record_id=record_id, limit=limit
+            )
+
+    def pending_count(self) -> int:
+        """Ops waiting to reach the server (PENDING or SYNCING)."""
+        with self.db.read() as conn:
+            found = ob.counts(conn)
+        return found[OpStatus.PENDING] + found[OpStatus.SYNCING]
+
+    def status(self) -> dict[str, Any]:
+        """What a person wants at a glance: what waits, what failed, when it last synced."""
+        with self.db.snapshot() as conn:
+            found = ob.counts(conn)
+            records = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            flagged = conn.execute(
+                "SELECT count(*) FROM server_records WHERE conflict = 1 AND deleted = 0"
+            ).fetchone()[0]
+            last_sync_at = get_meta(conn, "last_sync_at")
+            last_sync = get_meta(conn, "last_sync")
+            cursor = get_meta(conn, "cursor", "0")
+        user = self.session.user or {}
+        return {
+            "device_id": self.device_id,
+            "server": self.server_url,
+            "user": user.get("username"),
+            "logged_in": self.session.logged_in,
+            "pending": found[OpStatus.PENDING] + found[OpStatus.SYNCING],
+            "failed": found[OpStatus.FAILED],
+            "conflicts": found[OpStatus.CONFLICT],
+            "rejected": found[OpStatus.REJECTED],
+            "synced": found[OpStatus.SYNCED],
+            "records": int(records),
+            "flagged_records": int(flagged),
+            "last_sync_at": last_sync_at,
+            "last_sync": last_sync,
+            "cursor": cursor,
+        }
+
+    def collections(self) -> dict[str, dict[str, Any]]:
+        """The server's collections as last fetched: ``{name: {priority, policy, counters}}``."""
+        with self.db.read() as conn:
+            return dict(get_meta(conn, "collections") or {})
+
+    # -- outbox housekeeping -----------------------------------------------------------
+
+    def retry_failed(self) -> int:
+        """Put FAILED ops back to PENDING with a fresh retry budget; returns how many."""
+        with self.db.transaction() as conn:
+            keys = ob.retry_failed(conn)
+        return len(keys)
+
+    def discard(self, op_id: str) -> bool:
+        """Drop a FAILED, CONFLICT or REJECTED op the app or a person has dealt with (its
+        effect leaves the visible record). Returns False when there is no such op."""
+        with self.db.transaction() as conn:
+            key = ob.discard(conn, op_id)
+            if key is not None:
+                refresh_visible(conn, *key)
+        return key is not None
+
+    # -- sync --------------------------------------------------------------------------
+
+    def transport(self) -> HttpTransport:
+        """A new HTTP transport to the replica's server; raises LoginRequired without one."""
+        server = self.server_url
+        if server is None:
+            raise LoginRequired(
+                "this replica has never logged in; run "
+                "`waystation login --replica FILE --server URL --username NAME`"
+            )
+        return HttpTransport(server, self.session, httpx.Client(timeout=self.http_timeout))
+
+    def sync(
+        self,
+        *,
+        max_items: int | None = None,
+        retry_failed: bool = False,
+        transport: Transport | None = None,
+    ) -> SyncResult:
+        """Push the outbox, pull what changed. Never raises for network, server or login
+        trouble: the result says what happened and the ops wait in the outbox."""
+        if retry_failed:
+            self.retry_failed()
+        return sync_once(self, transport, max_items=max_items)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Follow sync progress (``SyncEvent``); returns a function that unsubscribes."""
+        return self.events.subscribe(listener)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The replica's hybrid logical clock (node = device id)."""
+        return self.clock_keeper.clock
+
+    def observe_server(
+        self, conn: sqlite3.Connection, server_hlc: str, *, sent_at_ms: int, received_at_ms: int
+    ) -> None:
+        """Fold a server answer's clock into ours, in the caller's transaction (clock.py)."""
+        self.clock_keeper.observe_server(
+            conn, server_hlc, sent_at_ms=sent_at_ms, received_at_ms=received_at_ms
+        )
+
+    def _priority(self, conn: sqlite3.Connection, collection: str) -> int:
+        info = (get_meta(conn, "collections") or {}).get(collection) or {}
+        return int(info.get("priority") or 0)
+
+    def wipe(self) -> None:
+        """Erase every record, op, token and setting (a revoked device asked to wipe).
+
+        Overwrites freed pages and compacts the file so the data is gone from disk too. The
+        replica keeps working as a fresh, logged-out one with a new device id.
+        """
+        with self.db.read() as conn:
+            conn.execute("PRAGMA secure_delete=ON")
+        with self.db.transaction() as conn:
+            for table in ("records", "server_records", "outbox", "meta"):
+                conn.execute(f"DELETE FROM {table}")
+        with self.db.read() as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.session = Session(self.db)
+        self.clock_keeper = ClockKeeper(self.db, self.device_id)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

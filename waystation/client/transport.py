@@ -1,0 +1,202 @@
+"""How the engine talks to a server: the ``Transport`` port and its httpx implementation.
+
+The engine only ever calls these methods, so tests can wrap the real server with an
+``httpx.MockTransport`` to inject a lost ack or a 500, and another implementation (a hub
+forwarding to its upstream) can stand in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from waystation.client.auth import Tokens, refresh_tokens
+from waystation.client.cursor import Cursor
+from waystation.client.errors import LoginRequired, ServerUnavailable
+from waystation.client.wire import Reply, exchange
+from waystation.core.errors import DeviceRevoked, Unauthorized
+from waystation.core.hlc import wall_ms
+
+
+@dataclass(frozen=True, slots=True)
+class PushAnswer:
+    """The server's per-op results (in request order) and its clock at answer time."""
+
+    results: list[dict[str, Any]]
+    server_hlc: str | None
+    bytes_sent: int
+    bytes_received: int
+    sent_at_ms: int
+    received_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullPage:
+    """One page of the change feed; ``not_modified`` when the server answered 304."""
+
+    changes: list[dict[str, Any]]
+    cursor: Cursor
+    has_more: bool
+    etag: str | None = None
+    not_modified: bool = False
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class Transport(Protocol):
+    """The client's port to a server. Every method may raise:
+
+    - ``Offline``: the server could not be reached (nothing was sent);
+    - ``ServerUnavailable``: no usable answer (5xx, timeout, dropped connection);
+    - ``LoginRequired``: no usable credentials (never logged in, refresh refused);
+    - ``DeviceRevoked``: the device was revoked (``details["wipe"]``);
+    - ``PayloadTooLarge``, ``RateLimited``, ``Forbidden``, ``ValidationError`` as the server
+      answers; ``pull`` also ``CursorExpired`` (re-pull from the start).
+    """
+
+    def push(self, device_id: str, changes: Sequence[Mapping[str, Any]]) -> PushAnswer:
+        """Send ops in order; the answer has one result per op."""
+        ...
+
+    def pull(self, since: Cursor, *, limit: int, etag: str | None = None) -> PullPage:
+        """One page of changes after ``since``; with ``etag``, may answer not modified."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """``GET /v1/sync/status``: server clock, collections (priority, counters), device."""
+        ...
+
+    def healthz(self) -> bool:
+        """A cheap connectivity probe; True when the server answers. Never raises."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Credentials(Protocol):
+    """Where the transport finds and keeps the device's tokens (the replica's meta)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    def access_token(self) -> str | None: ...
+
+    def refresh_token(self) -> str | None: ...
+
+    def save_tokens(self, tokens: Tokens) -> None:
+        """Persist rotated tokens at once (the old refresh token stops working)."""
+        ...
+
+
+@dataclass
+class HttpTransport:
+    """Protocol v1 over HTTP with httpx. Refreshes an expired access token once per request.
+
+    Pass ``http`` to share a client or to wrap the real server in fault injection.
+    """
+
+    server: str
+    credentials: Credentials
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
+    probe_timeout: float = 5.0
+
+    def push(self, device_id: str, changes: Sequence[Mapping[str, Any]]) -> PushAnswer:
+        sent_at = wall_ms()
+        reply = self._authed(
+            "POST", "/v1/sync/push", body={"device_id": device_id, "changes": list(changes)}
+        )
+        received_at = wall_ms()
+        body = _object(reply)
+        return PushAnswer(
+            results=list(body.get("results") or []),
+            server_hlc=body.get("server_hlc"),
+            bytes_sent=reply.bytes_sent,
+            bytes_received=reply.bytes_received,
+            sent_at_ms=sent_at,
+            received_at_ms=received_at,
+        )
+
+    def pull(self, since: Cursor, *, limit: int, etag: str | None = None) -> PullPage:
+        headers = {"If-None-Match": etag} if etag else None
+        reply = self._authed(
+            "GET",
+            "/v1/sync/pull",
+            params={"since": str(since), "limit": str(limit)},
+            headers=headers,
+        )
+        if reply.status == 304:
+            return PullPage([], since, False, etag, True, reply.bytes_sent, reply.bytes_received)
+        body = _object(reply)
+        return PullPage(
+            changes=list(body.get("changes") or []),
+            cursor=Cursor(str(body.get("cursor") or since)),
+            has_more=bool(body.get("has_more")),
+            etag=reply.headers.get("ETag"),
+            bytes_sent=reply.bytes_sent,
+            bytes_received=reply.bytes_received,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return _object(self._authed("GET", "/v1/sync/status"))
+
+    def healthz(self) -> bool:
+        try:
+            response = self.http.get(f"{self.server}/healthz", timeout=self.probe_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _authed(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        token = self.credentials.access_token() or self._refresh()
+        url = f"{self.server}{path}"
+        try:
+            return exchange(
+                self.http, method, url, body=body, params=params, headers=headers, token=token
+            )
+        except DeviceRevoked:
+            raise
+        except Unauthorized:
+            token = self._refresh()
+        try:
+            return exchange(
+                self.http, method, url, body=body, params=params, headers=headers, token=token
+            )
+        except DeviceRevoked:
+            raise
+        except Unauthorized as exc:
+            raise LoginRequired(
+                f"the server refused a freshly refreshed token ({exc.message}); log in again "
+                "with `waystation login --replica FILE --server URL --username NAME`"
+            ) from exc
+
+    def _refresh(self) -> str:
+        refresh = self.credentials.refresh_token()
+        if not refresh:
+            raise LoginRequired(
+                "this replica is not logged in (or its login expired); run "
+                "`waystation login --replica FILE --server URL --username NAME`"
+            )
+        tokens = refresh_tokens(self.http, self.server, refresh, self.credentials.device_id)
+        self.credentials.save_tokens(tokens)
+        return tokens.access_token
+
+
+def _object(reply: Reply) -> dict[str, Any]:
+    """The answer's JSON object; anything else is a server defect, retried like a 5xx."""
+    if not isinstance(reply.body, dict):
+        raise ServerUnavailable("the server answered with something other than a JSON object")
+    return reply.body

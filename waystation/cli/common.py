@@ -1,14 +1,21 @@
-"""Helpers shared by the command modules: opening a store, failing with exit code 2."""
+"""Helpers shared by the command modules: opening a store, failing with exit code 2.
+
+Server-side libraries (SQLAlchemy, FastAPI, uvicorn) are imported inside the commands that
+use them, so device-side commands such as ``waystation sync`` start quickly on a field
+laptop.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 
 from waystation.core.schema import Schema, SchemaError, health_schema, load_schema
-from waystation.store import Store, open_store
+
+if TYPE_CHECKING:
+    from waystation.store import Store
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -31,6 +38,8 @@ def schema_from(path: str | None) -> Schema:
 
 def store_from(db: str, schema: Schema) -> Store:
     """Open (creating and migrating when needed) the database named by ``--db``."""
+    from waystation.store import open_store  # SQLAlchemy + Alembic: only commands that need it
+
     try:
         return open_store(db, schema)
     except Exception as exc:  # any driver error becomes a plain message and exit 2

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 
 from waystation.cli.common import console, schema_from, store_from
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS
-from waystation.demo import DEMO_USERS, is_seeded, seed_demo
-from waystation.server import Settings, create_app
-from waystation.store import Store
+
+if TYPE_CHECKING:
+    from waystation.server import Settings
+    from waystation.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +22,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str) -> None:
+    import uvicorn
+
+    from waystation.server import create_app
+
     app = create_app(store, settings)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -45,6 +50,8 @@ def serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
+    from waystation.server import Settings
+
     store = store_from(db, schema_from(schema))
     store.max_clock_skew_ms = max_clock_skew * 1000
     settings = Settings(max_clock_skew_ms=max_clock_skew * 1000,
@@ -61,6 +68,9 @@ def demo(
                             "re-running reuses it."),
 ) -> None:
     """Run a seeded demo clinic on a local SQLite file and print its logins."""
+    from waystation.demo import DEMO_USERS, is_seeded, seed_demo
+    from waystation.server import Settings
+
     store = store_from(str(db), schema_from(None))
     if not is_seeded(store):
         seed_demo(store)

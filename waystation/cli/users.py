@@ -11,8 +11,6 @@ from rich.table import Table
 from waystation.cli.common import console, fail_usage, schema_from, store_from
 from waystation.core.schema import ROLES
 from waystation.core.timefmt import rfc3339
-from waystation.server.auth import hash_password
-from waystation.store.accounts import User
 
 _SCOPE = re.compile(r"[a-z][a-z0-9_]*:[^\s:]+")
 users_app = typer.Typer(help="Manage users (roles and scope grants).", no_args_is_help=True)
@@ -42,6 +40,9 @@ def add(
     for grant in scope:
         if not _SCOPE.fullmatch(grant):
             fail_usage(f"scope {grant!r}: use <kind>:<id>, e.g. patient:p-1 or facility:f-1")
+    from waystation.server.auth import hash_password
+    from waystation.store.accounts import User
+
     store = store_from(db, schema_from(None))
     try:
         existing = store.find_user(username=name)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import database_url, postgres  # noqa: F401  (postgres: a fixture)
 from tests.support import LiveServer
 
 
@@ -26,3 +27,16 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     server.start()
     yield server
     server.stop()
+
+
+# -- PostgreSQL (tests/pg.py): the store's and the server's tests run on both engines ------
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine: a SQLite file, or a new PostgreSQL database
+    in the test cluster (started on first use)."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    return database_url(request.param, tmp_path, cluster)

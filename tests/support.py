@@ -1,17 +1,22 @@
 """Test support: a real ``waystation serve`` process, and a small protocol client.
 
 ``LiveServer`` starts the server as a separate process on a free loopback port over a
-SQLite file in a temp dir, exactly as a user would run it, and can stop, restart and
-SIGKILL it. ``SyncApi`` speaks protocol v1 with httpx, for tests that check the wire.
+SQLite file in a temp dir (or any ``db_url``, e.g. a PostgreSQL database), exactly as a user
+would run it, and can stop, restart and SIGKILL it. ``SyncApi`` speaks protocol v1 with
+httpx, for tests that check the wire.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,16 +42,21 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """A ``waystation serve`` process over a SQLite file in ``workdir``."""
+    """A ``waystation serve`` process over a SQLite file in ``workdir``, or over ``db_url``
+    (several servers may share one PostgreSQL database); ``env`` adds environment
+    variables."""
 
-    def __init__(self, workdir: Path, *, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, workdir: Path, *, extra_args: Sequence[str] = (),
+                 db_url: str | None = None, env: dict[str, str] | None = None,
+                 name: str = "server") -> None:
         self.workdir = workdir
         self.db_path = workdir / "server.db"
-        self.db_url = f"sqlite:///{self.db_path}"
+        self.db_url = db_url or f"sqlite:///{self.db_path}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
-        self.log_path = workdir / "server.log"
+        self.env = env
+        self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
@@ -55,6 +65,7 @@ class LiveServer:
                 [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
                  "--port", str(self.port), "--log-level", "warning", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                env={**os.environ, **self.env} if self.env else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -150,3 +161,78 @@ class SyncApi:
 
     def close(self) -> None:
         self.http.close()
+
+
+class EventStream:
+    """A device's ``GET /v1/sync/events`` stream (server-sent events), read on a thread.
+
+    Each event lands in ``events`` as a dict of its fields plus ``at`` (``time.monotonic()``
+    when it arrived). The reader runs on its own asyncio loop, so ``close()`` ends it at once.
+    """
+
+    def __init__(self, api: SyncApi, since: str | None = "0", *,
+                 last_event_id: str | None = None, **params: str) -> None:
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.status: int | None = None
+        self.headers: httpx.Headers | None = None
+        self.error: httpx.HTTPError | None = None  # how the stream ended, if not by close()
+        self._opened = threading.Event()
+        self._url = str(api.http.base_url)
+        self._headers = {"Authorization": f"Bearer {api.token}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            self._headers["Last-Event-ID"] = last_event_id
+        self._params = {**({"since": since} if since is not None else {}), **params}
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._opened.wait(10):
+            raise RuntimeError("the event stream did not open in 10 s")
+
+    def _run(self) -> None:
+        self._task = self._loop.create_task(self._read())
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    async def _read(self) -> None:
+        try:
+            async with (
+                httpx.AsyncClient(base_url=self._url,
+                                  timeout=httpx.Timeout(10, read=None)) as client,
+                client.stream("GET", "/v1/sync/events", params=self._params,
+                              headers=self._headers) as resp,
+            ):
+                self.status, self.headers = resp.status_code, resp.headers
+                self._opened.set()
+                event: dict[str, Any] = {}
+                async for line in resp.aiter_lines():
+                    if not line:
+                        if "event" in event:
+                            self.events.put({**event, "at": time.monotonic()})
+                        event = {}
+                    elif not line.startswith(":"):
+                        name, _, value = line.partition(":")
+                        event[name] = value.removeprefix(" ")
+        except httpx.HTTPError as exc:  # e.g. the server went away mid-stream
+            self.error = exc
+        finally:
+            self._opened.set()
+
+    def next(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The next event, or None when none came within ``timeout`` seconds."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        task = self._task
+        if task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(10)

@@ -1,4 +1,7 @@
-"""Fixtures for protocol tests: fresh users on one shared server per module."""
+"""Fixtures for protocol tests: fresh users on one shared server per module and engine.
+
+Every protocol test runs twice: against a server on SQLite and against one on PostgreSQL
+(a fresh database in the test cluster, tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +9,24 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.conftest import BACKENDS
+from tests.pg import database_url
 from tests.support import LiveServer, SyncApi
 from waystation.core.ids import uuid7
 
 MakeDevice = Callable[..., SyncApi]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server per module and engine (tests use their own users and records)."""
+    workdir = tmp_path_factory.mktemp(f"server-{request.param}")
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    server = LiveServer(workdir, db_url=database_url(request.param, workdir, cluster))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from tests.server.conftest import MakeDevice
 from tests.support import LiveServer, SyncApi
 from waystation.core.hlc import HLC
 from waystation.core.ids import uuid7
+from waystation.store import normalise_url
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
@@ -58,7 +59,7 @@ def test_same_field_higher_clock_wins_whatever_the_arrival_order(
         if newer_arrives_first:
             assert results[older["op_id"]]["superseded"] == ["phone"]
         # the losing value is never erased: it stays in the op log
-        engine = sa.create_engine(shared_server.db_url)
+        engine = sa.create_engine(normalise_url(shared_server.db_url))
         with engine.connect() as conn:
             logged = conn.execute(sa.text("SELECT fields FROM op_log WHERE op_id = :id"),
                                   {"id": older["op_id"]}).scalar_one()
@@ -76,6 +77,9 @@ def test_a_device_a_year_ahead_is_restamped_and_cannot_win_forever(
     assert result["status"] == "applied"
     assert result["restamped"] is True
     assert HLC.parse(result["hlc"]).wall < HLC.parse(future["hlc"]).wall - YEAR_MS // 2
+    resent = a.push([future])[0]  # the ack was lost: the re-send still tells the new clock
+    assert resent["status"] == "duplicate"
+    assert (resent["restamped"], resent["hlc"]) == (True, result["hlc"])
     later = b.change("patients", pid, {"phone": "a minute later"}, base_version=2)
     assert b.push([later])[0]["status"] == "applied"
     assert _fields(b, pid)["phone"] == "a minute later"

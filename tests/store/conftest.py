@@ -1,4 +1,5 @@
-"""In-process store fixtures: a real SQLite file per test."""
+"""In-process store fixtures: a fresh database per test, on SQLite (a real file) and on
+PostgreSQL (a new database in the test cluster, tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from waystation.store import Store, open_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each engine (``db_url`` is parametrised over both)."""
+    st = open_store(db_url, health_schema())
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """For what only SQLite has (pragmas, VM instruction counts)."""
     st = open_store(str(tmp_path / "store.db"), health_schema())
     yield st
     st.close()

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from tests.store.conftest import ADMIN, NURSE
 from waystation.core.errors import CursorExpired, ValidationError
@@ -17,6 +19,7 @@ from waystation.store import Store, open_store
 from waystation.store.migrate import current_revision, head_revision
 from waystation.store.pull import Cursor, changes_since
 from waystation.store.sequence import set_counter
+from waystation.store.tables import metadata
 
 CLOCK = Clock("d-test")
 
@@ -31,8 +34,8 @@ def patients(n: int, facility: str = "f-1") -> list[dict[str, Any]]:
                                          "village": "Ahero"}) for i in range(n)]
 
 
-def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(tmp_path: Path) -> None:
-    path = str(tmp_path / "fresh.db")
+def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(db_url: str) -> None:
+    path = db_url
     store = open_store(path, health_schema())
     assert current_revision(store.db) == head_revision() == "0001"
     store.push(ADMIN, patients(3))
@@ -42,8 +45,14 @@ def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(tmp_path: P
     again.close()
 
 
-def test_sqlite_runs_in_wal_mode_with_full_sync(store: Store) -> None:
-    with store.db.read() as conn:
+def test_the_migration_builds_exactly_the_declared_tables(store: Store) -> None:
+    """One Alembic migration for both engines: what it built is what tables.py declares."""
+    with store.db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_store: Store) -> None:
+    with sqlite_store.db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
@@ -82,8 +91,8 @@ def test_cursors_never_issued_and_below_the_horizon(store: Store) -> None:
     assert len(store.pull(NURSE, Cursor(5), 100).changes) == 5
 
 
-def test_the_acknowledged_hlc_is_persisted_for_the_next_process(tmp_path: Path) -> None:
-    path = str(tmp_path / "clock.db")
+def test_the_acknowledged_hlc_is_persisted_for_the_next_process(db_url: str) -> None:
+    path = db_url
     first = open_store(path, health_schema())
     first.push(ADMIN, patients(1))
     issued = first.clock.send()
@@ -157,3 +166,18 @@ def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: S
         store.pull(NURSE, cursor_before_delete, 10)
     fresh = store.pull(NURSE, Cursor(0), 10)  # a re-sync from zero no longer has it
     assert [c["id"] for c in fresh.changes] == [kept]
+
+
+def test_a_resync_after_expiry_is_not_told_expired_again(store: Store) -> None:
+    """The newest change a nurse may see is older than the last tombstone collected (in
+    another facility): the cursor after a re-sync must still be valid."""
+    store.push(ADMIN, patients(3))
+    elsewhere = uuid7()
+    store.push(ADMIN, [upsert("patients", elsewhere, {"name": "x", "facility_id": "f-2"})])
+    store.push(ADMIN, [{"op_id": uuid7(), "collection": "patients", "record_id": elsewhere,
+                        "op": "delete", "hlc": str(CLOCK.send()), "base_version": 1}])
+    assert store.collect_tombstones(retention_ms=-1) == 1
+    page = store.pull(NURSE, Cursor(0), 100)
+    assert len(page.changes) == 3 and not page.has_more
+    again = store.pull(NURSE, page.cursor, 100)  # no CursorExpired
+    assert again.changes == []

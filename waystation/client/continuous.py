@@ -1,10 +1,13 @@
 """Continuous mode: keep a replica in sync for as long as the app (or `waystation sync
 --continuous`) runs.
 
-While online it syncs every ``interval`` seconds (sooner when an op's backoff ends or the
-app calls ``poke()``). While offline it only sends a cheap ``/healthz`` probe every
-``probe_interval`` seconds and syncs at once when the server answers again. It stops on
-``stop()`` or when the replica needs a new login (a loop cannot fix that).
+While online it syncs every ``interval`` seconds (sooner when an op's backoff ends, the
+app calls ``poke()``, or the server reports changes: a second thread long-polls
+``GET /v1/sync/events`` and wakes the loop; when that fails — offline, an older server —
+it backs off and the interval polling goes on alone). While offline it only sends a
+cheap ``/healthz`` probe every ``probe_interval`` seconds and syncs at once when the
+server answers again. It stops on ``stop()`` or when the replica needs a new login (a loop
+cannot fix that).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from waystation.client import outbox
 from waystation.client.engine import sync_once
 from waystation.client.errors import LoginRequired
 from waystation.client.events import SyncEvent
+from waystation.client.pull import read_cursor
 from waystation.client.replica import Replica
 from waystation.client.result import SyncResult
 from waystation.client.transport import Transport
@@ -33,6 +37,7 @@ class Continuous:
         max_items: int | None = None,
         transport: Transport | None = None,
         on_result: Callable[[SyncResult], None] | None = None,
+        live: bool = True,
     ) -> None:
         self.replica = replica
         self.interval = interval
@@ -45,6 +50,8 @@ class Continuous:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.live = live
+        self._synced = threading.Event()
 
     def run(self, *, max_syncs: int | None = None) -> SyncResult | None:
         """Loop until ``stop()``, a login problem, or ``max_syncs`` syncs; returns the last
@@ -59,6 +66,10 @@ class Continuous:
                 self.on_result(result)
             return result
         syncs = 0
+        listening = threading.Event()
+        if self.live:
+            threading.Thread(target=self._listen, args=(listening,), name="waystation-events",
+                             daemon=True).start()
         try:
             while not self._stop.is_set():
                 if self.online is False and not transport.healthz():
@@ -71,6 +82,7 @@ class Continuous:
                 )
                 syncs += 1
                 self.last_result = result
+                self._synced.set()
                 if self.on_result is not None:
                     self.on_result(result)
                 if result.needs_login or (max_syncs is not None and syncs >= max_syncs):
@@ -82,9 +94,33 @@ class Continuous:
                 self._set_online(True)
                 self._sleep(self._next_wait())
         finally:
+            listening.set()
             if self._transport is None:
                 transport.close()
         return self.last_result
+
+    def _listen(self, done: threading.Event) -> None:
+        """Wake the loop as soon as the server reports changes after the replica's cursor."""
+        try:  # its own transport: a long poll holds a connection, and an injected (test)
+            transport = self.replica.transport()  # transport keeps its own request count
+        except LoginRequired:
+            return
+        backoff = 1.0
+        try:
+            while not (done.is_set() or self._stop.is_set()):
+                try:
+                    changed = transport.wait_for_changes(read_cursor(self.replica), wait=25.0)
+                except Exception:  # offline, no such endpoint, token expired: poll meanwhile
+                    done.wait(backoff)
+                    backoff = min(backoff * 2, self.interval)
+                    continue
+                backoff = 1.0
+                if changed:
+                    self._synced.clear()
+                    self._wake.set()
+                    self._synced.wait(60)  # ask again once the sync moved the cursor
+        finally:
+            transport.close()
 
     def start(self) -> threading.Thread:
         """Run the loop in a daemon thread."""

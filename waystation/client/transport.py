@@ -73,6 +73,13 @@ class Transport(Protocol):
         """A cheap connectivity probe; True when the server answers. Never raises."""
         ...
 
+    def wait_for_changes(self, since: Cursor, *, wait: float = 25.0) -> bool:
+        """Long-poll ``GET /v1/sync/events``: True as soon as the server has changes after
+        ``since`` in this device's scopes, False after ``wait`` seconds without. Never
+        refreshes the token (the sync loop does that); raises like ``pull``, and
+        ``NotFound`` from a server without the endpoint."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -148,6 +155,15 @@ class HttpTransport:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+    def wait_for_changes(self, since: Cursor, *, wait: float = 25.0) -> bool:
+        token = self.credentials.access_token()
+        if not token:
+            raise LoginRequired("no access token yet: the sync loop logs in first")
+        reply = exchange(self.http, "GET", f"{self.server}/v1/sync/events",
+                         params={"since": str(since), "wait": f"{wait:g}"}, token=token,
+                         timeout=wait + 15.0)
+        return bool(_object(reply).get("changed"))
 
     def close(self) -> None:
         self.http.close()

@@ -4,21 +4,47 @@ SQLite: WAL with ``synchronous=FULL`` so an acknowledged write survives a power 
 write transaction starts with ``BEGIN IMMEDIATE`` (taking the write lock up front, so two
 writers never deadlock upgrading a read lock), and writes inside one process go through a
 lock (SQLite has one writer anyway; queueing in Python is cheaper than busy-waiting).
-PostgreSQL: plain transactions; ordering of the change sequence is handled where it is
-allocated (``store/sequence.py``).
+
+PostgreSQL (psycopg 3): a pool of connections per process; writes run in READ COMMITTED
+(a ``SELECT ... FOR UPDATE`` that waited for another writer then sees its committed row),
+reads in a read-only REPEATABLE READ transaction (one snapshot for all their statements).
+Several writers run at once, so a write can lose a race that SQLite's single writer rules
+out: two transactions creating the same record, claiming the same unique key or logging the
+same op id. The loser hits a real unique index; ``transact()`` rolls it back and runs it
+again, and the second run sees the winner's row (see ``store/push.py``). The ordering of
+the change sequence is handled where it is allocated (``store/sequence.py``).
+
+Both engines announce the changes a write transaction made (``store/notify.py``).
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
+
+from waystation.store import notify
+
+log = logging.getLogger("waystation.store")
+T = TypeVar("T")
+
+# SQLSTATEs of races that a fresh run of the same transaction resolves.
+_RETRYABLE_SQLSTATES = {
+    "23505",  # unique_violation: another writer created the row first
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+}
+WRITE_ATTEMPTS = 5
 
 
 def normalise_url(db: str) -> str:
@@ -40,6 +66,9 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.Lock()
+        self._notice_listeners: list[notify.Deliver] = []
+        # Write transactions run again after a lost race, by SQLSTATE (observability).
+        self.lost_races: Counter[str] = Counter()
         if self.is_sqlite:
             self.engine = sa.create_engine(
                 self.url,
@@ -50,24 +79,66 @@ class Database:
             _install_sqlite_pragmas(self.engine)
         else:
             self.engine = sa.create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                isolation_level="READ COMMITTED",
             )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception.
+
+        Changes it allocated seqs for are announced: on PostgreSQL inside the transaction
+        (delivered at commit), on SQLite to this process's listeners right after commit.
+        """
         if self.is_sqlite:
             with self._write_lock, self.engine.connect() as conn:
+                notify.reset(conn)
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
                     yield conn
                 except BaseException:
                     conn.rollback()
+                    notify.reset(conn)
                     raise
                 conn.commit()
+                notice = notify.take(conn)
+                if notice is not None:  # still under the lock: listeners hear commit order
+                    for listener in list(self._notice_listeners):
+                        listener(notice)
         else:
             with self.engine.begin() as conn:
-                yield conn
+                notify.reset(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    notify.reset(conn)
+                    raise
+                notice = notify.take(conn)
+                if notice is not None:
+                    notify.send_before_commit(conn, notice)
+
+    def transact(self, work: Callable[[Connection], T], *,
+                 attempts: int = WRITE_ATTEMPTS) -> T:
+        """Run ``work`` in a write transaction; on PostgreSQL, run it again (up to
+        ``attempts`` times in all) when it lost a race to a concurrent writer (a unique
+        index, a deadlock or a serialization failure). ``work`` must have no effects outside
+        the transaction that a second run would repeat wrongly.
+
+        Raises the last error when every attempt lost (or at once for any other error).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except exc.DBAPIError as error:
+                if self.is_sqlite or attempt >= attempts or not _lost_race(error):
+                    raise
+                self.lost_races[_sqlstate(error) or "?"] += 1
+                log.info("write transaction lost a race (%s); running it again (attempt %d)",
+                         _sqlstate(error), attempt + 1)
+                time.sleep(random.uniform(0, 0.002 * attempt))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -75,13 +146,33 @@ class Database:
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN")
+            else:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ",
+                                              postgresql_readonly=True)
             try:
                 yield conn
             finally:
                 conn.rollback()
 
+    def add_notice_listener(self, listener: notify.Deliver) -> None:
+        """SQLite: call ``listener`` with the notice of every write committed by this
+        process (on the writer's thread, in commit order)."""
+        self._notice_listeners.append(listener)
+
+    def remove_notice_listener(self, listener: notify.Deliver) -> None:
+        if listener in self._notice_listeners:
+            self._notice_listeners.remove(listener)
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlstate(error: exc.DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def _lost_race(error: exc.DBAPIError) -> bool:
+    return _sqlstate(error) in _RETRYABLE_SQLSTATES
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:

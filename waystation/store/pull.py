@@ -89,23 +89,25 @@ class Page:
     has_more: bool
 
 
-def check_cursor(conn: Connection, cursor: Cursor) -> None:
-    """Refuse cursors never issued (400) and cursors below the tombstone horizon (410)."""
+def check_cursor(conn: Connection, cursor: Cursor) -> int:
+    """Refuse cursors never issued (400) and cursors below the tombstone horizon (410);
+    returns the horizon (the highest seq collected)."""
+    purged = read_counter(conn, "purged_seq")
     if cursor.seq == 0:
-        return
+        return purged
     if cursor.seq > read_counter(conn, "seq"):
         raise ValidationError(
             f"since={cursor} is ahead of every change on this server; it was not issued "
             "here (was the server's database replaced?): re-sync from since=0",
             {"field": "since"},
         )
-    purged = read_counter(conn, "purged_seq")
     if cursor.seq < purged:
         raise CursorExpired(
             f"cursor {cursor} is older than the tombstone horizon ({purged}): "
             "re-sync from since=0, keeping your pending changes",
             {"horizon": str(purged)},
         )
+    return purged
 
 
 def changes_since(
@@ -116,7 +118,7 @@ def changes_since(
     collections: Sequence[str] | None = None,
 ) -> Page:
     """One page of changes visible to ``principal`` after ``cursor``."""
-    check_cursor(conn, cursor)
+    horizon = check_cursor(conn, cursor)
     if principal.is_admin:
         query = sa.select(*_COLUMNS).where(records.c.seq > cursor.seq)
         if collections:
@@ -139,8 +141,14 @@ def changes_since(
     has_more = len(rows) > limit
     rows = rows[:limit]
     changes = [_change(row) for row in rows]
-    next_cursor = Cursor(rows[-1].seq, cursor.filter_tag) if rows else cursor
-    return Page(changes, next_cursor, has_more)
+    last = rows[-1].seq if rows else cursor.seq
+    if not has_more:
+        # Up to date: never hand out a cursor below the horizon. A device whose newest
+        # visible change is older than the last collected tombstone (of another facility,
+        # say) would otherwise be told CURSOR_EXPIRED on every pull after its re-sync.
+        # Safe because seqs become visible in commit order.
+        last = max(last, horizon)
+    return Page(changes, Cursor(last, cursor.filter_tag), has_more)
 
 
 def _change(row: Any) -> PulledChange:

@@ -1,0 +1,132 @@
+"""Turn the runs into figures: medians with min-max, targets, fractions of the ceilings;
+a markdown table, and PNG plots (matplotlib, imported only when plotting)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    unit: str
+    median: float
+    low: float
+    high: float
+    n: int
+    target: str = ""
+    met: bool | None = None
+    ceiling: str = ""
+
+    def row(self) -> str:
+        spread = "" if self.n < 2 else f" ({_fmt(self.low)}-{_fmt(self.high)})"
+        met = {None: "", True: "met", False: "**missed**"}[self.met]
+        return (f"| {self.name} | {_fmt(self.median)}{spread} {self.unit} | {self.n} | "
+                f"{self.target} | {met} | {self.ceiling} |")
+
+
+def _fmt(v: float) -> str:
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def figure(name: str, unit: str, runs: Sequence[Any], get: Callable[[Any], float], *,
+           target: float | None = None, at_most: bool = False,
+           ceilings: Sequence[tuple[str, float]] = ()) -> Figure:
+    values = [float(get(r)) for r in runs]
+    med = statistics.median(values)
+    met = None
+    text = ""
+    if target is not None:
+        met = med <= target if at_most else med >= target
+        text = f"{'≤' if at_most else '≥'} {_fmt(target)}"
+    ceiling = ", ".join(f"{100 * med / c:.0f}% of {label} ({_fmt(c)})"
+                        for label, c in ceilings if c)
+    return Figure(name, unit, med, min(values), max(values), len(values), text, met, ceiling)
+
+
+def markdown(figures: Sequence[Figure]) -> str:
+    head = ("| figure | median (min-max) | runs | target | | fraction of ceiling |\n"
+            "| --- | --- | --- | --- | --- | --- |")
+    return "\n".join([head, *(f.row() for f in figures)]) + "\n"
+
+
+def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    def bar(ax: Any, labels: list[str], keys: list[str], colors: list[str]) -> None:
+        figs = [figures[k] for k in keys]
+        meds = [f.median for f in figs]
+        err = [[f.median - f.low for f in figs], [f.high - f.median for f in figs]]
+        ax.bar(labels, meds, yerr=err, capsize=4, color=colors)
+        for i, m in enumerate(meds):
+            ax.text(i, m, f"{m:,.0f}", ha="center", va="bottom", fontsize=8)
+
+    # push throughput against ceilings and target, and push latency
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bar(ax1, ["push storm", "conflict mix", "many devices", "bare ASGI\nceiling",
+              "raw SQLite\nceiling"],
+        ["push_ops", "conflict_ops", "many_ops", "ceiling_bare", "ceiling_sqlite"],
+        ["tab:blue", "tab:blue", "tab:blue", "tab:gray", "tab:gray"])
+    ax1.axhline(25_000, color="tab:red", linestyle="--", label="target 25,000 ops/s")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("ops/s (median, min-max; log)")
+    ax1.set_title("Push throughput, SQLite, batches of 500")
+    ax1.legend(fontsize=8)
+    ax1.tick_params(axis="x", labelsize=8)
+    width = 0.25
+    for j, q in enumerate(("p50", "p95", "p99")):
+        vals = [figures[f"{s}_{q}"].median for s in ("push", "conflict", "many")]
+        ax2.bar([i + (j - 1) * width for i in range(3)], vals, width, label=q)
+    ax2.set_xticks(range(3), ["push storm\n(500/req)", "conflict mix\n(500/req)",
+                              "many devices\n(20/req)"], fontsize=8)
+    ax2.set_ylabel("push request latency, ms (median of runs)")
+    ax2.set_title("Push latency")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "perf-push.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    # pull: rates against targets, and incremental cost by database size
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bar(ax1, ["server pull\n(records/s)", "client apply\n(records/s)"],
+        ["pull_rate", "apply_rate"], ["tab:blue", "tab:green"])
+    ax1.axhline(100_000, color="tab:red", linestyle="--", label="pull target 100,000/s")
+    ax1.axhline(50_000, color="tab:orange", linestyle="--", label="apply target 50,000/s")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("records/s (log)")
+    ax1.set_title("Initial pull of everything by a new device")
+    ax1.legend(fontsize=8, loc="center right")
+    sizes = results["incremental"]
+    labels = [f"{int(s):,}" for s in sizes]
+    ms = [statistics.median(r["ms"] for r in runs) for runs in sizes.values()]
+    kb = [statistics.median(r["bytes"] for r in runs) / 1024 for runs in sizes.values()]
+    ax2.bar(labels, ms, color="tab:blue", label="time, ms")
+    ax2.set_xlabel("records in the database")
+    ax2.set_ylabel("incremental pull of 10 changes, ms")
+    ax2.set_title("Incremental pull: cost follows changes, not size?")
+    twin = ax2.twinx()
+    twin.plot(labels, kb, "o-", color="tab:red", label="bytes on the wire, KB")
+    twin.axhline(3, color="tab:red", linestyle=":", label="3 KB target")
+    twin.set_ylim(0, max(4.0, max(kb) * 1.3))
+    twin.set_ylabel("KB per pull (request + response)")
+    twin.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    paths.append(out / "perf-pull.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths

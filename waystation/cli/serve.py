@@ -29,8 +29,9 @@ def _run(store: Store, host: str, port: int, settings: Settings, log_level: str)
     app = create_app(store, settings)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        # No Server/Date headers: an idle sync is one small 304, every byte counts on 2G.
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, server_header=False, date_header=False)
     finally:
         store.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from functools import cached_property
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -113,19 +114,19 @@ class CollectionSpec(BaseModel):
                 raise ValueError(f"counter field {name!r} cannot be required")
         return self
 
-    @property
+    @cached_property
     def counters(self) -> frozenset[str]:
         return frozenset(n for n, f in self.fields.items() if f.type == "counter")
 
-    @property
+    @cached_property
     def monotonic(self) -> frozenset[str]:
         return frozenset(n for n, f in self.fields.items() if f.monotonic)
 
-    @property
+    @cached_property
     def is_public(self) -> bool:
         return PUBLIC_SCOPE in self.scopes
 
-    @property
+    @cached_property
     def scope_fields(self) -> frozenset[str]:
         """Fields that scope templates read; a create must carry them."""
         return frozenset(

@@ -7,6 +7,7 @@ device is checked on every request, so revoking it stops its token at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -22,9 +23,13 @@ from waystation.core.errors import DeviceRevoked, Forbidden, Unauthorized
 from waystation.store import Store
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong name costs as long as a wrong
-# password (no user enumeration by timing).
-_DUMMY_HASH = _hasher.hash("waystation-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a wrong name costs as long as a
+    wrong password (no user enumeration by timing). Made on first use, not at import."""
+    return _hasher.hash("waystation-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -33,7 +38,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

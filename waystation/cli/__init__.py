@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from waystation.cli import serve, sync, users
+from waystation.cli import conflicts, serve, sync, users
 
 app = typer.Typer(
     name="waystation",
@@ -21,6 +21,7 @@ app = typer.Typer(
 serve.register(app)
 users.register(app)
 sync.register(app)
+conflicts.register(app)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from waystation.client import outbox as ob
 from waystation.client.auth import normalise_server_url
 from waystation.client.backoff import RetryPolicy
 from waystation.client.clock import ClockKeeper
+from waystation.client.conflicts import list_conflicts, resolve_conflict
 from waystation.client.db import LocalDB, get_meta
 from waystation.client.engine import sync_once
 from waystation.client.errors import LoginRequired
@@ -315,6 +316,35 @@ class Replica:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Follow sync progress (``SyncEvent``); returns a function that unsubscribes."""
         return self.events.subscribe(listener)
+
+    # -- reviewing conflicts (online; client/conflicts.py) ----------------------------
+
+    def conflicts(
+        self,
+        status: str = "open",
+        *,
+        collection: str | None = None,
+        record_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Conflicts held on the server that this user may review (admins, health workers
+        of the record's scopes), oldest first. Needs the network; raises ``Forbidden`` for
+        roles that review none. This device's own held ops: ``outbox("CONFLICT")``."""
+        return list_conflicts(self, status=status, collection=collection,
+                              record_id=record_id, limit=limit)
+
+    def resolve(
+        self,
+        conflict_id: str,
+        resolution: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        target: str | None = None,
+    ) -> dict[str, Any]:
+        """Resolve a conflict on the server: ``client_wins``, ``server_wins`` or ``merge``
+        (with ``fields``; ``target="existing"`` merges a UNIQUE_VIOLATION into the record
+        holding the key). Returns the resolved conflict; ``sync()`` to pull the result."""
+        return resolve_conflict(self, conflict_id, resolution, fields=fields, target=target)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from waystation.core.access import Principal, check_role, check_scopes
 from waystation.core.errors import NotFound, ValidationError, WaystationError
 from waystation.core.hlc import HLC, Clock, is_too_far_ahead
 from waystation.core.merge import (
+    DELETED,
     MergeOutcome,
     fields_moved_by_others,
     merge_delete,
@@ -134,34 +135,28 @@ def _apply_policy(
     hlc: str,
     restamped: bool,
 ) -> Verdict:
+    """The collection's policy, then merge. Increments and creates have no policy to apply:
+    counters add up whatever happened, and a record nobody has written cannot be stale."""
     device = ctx.device
-    touched = list(op.fields) if op.op != "delete" else sorted(set(current.clocks) - spec.counters)
-    superseded: list[str] = []
     fields = dict(op.fields)
+    superseded: list[str] = []
     if current.exists and op.op != "increment":
-        moved = fields_moved_by_others(current, touched, op.base_version, device)
-        if moved and spec.policy == "manual":
-            return Verdict(
-                "conflict",
-                state=current,
-                hlc=hlc,
-                restamped=restamped,
-                conflict=ConflictDraft(
-                    "MANUAL_REVIEW",
-                    f"{', '.join(moved)} changed on the server by another device since "
-                    f"version {op.base_version}; held for review",
-                    server_fields={k: current.fields.get(k) for k in touched},
-                    client_fields=fields if op.op == "upsert" else {"_deleted": True},
-                ),
-            )
-        if moved and spec.policy == "server_wins":
-            if op.op == "delete":
-                return Verdict(
-                    "applied", state=current, hlc=hlc, restamped=restamped, superseded=["_deleted"]
-                )
-            superseded = [k for k in fields if k in moved]
-            fields = {k: v for k, v in fields.items() if k not in moved}
-        if spec.policy == "client_wins" and any(current.clocks.get(k, "") >= hlc for k in touched):
+        if spec.policy in ("manual", "server_wins"):
+            stale = _stale_change(spec, op, current, device)
+            if stale is not None:
+                moved, shown = stale
+                if spec.policy == "manual":
+                    return _held(op, current, moved, shown, hlc, restamped)
+                if op.op == "delete" or DELETED in moved:
+                    # the server's side of the record (alive, or deleted) stands whole
+                    lost = [DELETED] if op.op == "delete" else list(fields)
+                    return Verdict(
+                        "applied", state=current, hlc=hlc, restamped=restamped, superseded=lost
+                    )
+                superseded = [k for k in fields if k in moved]
+                fields = {k: v for k, v in fields.items() if k not in moved}
+        elif spec.policy == "client_wins" and _would_lose(spec, op, current, hlc):
+            # the client's write must take effect: give it a clock above every other
             hlc, restamped = str(ctx.clock.send()), True
     outcome = _merge(spec, op, current, fields, hlc, device)
     return Verdict(
@@ -174,6 +169,75 @@ def _apply_policy(
     )
 
 
+def _stale_change(
+    spec: CollectionSpec, op: Change, current: RecordState, device: str
+) -> tuple[list[str], list[str]] | None:
+    """What another device changed on the server since the op's ``base_version`` that the
+    op contradicts: ``(moved fields, fields to show the reviewer)``, or None.
+
+    An upsert contradicts changes of its own fields, and a delete by another device when the
+    record is deleted now. A delete contradicts changes of any field of a live record; a
+    delete of a record already deleted contradicts nothing (its intent stands). Monotonic
+    flags never count: once true they stay true whatever anyone wrote.
+    """
+    deleted = current.is_deleted(spec.counters)
+    if op.op == "delete":
+        if deleted:
+            return None
+        shown = sorted(set(current.clocks) - spec.counters)
+        names = [k for k in shown if k not in spec.monotonic]
+    else:
+        shown = list(op.fields)
+        names = [k for k in shown if k not in spec.monotonic]
+        if deleted:
+            names.append(DELETED)
+    moved = fields_moved_by_others(current, names, op.base_version, device)
+    return (moved, shown) if moved else None
+
+
+def _held(
+    op: Change, current: RecordState, moved: list[str], shown: list[str], hlc: str,
+    restamped: bool,
+) -> Verdict:
+    """``manual``: hold the whole op (a dose and a frequency belong together) for review."""
+    what = ", ".join("the record was deleted" if k == DELETED else k for k in moved)
+    server_fields = {k: current.fields.get(k) for k in shown}
+    if DELETED in moved:
+        server_fields[DELETED] = True
+    return Verdict(
+        "conflict",
+        state=current,
+        hlc=hlc,
+        restamped=restamped,
+        conflict=ConflictDraft(
+            "MANUAL_REVIEW",
+            f"changed on the server by another device since version {op.base_version} "
+            f"({what}); held for review",
+            server_fields=server_fields,
+            client_fields=dict(op.fields) if op.op == "upsert" else {DELETED: True},
+        ),
+    )
+
+
+def _would_lose(spec: CollectionSpec, op: Change, current: RecordState, hlc: str) -> bool:
+    """``client_wins``: whether a standing clock (a field's, or the tombstone keeping the
+    record deleted) is at or above the op's, so that plain merge would not let it through.
+    Monotonic flags are left out: a ``true`` takes effect anyway, a ``false`` never does."""
+    if op.op == "delete":
+        names: list[str] = sorted(set(current.clocks) - spec.counters)
+        if current.deleted_clock is not None and current.deleted_clock >= hlc:
+            return True
+    else:
+        names = list(op.fields)
+        if (
+            current.is_deleted(spec.counters)
+            and current.deleted_clock is not None
+            and current.deleted_clock >= hlc
+        ):
+            return True
+    return any(current.clocks.get(k, "") >= hlc for k in names if k not in spec.monotonic)
+
+
 def _merge(
     spec: CollectionSpec,
     op: Change,
@@ -183,7 +247,9 @@ def _merge(
     device: str,
 ) -> MergeOutcome:
     if op.op == "upsert":
-        return merge_upsert(current, fields, hlc, device, monotonic=spec.monotonic)
+        return merge_upsert(
+            current, fields, hlc, device, monotonic=spec.monotonic, counters=spec.counters
+        )
     if op.op == "delete":
         return merge_delete(current, hlc, device, counters=spec.counters)
     return merge_increment(current, fields, hlc, device)

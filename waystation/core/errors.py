@@ -9,6 +9,8 @@ The hierarchy::
     ├── Forbidden                   FORBIDDEN        403
     ├── NotFound                    NOT_FOUND        404
     ├── StaleUpdate                 STALE_UPDATE     409
+    ├── AlreadyResolved             ALREADY_RESOLVED 409
+    ├── UniqueViolation             UNIQUE_VIOLATION 409
     ├── CursorExpired               CURSOR_EXPIRED   410
     ├── PayloadTooLarge             PAYLOAD_TOO_LARGE 413
     └── RateLimited                 RATE_LIMITED     429
@@ -72,6 +74,21 @@ class StaleUpdate(WaystationError):
     status = 409
 
 
+class AlreadyResolved(WaystationError):
+    """A conflict resolved before (``details``: its resolution, who and when)."""
+
+    code = "ALREADY_RESOLVED"
+    status = 409
+
+
+class UniqueViolation(WaystationError):
+    """A conflict's resolution would itself take a unique key another live record holds
+    (``details["existing_id"]``); push answers carry the same code per op instead."""
+
+    code = "UNIQUE_VIOLATION"
+    status = 409
+
+
 class CursorExpired(WaystationError):
     code = "CURSOR_EXPIRED"
     status = 410
@@ -96,6 +113,8 @@ ERRORS_BY_CODE: dict[str, type[WaystationError]] = {
         Forbidden,
         NotFound,
         StaleUpdate,
+        AlreadyResolved,
+        UniqueViolation,
         CursorExpired,
         PayloadTooLarge,
         RateLimited,

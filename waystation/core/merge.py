@@ -9,7 +9,8 @@ The rules (design.md, "Records, clocks and merge"):
   ``true`` still takes effect, a ``false`` over ``true`` is superseded.
 - delete: a tombstone clock, the max of all deletes seen. The record is deleted while that
   clock is above every non-counter field clock, so an upsert with a higher clock resurrects
-  it with all its fields.
+  it with all its fields. An upsert below the tombstone is merged into the hidden fields
+  (so every replica holds the same state) but reported superseded: nothing of it shows.
 - increment: deltas add up; counters ignore tombstones (they neither reset on delete nor
   resurrect the record).
 
@@ -25,6 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from waystation.core.record import RecordState
+
+# The pseudo-field a delete is reported and versioned under (``superseded``, the per-field
+# version and device that ``manual`` and ``server_wins`` read). Field names cannot start
+# with an underscore, so it never collides with a real one.
+DELETED = "_deleted"
 
 
 @dataclass(slots=True)
@@ -50,8 +56,13 @@ def merge_upsert(
     device: str,
     *,
     monotonic: frozenset[str] = frozenset(),
+    counters: frozenset[str] = frozenset(),
 ) -> MergeOutcome:
-    """Apply an upsert field by field; returns a new state (``state`` is not modified)."""
+    """Apply an upsert field by field; returns a new state (``state`` is not modified).
+
+    ``superseded`` lists the fields that lost to a higher clock, a ``false`` that lost to a
+    monotonic ``true``, and every field when a newer tombstone keeps the record deleted.
+    """
     new = state.copy()
     changed: list[str] = []
     superseded: list[str] = []
@@ -76,20 +87,29 @@ def merge_upsert(
             superseded.append(name)
     if changed:
         _bump(new, changed, device)
+    if new.is_deleted(counters):
+        superseded = list(fields)  # held under a newer tombstone: nothing of it shows
     return MergeOutcome(new, bool(changed), superseded)
 
 
 def merge_delete(
     state: RecordState, hlc: str, device: str, *, counters: frozenset[str] = frozenset()
 ) -> MergeOutcome:
-    """Raise the tombstone clock to ``hlc``; superseded when a later delete already stands."""
-    if state.deleted_clock is not None and hlc <= state.deleted_clock:
-        return MergeOutcome(state.copy(), False, [] if hlc == state.deleted_clock else ["_deleted"])
+    """Raise the tombstone clock to ``hlc`` (the highest delete holds it).
+
+    Superseded when a later delete already holds the tombstone, or when a newer field write
+    keeps the record alive (the tombstone clock is raised all the same, so replicas
+    converge). A delete that raises the tombstone records its version and device under
+    ``DELETED``, as a field write does.
+    """
     new = state.copy()
-    new.deleted_clock = hlc
-    _bump(new, (), device)
-    # the tombstone clock is kept (replicas converge), but a newer field write stands
-    return MergeOutcome(new, True, [] if new.is_deleted(counters) else ["_deleted"])
+    raised = new.deleted_clock is None or hlc > new.deleted_clock
+    if raised:
+        new.deleted_clock = hlc
+        _bump(new, (DELETED,), device)
+    assert new.deleted_clock is not None
+    lost = hlc < new.deleted_clock or not new.is_deleted(counters)
+    return MergeOutcome(new, raised, [DELETED] if lost else [])
 
 
 def merge_increment(

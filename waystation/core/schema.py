@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from functools import cached_property
 from collections.abc import Mapping
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal

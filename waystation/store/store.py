@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from waystation.core.access import Principal
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext
@@ -22,16 +23,24 @@ from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult
 from waystation.core.record import RecordState
+from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
 from waystation.store import accounts
 from waystation.store.accounts import Device, User
 from waystation.store.codec import state_from_row
+from waystation.store.conflicts import (
+    ConflictPage,
+    get_conflict,
+    list_conflicts,
+    resolve_conflict,
+)
 from waystation.store.database import Database
 from waystation.store.migrate import upgrade
 from waystation.store.pull import Cursor, Page, changes_since
 from waystation.store.push import apply_batch
 from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
+from waystation.store.stats import sync_stats
 from waystation.store.tables import conflicts, records
 
 PULL_TOUCH_INTERVAL_MS = 60_000
@@ -71,11 +80,14 @@ class Store:
         """Apply a batch of ops in one transaction; one result per op."""
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
         received = now_ms()
-        with self.db.write() as conn:
+
+        def work(conn: Connection) -> list[OpResult]:  # run again if it lost a race (PG)
             results = apply_batch(conn, ctx, changes, received_at=received)
             if principal.device_id:
                 accounts.touch_device(conn, principal.device_id, pushed_at=received)
-        return results
+            return results
+
+        return self.db.transact(work)
 
     def put_record(self, principal: Principal, collection: str, record_id: str,
                    fields: dict[str, Any], expected_version: int | None) -> OpResult:
@@ -85,7 +97,8 @@ class Store:
         without, the write is made as if against the record's current version.
         """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
-        with self.db.write() as conn:
+
+        def work(conn: Connection) -> OpResult:  # run again if it lost a race (PG)
             if expected_version is None:
                 current = conn.execute(sa.select(records.c.version).where(
                     records.c.collection == collection, records.c.id == record_id)
@@ -100,6 +113,8 @@ class Store:
             }
             return apply_batch(conn, ctx, [change], received_at=now_ms(),
                                expected_version=expected_version)[0]
+
+        return self.db.transact(work)
 
     def pull(self, principal: Principal, cursor: Cursor, limit: int,
              collections: Sequence[str] | None = None) -> Page:
@@ -188,6 +203,38 @@ class Store:
 
     def close(self) -> None:
         self.db.dispose()
+
+    # -- conflicts and stats (store/conflicts.py, store/stats.py) ----------------------
+
+    def list_conflicts(self, principal: Principal, *, status: str = "open",
+                       collection: str | None = None, record_id: str | None = None,
+                       limit: int = 100, after: str | None = None) -> ConflictPage:
+        """Conflicts the caller may review; raises Forbidden for roles that review none."""
+        with self.db.read() as conn:
+            return list_conflicts(conn, self.schema, principal, status=status,
+                                  collection=collection, record_id=record_id, limit=limit,
+                                  after=after)
+
+    def get_conflict(self, principal: Principal, conflict_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            return get_conflict(conn, self.schema, principal, conflict_id)
+
+    def resolve_conflict(self, principal: Principal, conflict_id: str,
+                         request: ResolveRequest) -> dict[str, Any]:
+        """Apply a reviewer's decision as new changes (one transaction, run again on
+        PostgreSQL if it lost a race); see store/conflicts.py for what it raises."""
+        now = now_ms()
+
+        def work(conn: Connection) -> dict[str, Any]:
+            return resolve_conflict(conn, self.schema, self.clock, self.max_clock_skew_ms,
+                                    principal, conflict_id, request, now=now)
+
+        return self.db.transact(work)
+
+    def sync_stats(self, *, user_id: str | None = None, device_id: str | None = None,
+                   since_ms: int | None = None) -> dict[str, Any]:
+        with self.db.read() as conn:
+            return sync_stats(conn, user_id=user_id, device_id=device_id, since_ms=since_ms)
 
 
 def open_store(url: str, schema: Schema, *, migrate: bool = True,

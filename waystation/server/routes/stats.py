@@ -1,0 +1,52 @@
+"""``GET /v1/sync/stats``: what administrators read to see which devices are behind,
+failing or conflicting (aggregates of the op log; store/stats.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from waystation.core.errors import Forbidden, ValidationError
+from waystation.server.context import caller, services
+from waystation.server.responses import OrjsonResponse
+
+router = APIRouter(prefix="/v1/sync")
+
+
+@router.get("/stats")
+async def stats(
+    request: Request,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    svc = services(request)
+    principal = await caller(request)
+    if not principal.is_admin:
+        raise Forbidden("sync stats are for administrators")
+    since_ms = parse_since(since)
+    body = await run_in_threadpool(
+        svc.store.sync_stats, user_id=user_id, device_id=device_id, since_ms=since_ms
+    )
+    return OrjsonResponse(body)
+
+
+def parse_since(text: str | None) -> int | None:
+    """An RFC 3339 time with its offset (``2025-11-30T00:00:00Z``) as Unix milliseconds."""
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or "T" not in text.upper():
+        raise ValidationError(
+            f"since={text!r} is not an RFC 3339 time with an offset, such as "
+            "2025-11-30T00:00:00Z",
+            {"field": "since"},
+        )
+    return int(moment.timestamp() * 1000)

@@ -194,16 +194,6 @@ def _finish(replica: Replica, result: SyncResult) -> SyncResult:
             if result.error is None:
                 set_meta(conn, "last_sync_at", result.finished_at.isoformat())
     replica.events.emit(
-        SyncEvent(
-            "done",
-            pending=replica.pending_count(),
-            pushed=result.pushed,
-            pulled=result.pulled,
-            bytes_sent=result.bytes_sent,
-            bytes_received=result.bytes_received,
-            conflicts=result.conflicts,
-            rejected=result.rejected,
-            error=result.error,
-        )
+        SyncEvent.of_run("done", result, pending=replica.pending_count(), error=result.error)
     )
     return result

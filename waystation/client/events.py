@@ -11,7 +11,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from waystation.client.result import SyncResult
 
 log = logging.getLogger("waystation.client")
 
@@ -38,6 +41,30 @@ class SyncEvent:
     conflicts: int = 0
     rejected: int = 0
     error: str | None = None
+
+    @classmethod
+    def of_run(
+        cls,
+        phase: Phase,
+        result: SyncResult,
+        *,
+        pending: int,
+        to_push: int = 0,
+        error: str | None = None,
+    ) -> SyncEvent:
+        """An event carrying the run's totals so far (as push, pull and done report them)."""
+        return cls(
+            phase,
+            pending=pending,
+            to_push=to_push,
+            pushed=result.pushed,
+            pulled=result.pulled,
+            bytes_sent=result.bytes_sent,
+            bytes_received=result.bytes_received,
+            conflicts=result.conflicts,
+            rejected=result.rejected,
+            error=error,
+        )
 
 
 Listener = Callable[[SyncEvent], None]

@@ -63,18 +63,7 @@ def pull_changes(
             set_meta(conn, "cursor", str(page.cursor))
             set_meta(conn, "pull_etag", {"since": str(cursor), "etag": page.etag})
         result.pulled += len(page.changes)
-        replica.events.emit(
-            SyncEvent(
-                "pull",
-                pending=replica.pending_count(),
-                pushed=result.pushed,
-                pulled=result.pulled,
-                bytes_sent=result.bytes_sent,
-                bytes_received=result.bytes_received,
-                conflicts=result.conflicts,
-                rejected=result.rejected,
-            )
-        )
+        replica.events.emit(SyncEvent.of_run("pull", result, pending=replica.pending_count()))
         if not page.has_more:
             break
     _finish_full_repull(replica)

@@ -75,16 +75,8 @@ def push_outbox(
         if remaining is not None:
             remaining -= len(batch)
         replica.events.emit(
-            SyncEvent(
-                "push",
-                pending=replica.pending_count(),
-                to_push=max(to_push, result.pushed),
-                pushed=result.pushed,
-                bytes_sent=result.bytes_sent,
-                bytes_received=result.bytes_received,
-                conflicts=result.conflicts,
-                rejected=result.rejected,
-            )
+            SyncEvent.of_run("push", result, pending=replica.pending_count(),
+                             to_push=max(to_push, result.pushed))
         )
 
 

@@ -28,7 +28,7 @@ default — and one batch may create 5,000 records.)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,17 +42,17 @@ from waystation.core.ids import uuid7
 from waystation.core.protocol import Change, OpResult, parse_change
 from waystation.core.record import RecordState
 from waystation.core.schema import CollectionSpec
-from waystation.store import notify
-from waystation.store.codec import dumps, state_from_row, state_to_params
+from waystation.store import bulk, notify
+from waystation.store.codec import dumps, state_from_row
 from waystation.store.sequence import advance_hlc, allocate_seqs
 from waystation.store.tables import op_log, records
 
 _CHUNK = 500
 
-_UPSERT_RECORD = sa.text(
-    "INSERT INTO records (collection, id, seq, version, deleted, conflict, fields, clocks,"
-    " deleted_clock, field_meta, updated_at) VALUES (:collection, :id, :seq, :version,"
-    " :deleted, :conflict, :fields, :clocks, :deleted_clock, :field_meta, :updated_at)"
+_RECORD_COLUMNS = ("collection, id, seq, version, deleted, conflict, fields, clocks,"
+                   " deleted_clock, field_meta, updated_at")
+_UPSERT_RECORD = (
+    f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,"
     " version = excluded.version, deleted = excluded.deleted, conflict = excluded.conflict,"
     " fields = excluded.fields, clocks = excluded.clocks,"
@@ -60,34 +60,28 @@ _UPSERT_RECORD = sa.text(
     " updated_at = excluded.updated_at"
 )
 # A record this batch creates: no upsert, so a concurrent creation is an error, not lost.
-_INSERT_RECORD = sa.text(
-    "INSERT INTO records (collection, id, seq, version, deleted, conflict, fields, clocks,"
-    " deleted_clock, field_meta, updated_at) VALUES (:collection, :id, :seq, :version,"
-    " :deleted, :conflict, :fields, :clocks, :deleted_clock, :field_meta, :updated_at)"
+_INSERT_RECORD = (
+    f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_DELETE_SCOPES = sa.text(
-    "DELETE FROM record_scopes WHERE collection = :collection AND record_id = :id"
+_DELETE_SCOPES = "DELETE FROM record_scopes WHERE collection = ? AND record_id = ?"
+_INSERT_SCOPE = "INSERT INTO record_scopes (collection, record_id, scope, seq) VALUES (?, ?, ?, ?)"
+_DELETE_KEYS = "DELETE FROM unique_keys WHERE collection = ? AND record_id = ?"
+_INSERT_KEY = (
+    "INSERT INTO unique_keys (collection, key_name, key_value, record_id) VALUES (?, ?, ?, ?)"
 )
-_INSERT_SCOPE = sa.text(
-    "INSERT INTO record_scopes (collection, record_id, scope, seq)"
-    " VALUES (:collection, :record_id, :scope, :seq)"
-)
-_DELETE_KEYS = sa.text(
-    "DELETE FROM unique_keys WHERE collection = :collection AND record_id = :id"
-)
-_INSERT_KEY = sa.text(
-    "INSERT INTO unique_keys (collection, key_name, key_value, record_id)"
-    " VALUES (:collection, :key_name, :key_value, :record_id)"
-)
-_FIND_KEY = sa.text(
-    "SELECT record_id FROM unique_keys WHERE collection = :collection"
-    " AND key_name = :key_name AND key_value = :key_value"
+_FIND_KEY = (
+    "SELECT record_id FROM unique_keys WHERE collection = ? AND key_name = ? AND key_value = ?"
 )
 _INSERT_CONFLICT = sa.text(
     "INSERT INTO conflicts (id, collection, record_id, kind, op_id, op_kind, hlc, base_version,"
     " server_fields, client_fields, existing_id, device_id, user_id, status, created_at)"
     " VALUES (:id, :collection, :record_id, :kind, :op_id, :op_kind, :hlc, :base_version,"
     " :server_fields, :client_fields, :existing_id, :device_id, :user_id, 'open', :created_at)"
+)
+_INSERT_LOG = (
+    "INSERT INTO op_log (op_id, user_id, device_id, collection, record_id, kind, hlc,"
+    " effective_hlc, base_version, fields, created_at_client, received_at, status,"
+    " error_code, result, duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -101,6 +95,10 @@ class _Touched:
     result_indexes: list[int] = field(default_factory=list)
 
 
+# (op, effective clock, result, re-send?): an op-log row before its result has its seq
+_LogEntry = tuple[Change, str | None, OpResult, bool]
+
+
 @dataclass(slots=True)
 class BatchWriter:
     """Collects the effects of a batch, then writes them in bulk."""
@@ -108,11 +106,14 @@ class BatchWriter:
     ctx: ApplyContext
     received_at: int
     results: list[OpResult] = field(default_factory=list)
-    log_rows: list[dict[str, Any]] = field(default_factory=list)
+    log_rows: list[_LogEntry] = field(default_factory=list)
     conflict_rows: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[tuple[str, str], _Touched] = field(default_factory=dict)
     # unique keys claimed or released within this batch: (collection, name, value) -> id|None
     batch_keys: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
+    # holders of the unique keys the batch's upserts would claim, read up front:
+    # (collection, name, value) -> record id, or None when no record holds it
+    known_keys: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
     # re-sends of an op first seen in this same batch: (their result, the first result),
     # completed once the first result has its seq
     echoes: list[tuple[OpResult, OpResult]] = field(default_factory=list)
@@ -147,6 +148,7 @@ def apply_batch(
     first_outcomes = _first_outcomes(conn, [c.op_id for c in ops])
     states = _load_states(conn, ctx, ops)
     stored = set(states)  # rows that exist (and, on PostgreSQL, are locked)
+    writer.known_keys = _prefetch_keys(conn, ctx, ops, states)
     seen_in_batch: dict[str, _Earlier] = {}
     for index, item in enumerate(parsed):
         if isinstance(item, WaystationError):
@@ -226,6 +228,36 @@ def _load_states(
     return states
 
 
+def _prefetch_keys(
+    conn: Connection, ctx: ApplyContext, ops: list[Change],
+    states: dict[tuple[str, str], RecordState],
+) -> dict[tuple[str, str, str], str | None]:
+    """Who holds the unique keys the batch's upserts would claim: one query per collection
+    (and 500 values) instead of one per op. The fields are the op's over the record's, as a
+    merge that lets the op through makes them."""
+    wanted: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for op in ops:
+        spec = ctx.schema.get(op.collection)
+        if op.op != "upsert" or spec is None or not spec.unique:
+            continue
+        state = states.get((op.collection, op.record_id))
+        fields = {**state.fields, **op.fields} if state is not None else op.fields
+        for name, value in spec.unique_keys_of(fields).items():
+            wanted[op.collection].add((name, value))
+    known: dict[tuple[str, str, str], str | None] = {}
+    for collection, slots in wanted.items():
+        values = sorted({value for _, value in slots})
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            sql = ("SELECT key_name, key_value, record_id FROM unique_keys WHERE collection = ?"
+                   f" AND key_value IN ({bulk.placeholders(len(chunk))})")
+            for name, value, holder in bulk.fetch(conn, sql, (collection, *chunk)):
+                known[(collection, name, value)] = holder
+        for name, value in slots:
+            known.setdefault((collection, name, value), None)
+    return known
+
+
 def _repeat(writer: BatchWriter, op: Change, earlier: _Earlier) -> None:
     """A re-sent op: repeat its first outcome (or refuse an op id of another user)."""
     user, first, in_this_batch = earlier
@@ -280,10 +312,11 @@ def _check_unique(
         slot = (op.collection, name, value)
         if slot in writer.batch_keys:
             holder = writer.batch_keys[slot]
-        else:
-            holder = conn.execute(
-                _FIND_KEY, {"collection": op.collection, "key_name": name, "key_value": value}
-            ).scalar_one_or_none()
+        elif slot in writer.known_keys:
+            holder = writer.known_keys[slot]
+        else:  # a key the prefetch could not foresee (a merge kept other values)
+            found = bulk.fetch(conn, _FIND_KEY, slot)
+            holder = found[0][0] if found else None
         if holder is not None and holder != op.record_id:
             existing = _existing_fields(writer, conn, op.collection, holder)
             return Verdict(
@@ -429,30 +462,34 @@ def _log_row(
     result: OpResult,
     *,
     duplicate: bool,
-) -> dict[str, Any]:
-    ctx = writer.ctx
+) -> _LogEntry:
+    return (op, verdict.hlc if verdict is not None else None, result, duplicate)
+
+
+def _log_tuple(writer: BatchWriter, entry: _LogEntry) -> tuple[Any, ...]:
+    """An op-log row, made once the batch's results have their seqs."""
+    op, effective_hlc, result, duplicate = entry
+    principal = writer.ctx.principal
     error = result.get("error")
-    return {
-        "op_id": op.op_id,
-        "user_id": ctx.principal.user_id,
-        "device_id": ctx.principal.device_id,
-        "collection": op.collection,
-        "record_id": op.record_id,
-        "kind": op.op,
-        "hlc": op.hlc,
-        "effective_hlc": verdict.hlc if verdict is not None else None,
-        "base_version": op.base_version,
-        "fields": dumps(op.fields),
-        "created_at_client": (
-            int(op.created_at_client.timestamp() * 1000) if op.created_at_client else None
-        ),
-        "received_at": writer.received_at,
-        "status": "duplicate" if duplicate and result["status"] == "duplicate"
-        else result["status"],
-        "error_code": error["code"] if error else None,
-        "result": result,  # serialised in _write, once seqs are known
-        "duplicate": duplicate,
-    }
+    created = op.created_at_client
+    return (
+        op.op_id,
+        principal.user_id,
+        principal.device_id,
+        op.collection,
+        op.record_id,
+        op.op,
+        op.hlc,
+        effective_hlc,
+        op.base_version,
+        dumps(op.fields),
+        int(created.timestamp() * 1000) if created else None,
+        writer.received_at,
+        result["status"],
+        error["code"] if error else None,
+        dumps(result),
+        duplicate,
+    )
 
 
 def _write(conn: Connection, writer: BatchWriter, stored: set[tuple[str, str]]) -> None:
@@ -462,57 +499,55 @@ def _write(conn: Connection, writer: BatchWriter, stored: set[tuple[str, str]]) 
     ctx = writer.ctx
     touched = list(writer.touched.values())
     seqs = allocate_seqs(conn, len(touched)) if touched else range(0)
-    new_rows: list[dict[str, Any]] = []
-    record_rows: list[dict[str, Any]] = []
+    new_rows: list[tuple[Any, ...]] = []
+    record_rows: list[tuple[Any, ...]] = []
     changed_scopes: set[str] = set()
-    scope_deletes: list[dict[str, Any]] = []
-    scope_rows: list[dict[str, Any]] = []
-    key_deletes: list[dict[str, Any]] = []
-    key_rows: list[dict[str, Any]] = []
+    scope_deletes: list[tuple[str, str]] = []
+    scope_rows: list[tuple[str, str, str, int]] = []
+    key_deletes: list[tuple[str, str]] = []
+    key_rows: list[tuple[str, str, str, str]] = []
     seq_by_key: dict[tuple[str, str], int] = {}
+    received_at = writer.received_at
+    results = writer.results
     for entry, seq in zip(touched, seqs, strict=True):
         state = entry.state
-        spec = ctx.schema.collections[state.collection]
+        collection, record_id = key = (state.collection, state.id)
+        spec = ctx.schema.collections[collection]
         deleted = state.is_deleted(spec.counters)
-        seq_by_key[(state.collection, state.id)] = seq
-        row = state_to_params(state, seq=seq, deleted=deleted, updated_at=writer.received_at)
-        (record_rows if (state.collection, state.id) in stored else new_rows).append(row)
-        scope_deletes.append({"collection": state.collection, "id": state.id})
-        scopes = spec.scopes_of(state.id, state.fields)
-        changed_scopes.update(scopes)
-        scope_rows.extend(
-            {"collection": state.collection, "record_id": state.id, "scope": scope, "seq": seq}
-            for scope in scopes
+        seq_by_key[key] = seq
+        row = (
+            collection, record_id, seq, state.version, deleted, state.conflict,
+            dumps(state.fields), dumps(state.clocks), state.deleted_clock,
+            dumps({"v": state.field_versions, "d": state.field_devices}), received_at,
         )
+        (record_rows if key in stored else new_rows).append(row)
+        if entry.old_scopes is not None:
+            scope_deletes.append(key)
+        scopes = spec.scopes_of(record_id, state.fields)
+        changed_scopes.update(scopes)
+        scope_rows.extend((collection, record_id, scope, seq) for scope in scopes)
         new_keys = {} if deleted else spec.unique_keys_of(state.fields)
         if new_keys != entry.old_keys:
             if entry.old_keys:
-                key_deletes.append({"collection": state.collection, "id": state.id})
-            key_rows.extend(
-                {"collection": state.collection, "key_name": n, "key_value": v,
-                 "record_id": state.id}
-                for n, v in new_keys.items()
-            )
+                key_deletes.append(key)
+            key_rows.extend((collection, n, v, record_id) for n, v in new_keys.items())
         for index in entry.result_indexes:
-            if writer.results[index]["status"] == "applied":
-                writer.results[index]["seq"] = str(seq)
+            if results[index]["status"] == "applied":
+                results[index]["seq"] = str(seq)
     _fill_unchanged_seqs(conn, writer, seq_by_key)
     for echo, first in writer.echoes:
         echo.update(_echo(echo["op_id"] or "", first))
     if touched:
         notify.note_changes(conn, {e.state.collection for e in touched}, changed_scopes)
-    _executemany(conn, _INSERT_RECORD, new_rows)
-    _executemany(conn, _UPSERT_RECORD, record_rows)
-    _executemany(conn, _DELETE_SCOPES, [d for d, e in zip(scope_deletes, touched, strict=True)
-                                        if e.old_scopes is not None])
-    _executemany(conn, _INSERT_SCOPE, scope_rows)
-    _executemany(conn, _DELETE_KEYS, key_deletes)
-    _executemany(conn, _INSERT_KEY, key_rows)
-    _executemany(conn, _INSERT_CONFLICT, writer.conflict_rows)
-    for row in writer.log_rows:
-        row["result"] = dumps(row["result"])
-    if writer.log_rows:
-        conn.execute(sa.insert(op_log), writer.log_rows)
+    bulk.executemany(conn, _INSERT_RECORD, new_rows)
+    bulk.executemany(conn, _UPSERT_RECORD, record_rows)
+    bulk.executemany(conn, _DELETE_SCOPES, scope_deletes)
+    bulk.executemany(conn, _INSERT_SCOPE, scope_rows)
+    bulk.executemany(conn, _DELETE_KEYS, key_deletes)
+    bulk.executemany(conn, _INSERT_KEY, key_rows)
+    if writer.conflict_rows:
+        conn.execute(_INSERT_CONFLICT, writer.conflict_rows)
+    bulk.executemany(conn, _INSERT_LOG, [_log_tuple(writer, e) for e in writer.log_rows])
     advance_hlc(conn, "last_hlc", ctx.clock.last)
 
 
@@ -530,9 +565,3 @@ def _fill_unchanged_seqs(
             ).scalar_one_or_none()
         if seq is not None:
             result["seq"] = str(seq)
-
-
-def _executemany(conn: Connection, statement: Any, rows: Iterable[dict[str, Any]]) -> None:
-    rows = list(rows)
-    if rows:
-        conn.execute(statement, rows)

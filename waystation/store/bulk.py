@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 
@@ -26,9 +27,44 @@ def _for_driver(sql: str, paramstyle: str) -> str:
 
 
 def executemany(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Run ``sql`` once per row of ``rows`` (nothing when there are none)."""
-    if rows:
-        conn.exec_driver_sql(_for_driver(sql, conn.dialect.paramstyle), list(rows))
+    """Run ``sql`` once per row of ``rows`` (nothing when there are none).
+
+    On PostgreSQL a plain ``INSERT INTO t (columns) VALUES (?, ...)`` (no ``ON CONFLICT``)
+    becomes a ``COPY t (columns) FROM STDIN``: an executemany sends one statement per row
+    for the server to plan and answer (about 30 us a row when measured), COPY streams the
+    rows. A unique violation fails the COPY with the same SQLSTATE as the INSERT would.
+    """
+    if not rows:
+        return
+    paramstyle = conn.dialect.paramstyle
+    copy = _copy_statement(sql) if paramstyle != "qmark" else None
+    if copy is None:
+        conn.exec_driver_sql(_for_driver(sql, paramstyle), list(rows))
+        return
+    driver_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(copy) as stream:
+            for row in rows:
+                stream.write_row(row)
+    except driver_error as error:
+        # wrapped as SQLAlchemy wraps its own statements' errors, so that callers (the
+        # lost-race retry of Database.transact) see one kind of error whatever the path
+        raise exc.DBAPIError.instance(copy, None, error, driver_error,
+                                      dialect=conn.dialect) from error
+    finally:
+        cursor.close()
+
+
+@cache
+def _copy_statement(sql: str) -> str | None:
+    """``COPY t (columns) FROM STDIN`` for ``INSERT INTO t (columns) VALUES (?, ...)``."""
+    if not sql.startswith("INSERT INTO ") or " VALUES (" not in sql:
+        return None
+    head, rest = sql.split(" VALUES ", 1)
+    if rest.index(")") + 1 != len(rest):  # ON CONFLICT or anything else after the values
+        return None
+    return "COPY " + head.removeprefix("INSERT INTO ") + " FROM STDIN"
 
 
 def fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -36,6 +72,9 @@ def fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     return list(conn.exec_driver_sql(_for_driver(sql, conn.dialect.paramstyle), params))
 
 
-def placeholders(n: int) -> str:
-    """``?, ?, ...`` for an ``IN (...)`` list of ``n`` values."""
-    return ", ".join("?" * n)
+def one_of(column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """``column IN (?, ...)`` and its parameters.
+
+    (PostgreSQL's ``= ANY(array)`` sends one parameter instead of hundreds, but its generic
+    plan, made once the statement is prepared, chose sequential scans when measured.)"""
+    return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)

@@ -34,6 +34,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from waystation.store import notify
+from waystation.store.group_commit import GroupCommit
 
 log = logging.getLogger("waystation.store")
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.Lock()
         self._notice_listeners: list[notify.Deliver] = []
+        self._group_commit = GroupCommit(self.write)
         # Write transactions run again after a lost race, by SQLSTATE (observability).
         self.lost_races: Counter[str] = Counter()
         if self.is_sqlite:
@@ -119,13 +121,16 @@ class Database:
 
     def transact(self, work: Callable[[Connection], T], *,
                  attempts: int = WRITE_ATTEMPTS) -> T:
-        """Run ``work`` in a write transaction; on PostgreSQL, run it again (up to
+        """Run ``work`` in a write transaction; on SQLite, perhaps one shared with other
+        callers' work (``store/group_commit.py``); on PostgreSQL, run it again (up to
         ``attempts`` times in all) when it lost a race to a concurrent writer (a unique
         index, a deadlock or a serialization failure). ``work`` must have no effects outside
         the transaction that a second run would repeat wrongly.
 
         Raises the last error when every attempt lost (or at once for any other error).
         """
+        if self.is_sqlite:  # one writer, no races to lose: share COMMITs instead
+            return self._group_commit.run(work)
         attempt = 0
         while True:
             attempt += 1

@@ -120,6 +120,20 @@ def note_changes(conn: Connection, collections: Iterable[str], scopes: Iterable[
     conn.info[_UNDESCRIBED] = False
 
 
+def save(conn: Connection) -> dict[str, object]:
+    """The notes so far (a savepoint about to be rolled back must not leave its notes)."""
+    return {key: _copied(conn.info[key]) for key in _KEYS if key in conn.info}
+
+
+def restore(conn: Connection, saved: dict[str, object]) -> None:
+    reset(conn)
+    conn.info.update(saved)
+
+
+def _copied(value: object) -> object:
+    return set(value) if isinstance(value, set) else value
+
+
 def reset(conn: Connection) -> None:
     """Forget notes of an earlier transaction (``info`` lives as long as the connection)."""
     for key in _KEYS:

@@ -45,7 +45,7 @@ from waystation.core.schema import CollectionSpec
 from waystation.store import bulk, notify
 from waystation.store.codec import dumps, state_from_row
 from waystation.store.sequence import advance_hlc, allocate_seqs
-from waystation.store.tables import op_log, records
+from waystation.store.tables import records
 
 _CHUNK = 500
 
@@ -72,6 +72,8 @@ _INSERT_KEY = (
 _FIND_KEY = (
     "SELECT record_id FROM unique_keys WHERE collection = ? AND key_name = ? AND key_value = ?"
 )
+_STATE_COLUMNS = ("collection, id, version, conflict, fields, clocks, deleted_clock,"
+                  " field_meta")
 _INSERT_CONFLICT = sa.text(
     "INSERT INTO conflicts (id, collection, record_id, kind, op_id, op_kind, hlc, base_version,"
     " server_fields, client_fields, existing_id, device_id, user_id, status, created_at)"
@@ -193,15 +195,14 @@ def _first_outcomes(conn: Connection, op_ids: list[str]) -> dict[str, _Earlier]:
     """First results of op ids received before, with the user who sent them."""
     found: dict[str, _Earlier] = {}
     unique_ids = list(dict.fromkeys(op_ids))
+    false = "0" if conn.dialect.name == "sqlite" else "false"
     for start in range(0, len(unique_ids), _CHUNK):
         chunk = unique_ids[start : start + _CHUNK]
-        rows = conn.execute(
-            sa.select(op_log.c.op_id, op_log.c.user_id, op_log.c.result).where(
-                op_log.c.op_id.in_(chunk), op_log.c.duplicate == sa.false()
-            )
-        )
-        for row in rows:
-            found[row.op_id] = (row.user_id, orjson.loads(row.result), False)
+        # a literal, so that the planner picks the partial index op_log_first_receipt
+        among, params = bulk.one_of("op_id", chunk)
+        sql = f"SELECT op_id, user_id, result FROM op_log WHERE duplicate = {false} AND {among}"
+        for op_id, user_id, result in bulk.fetch(conn, sql, params):
+            found[op_id] = (user_id, orjson.loads(result), False)
     return found
 
 
@@ -212,18 +213,15 @@ def _load_states(
     for op in ops:
         by_collection[op.collection].add(op.record_id)
     states: dict[tuple[str, str], RecordState] = {}
-    lock = not conn.dialect.name.startswith("sqlite")
+    lock = "" if conn.dialect.name.startswith("sqlite") else " ORDER BY id FOR UPDATE"
     # Sorted, so that two batches touching the same records lock them in the same order.
     for collection in sorted(by_collection):
         id_list = sorted(by_collection[collection])
         for start in range(0, len(id_list), _CHUNK):
-            query = sa.select(records).where(
-                records.c.collection == collection,
-                records.c.id.in_(id_list[start : start + _CHUNK]),
-            )
-            if lock:
-                query = query.order_by(records.c.id).with_for_update()
-            for row in conn.execute(query):
+            chunk = id_list[start : start + _CHUNK]
+            among, params = bulk.one_of("id", chunk)
+            sql = f"SELECT {_STATE_COLUMNS} FROM records WHERE collection = ? AND {among}{lock}"
+            for row in bulk.fetch(conn, sql, (collection, *params)):
                 states[(row.collection, row.id)] = state_from_row(row)
     return states
 
@@ -235,7 +233,7 @@ def _prefetch_keys(
     """Who holds the unique keys the batch's upserts would claim: one query per collection
     (and 500 values) instead of one per op. The fields are the op's over the record's, as a
     merge that lets the op through makes them."""
-    wanted: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
     for op in ops:
         spec = ctx.schema.get(op.collection)
         if op.op != "upsert" or spec is None or not spec.unique:
@@ -243,17 +241,19 @@ def _prefetch_keys(
         state = states.get((op.collection, op.record_id))
         fields = {**state.fields, **op.fields} if state is not None else op.fields
         for name, value in spec.unique_keys_of(fields).items():
-            wanted[op.collection].add((name, value))
+            wanted[(op.collection, name)].add(value)
     known: dict[tuple[str, str, str], str | None] = {}
-    for collection, slots in wanted.items():
-        values = sorted({value for _, value in slots})
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start : start + _CHUNK]
-            sql = ("SELECT key_name, key_value, record_id FROM unique_keys WHERE collection = ?"
-                   f" AND key_value IN ({bulk.placeholders(len(chunk))})")
-            for name, value, holder in bulk.fetch(conn, sql, (collection, *chunk)):
+    for (collection, name), values in wanted.items():
+        ordered = sorted(values)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            # the whole primary key (collection, key_name, key_value): index lookups only
+            among, params = bulk.one_of("key_value", chunk)
+            sql = ("SELECT key_value, record_id FROM unique_keys WHERE collection = ?"
+                   f" AND key_name = ? AND {among}")
+            for value, holder in bulk.fetch(conn, sql, (collection, name, *params)):
                 known[(collection, name, value)] = holder
-        for name, value in slots:
+        for value in values:
             known.setdefault((collection, name, value), None)
     return known
 

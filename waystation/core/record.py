@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -40,10 +40,15 @@ class RecordState:
         return all(c < self.deleted_clock for f, c in self.clocks.items() if f not in skip)
 
     def copy(self) -> RecordState:
-        return replace(
-            self,
-            fields=dict(self.fields),
-            clocks=dict(self.clocks),
-            field_versions=dict(self.field_versions),
-            field_devices=dict(self.field_devices),
+        # the constructor, not dataclasses.replace: merge copies a state per op
+        return RecordState(
+            self.collection,
+            self.id,
+            dict(self.fields),
+            dict(self.clocks),
+            self.deleted_clock,
+            self.version,
+            dict(self.field_versions),
+            dict(self.field_devices),
+            self.conflict,
         )

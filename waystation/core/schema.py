@@ -133,13 +133,18 @@ class CollectionSpec(BaseModel):
             var for t in self.scopes for var in _TEMPLATE_VAR.findall(t) if var != "id"
         )
 
+    @cached_property
+    def required_on_create(self) -> frozenset[str]:
+        """What a create must carry: the required fields and the ones scopes read."""
+        return frozenset(self.required) | self.scope_fields
+
     def scopes_of(self, record_id: str, fields: Mapping[str, Any]) -> frozenset[str]:
         """The scopes a record with these fields belongs to (templates with a missing value
         are left out)."""
         out: set[str] = set()
-        for template in self.scopes:
+        for template, names in self._scope_templates:
             values: dict[str, str] = {}
-            for var in _TEMPLATE_VAR.findall(template):
+            for var in names:
                 value = record_id if var == "id" else fields.get(var)
                 if value is None or value == "":
                     break
@@ -147,6 +152,11 @@ class CollectionSpec(BaseModel):
             else:
                 out.add(template.format_map(values))
         return frozenset(out)
+
+    @cached_property
+    def _scope_templates(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each template with the variables it reads, parsed once (scopes_of runs per op)."""
+        return tuple((t, tuple(_TEMPLATE_VAR.findall(t))) for t in self.scopes)
 
     def unique_keys_of(self, fields: Mapping[str, Any]) -> dict[str, str]:
         """``{key name: key value}`` for each unique key whose fields are all set."""

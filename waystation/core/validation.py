@@ -27,57 +27,68 @@ def _fail(path: str, message: str) -> ValidationError:
     return ValidationError(f"{path}: {message}", {"field": path})
 
 
-def _check_scalar(kind: FieldType, value: Any, path: str) -> None:
+def _scalar_problem(kind: FieldType, value: Any) -> str | None:
+    """What is wrong with ``value`` as a ``kind``, or None. The caller names the path, so
+    that a valid value (nearly all of them) costs no string building."""
     if kind == "string":
-        if not isinstance(value, str):
-            raise _fail(path, f"expected a string, got {type(value).__name__}")
-    elif kind in ("integer", "counter"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(path, f"expected an integer, got {type(value).__name__}")
-    elif kind == "number":
+        if isinstance(value, str):
+            return None
+        return f"expected a string, got {type(value).__name__}"
+    if kind in ("integer", "counter"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return f"expected an integer, got {type(value).__name__}"
+    if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(path, f"expected a number, got {type(value).__name__}")
+            return f"expected a number, got {type(value).__name__}"
         if isinstance(value, float) and not math.isfinite(value):
-            raise _fail(path, "expected a finite number")
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            raise _fail(path, f"expected true or false, got {type(value).__name__}")
-    elif kind == "date":
+            return "expected a finite number"
+        return None
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return None
+        return f"expected true or false, got {type(value).__name__}"
+    if kind == "date":
         if not isinstance(value, str):
-            raise _fail(path, "expected a date as 'YYYY-MM-DD'")
+            return "expected a date as 'YYYY-MM-DD'"
         try:
             if not _DATE.fullmatch(value):
                 raise ValueError(value)
             dt.date.fromisoformat(value)
         except ValueError:
-            raise _fail(path, f"{value!r} is not a date 'YYYY-MM-DD'") from None
-    elif kind == "datetime":
+            return f"{value!r} is not a date 'YYYY-MM-DD'"
+        return None
+    if kind == "datetime":
         if not isinstance(value, str):
-            raise _fail(path, "expected an RFC 3339 time such as '2025-11-30T10:00:00Z'")
+            return "expected an RFC 3339 time such as '2025-11-30T10:00:00Z'"
         try:
             if not _DATETIME.fullmatch(value):
                 raise ValueError(value)
             parsed = dt.datetime.fromisoformat(value.upper())
         except ValueError:
-            raise _fail(path, f"{value!r} is not an RFC 3339 time") from None
+            return f"{value!r} is not an RFC 3339 time"
         if parsed.tzinfo is None:
-            raise _fail(path, f"{value!r} has no time zone: add 'Z' or an offset")
+            return f"{value!r} has no time zone: add 'Z' or an offset"
+    return None
 
 
 def check_value(spec: FieldSpec, value: Any, path: str) -> None:
     """Raise ValidationError unless ``value`` fits ``spec``; ``None`` clears a field."""
     if value is None:
         return
-    if spec.type == "array":
+    kind = spec.type
+    if kind == "array":
         if not isinstance(value, list):
             raise _fail(path, f"expected a list, got {type(value).__name__}")
         if spec.items is not None:
             for i, item in enumerate(value):
-                _check_scalar(spec.items, item, f"{path}[{i}]")
+                problem = _scalar_problem(spec.items, item)
+                if problem is not None:
+                    raise _fail(f"{path}[{i}]", problem)
         if spec.max_length is not None and len(value) > spec.max_length:
             raise _fail(path, f"at most {spec.max_length} items")
         return
-    if spec.type == "object":
+    if kind == "object":
         if not isinstance(value, dict):
             raise _fail(path, f"expected an object, got {type(value).__name__}")
         members = spec.fields or {}
@@ -86,11 +97,15 @@ def check_value(spec: FieldSpec, value: Any, path: str) -> None:
                 raise _fail(f"{path}.{key}", f"unknown member; expected one of {sorted(members)}")
             check_value(members[key], member, f"{path}.{key}")
         return
-    _check_scalar(spec.type, value, path)
+    problem = _scalar_problem(kind, value)
+    if problem is not None:
+        raise _fail(path, problem)
     if spec.enum is not None and value not in spec.enum:
         raise _fail(path, f"{value!r} is not one of {spec.enum}")
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
         raise _fail(path, f"at most {spec.max_length} characters")
+    if spec.min is None and spec.max is None:
+        return
     if isinstance(value, int | float) and not isinstance(value, bool):
         if spec.min is not None and value < spec.min:
             raise _fail(path, f"{value} is below the minimum {spec.min:g}")
@@ -104,18 +119,22 @@ def validate_upsert(spec: CollectionSpec, fields: Mapping[str, Any], *, creating
     An upsert may not set a counter: counters change only through ``increment`` ops, whose
     deltas add up however they are delivered.
     """
+    declared = spec.fields
     for name, value in fields.items():
-        field = spec.fields.get(name)
-        path = f"fields.{name}"
+        field = declared.get(name)
         if field is None:
-            raise _fail(path, f"unknown field of {spec.name}; declared: {sorted(spec.fields)}")
+            raise _fail(f"fields.{name}",
+                        f"unknown field of {spec.name}; declared: {sorted(spec.fields)}")
         if field.type == "counter":
-            raise _fail(path, "is a counter: change it with an 'increment' op, not 'upsert'")
-        if value is None and name in spec.required:
-            raise _fail(path, "is required and cannot be null")
-        check_value(field, value, path)
-    if creating:
-        missing = [n for n in sorted(set(spec.required) | spec.scope_fields) if n not in fields]
+            raise _fail(f"fields.{name}",
+                        "is a counter: change it with an 'increment' op, not 'upsert'")
+        if value is None:
+            if name in spec.required:
+                raise _fail(f"fields.{name}", "is required and cannot be null")
+            continue
+        check_value(field, value, f"fields.{name}")
+    if creating and not spec.required_on_create <= fields.keys():
+        missing = [n for n in sorted(spec.required_on_create) if n not in fields]
         if missing:
             raise _fail(
                 f"fields.{missing[0]}",

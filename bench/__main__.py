@@ -12,6 +12,7 @@ Writes bench/results/<timestamp>.json, prints a markdown table, and draws docs/p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 
 from bench import ceilings, report, scenarios
+from bench.server import BenchServer
 from bench.workload import DeviceWorkload, batches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +37,10 @@ def _args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--db", default=None,
-                   help="postgresql://.../bench_{name} (default: fresh SQLite files)")
+                   help="postgresql://.../bench_{name}: one database per server, created "
+                        "(default: fresh SQLite files)")
+    p.add_argument("--postgres", action="store_true",
+                   help="start a throwaway PostgreSQL server (durable settings) and use it")
     p.add_argument("--devices", type=int, default=8, help="push storm devices")
     p.add_argument("--per-device", type=int, default=2500, help="push storm backlog per device")
     p.add_argument("--conflict-devices", type=int, default=8)
@@ -72,12 +77,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "platform": platform.platform()},
         "params": {k: (str(v) if isinstance(v, Path) else v)
                    for k, v in vars(args).items()},
-        "ceiling_sqlite": [], "ceiling_bare": [], "storm": [], "conflict": [], "many": [],
+        "ceiling_sqlite": [], "ceiling_postgres": [], "ceiling_bare": [], "storm": [],
+        "conflict": [], "many": [],
         "incremental": {}, "replica_by_size": {}}
     for r in range(args.runs):
         _log(f"run {r + 1}/{args.runs}: ceilings")
         res["ceiling_sqlite"].append(ceilings.sqlite_rows_per_s(
             workdir / "ceiling.db", args.devices, args.per_device, args.seed + r))
+        if args.db:
+            res["ceiling_postgres"].append(ceilings.postgres_rows_per_s(
+                BenchServer(workdir / f"ceiling-{r}", args.db).db_url, args.devices,
+                args.per_device, args.seed + r))
         work = [list(batches(DeviceWorkload(args.seed + r, d, f"d-{d:05d}")
                              .ops(args.per_device))) for d in range(args.devices)]
         res["ceiling_bare"].append(ceilings.bare_push(work))
@@ -108,14 +118,22 @@ def summarise(res: dict[str, Any]) -> dict[str, report.Figure]:
     storm, conflict, many = res["storm"], res["conflict"], res["many"]
     sqlite = statistics.median(res["ceiling_sqlite"])
     bare = statistics.median(b["ops_per_s"] for b in res["ceiling_bare"])
+    postgres = bool(res["ceiling_postgres"])
     ceil = [("raw SQLite", sqlite), ("bare ASGI", bare)]
+    if postgres:
+        ceil.insert(0, ("raw PostgreSQL", statistics.median(res["ceiling_postgres"])))
     figs = {
         "ceiling_sqlite": f("ceiling: raw SQLite executemany, 500/txn, WAL, FULL", "rows/s",
                             res["ceiling_sqlite"], float),
+        **({"ceiling_postgres": f("ceiling: raw PostgreSQL executemany, 500/txn", "rows/s",
+                                  res["ceiling_postgres"], float)} if postgres else {}),
         "ceiling_bare": f("ceiling: bare ASGI endpoint, parse body only", "ops/s",
                           res["ceiling_bare"], lambda b: b["ops_per_s"]),
         "push_ops": f("(1) push storm: throughput", "ops/s", storm,
-                      lambda r: r["push"]["ops_per_s"], target=25_000, ceilings=ceil),
+                      lambda r: r["push"]["ops_per_s"],
+                      target=10_000 if postgres else 25_000, ceilings=ceil),
+        "push_cpu": f("(1) push storm: server process CPU per op", "us", storm,
+                      lambda r: r["push"]["server_cpu_us_per_op"]),
         "push_p50": f("(1) push storm: p50 latency (500 ops/request)", "ms", storm,
                       lambda r: r["push"]["latency_ms"]["p50"]),
         "push_p95": f("(1) push storm: p95 latency", "ms", storm,
@@ -216,11 +234,16 @@ def summarise(res: dict[str, Any]) -> dict[str, report.Figure]:
 def main() -> None:
     args = _args()
     started = time.perf_counter()
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        res = run(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="waystation-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from bench.postgres import throwaway_server
+
+            args.db = stack.enter_context(throwaway_server())
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            res = run(args, args.workdir)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="waystation-bench-"))
             res = run(args, Path(tmp))
     res["seconds"] = time.perf_counter() - started
     figs = summarise(res)
@@ -234,7 +257,8 @@ def main() -> None:
     print(table)
     _log(f"results: {path} ({res['seconds']:.0f} s)")
     if not args.no_plots:
-        for png in report.plots(res, figs, args.plots):
+        engine = "postgresql" if args.db else "sqlite"
+        for png in report.plots(res, figs, args.plots, engine):
             _log(f"plot: {png}")
 
 

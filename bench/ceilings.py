@@ -3,6 +3,8 @@
 - ``sqlite_rows_per_s``: raw ``executemany`` of the same rows (the op's JSON, keyed like the
   records table) in batches of 500, one commit per batch, WAL with ``synchronous=FULL``: the
   most a push can write through SQLite here.
+- ``postgres_rows_per_s`` (with ``--db``/``--postgres``): the same rows through psycopg's
+  ``executemany``, 500 per transaction, into the PostgreSQL server the scenarios use.
 - ``bare_push``: the same gzip'd push bodies, from the same threads, against a bare ASGI
   endpoint under uvicorn (bench/bare_app.py) that only reads and parses them: the most a
   push can go through HTTP + JSON here.
@@ -26,12 +28,15 @@ from bench.workload import DeviceWorkload
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _rows(devices: int, per_device: int, seed: int) -> list[tuple[Any, ...]]:
+    return [(op["collection"], op["record_id"], orjson.dumps(op["fields"]).decode(),
+             op["hlc"], op["op_id"])
+            for d in range(devices)
+            for op in DeviceWorkload(seed, d, f"d-{d:05d}").ops(per_device)]
+
+
 def sqlite_rows_per_s(path: Path, devices: int, per_device: int, seed: int) -> float:
-    rows = []
-    for d in range(devices):
-        for op in DeviceWorkload(seed, d, f"d-{d:05d}").ops(per_device):
-            rows.append((op["collection"], op["record_id"], orjson.dumps(op["fields"]),
-                         op["hlc"], op["op_id"]))
+    rows = _rows(devices, per_device, seed)
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -46,6 +51,27 @@ def sqlite_rows_per_s(path: Path, devices: int, per_device: int, seed: int) -> f
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
+    return len(rows) / elapsed
+
+
+def postgres_rows_per_s(url: str, devices: int, per_device: int, seed: int) -> float:
+    """The same rows through psycopg's executemany, 500 per transaction, into the server
+    the scenarios use (``url``: a fresh, empty database of it)."""
+    import psycopg
+
+    rows = _rows(devices, per_device, seed)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE records (seq BIGSERIAL PRIMARY KEY, collection TEXT,"
+                     " id TEXT, fields TEXT, hlc TEXT, op_id TEXT, UNIQUE (collection, id))")
+        start = time.perf_counter()
+        for i in range(0, len(rows), 500):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO records (collection, id, fields, hlc, op_id)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection, id) DO UPDATE"
+                    " SET fields = excluded.fields, hlc = excluded.hlc, op_id = excluded.op_id",
+                    rows[i:i + 500])
+        elapsed = time.perf_counter() - start
     return len(rows) / elapsed
 
 

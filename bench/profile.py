@@ -65,7 +65,8 @@ def main() -> None:
                     for d in range(args.devices)]
             if args.what == "pull":  # the data to pull, written before py-spy attaches
                 scenarios.push_all(devices, work)
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--threads",
+            py_spy = str(Path(sys.executable).with_name("py-spy"))  # the venv's, unactivated
+            spy = subprocess.Popen([py_spy, "record", "--pid", str(server.pid), "--threads",
                                     "--rate", "200", "--format", "raw", "--output",
                                     str(stacks), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

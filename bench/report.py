@@ -58,7 +58,9 @@ def markdown(figures: Sequence[Figure]) -> str:
     return "\n".join([head, *(f.row() for f in figures)]) + "\n"
 
 
-def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path) -> list[Path]:
+def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
+          engine: str = "sqlite") -> list[Path]:
+    """``perf-push.png`` and ``perf-pull.png`` (``perf-*-postgresql.png`` on PostgreSQL)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,10 +83,12 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path) -> lis
               "raw SQLite\nceiling"],
         ["push_ops", "conflict_ops", "many_ops", "ceiling_bare", "ceiling_sqlite"],
         ["tab:blue", "tab:blue", "tab:blue", "tab:gray", "tab:gray"])
-    ax1.axhline(25_000, color="tab:red", linestyle="--", label="target 25,000 ops/s")
+    target = 25_000 if engine == "sqlite" else 10_000
+    ax1.axhline(target, color="tab:red", linestyle="--", label=f"target {target:,} ops/s")
     ax1.set_yscale("log")
     ax1.set_ylabel("ops/s (median, min-max; log)")
-    ax1.set_title("Push throughput, SQLite, batches of 500")
+    ax1.set_title(f"Push throughput, {'SQLite' if engine == 'sqlite' else 'PostgreSQL'},"
+                  " batches of 500")
     ax1.legend(fontsize=8)
     ax1.tick_params(axis="x", labelsize=8)
     width = 0.25
@@ -97,7 +101,8 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path) -> lis
     ax2.set_title("Push latency")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out / "perf-push.png")
+    suffix = "" if engine == "sqlite" else f"-{engine}"
+    paths.append(out / f"perf-push{suffix}.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -126,7 +131,7 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path) -> lis
     twin.set_ylabel("KB per pull (request + response)")
     twin.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    paths.append(out / "perf-pull.png")
+    paths.append(out / f"perf-pull{suffix}.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths

@@ -179,7 +179,10 @@ def push_storm(params: Params, run: int) -> dict[str, Any]:
         devices = _devices(server, ids, facility_of)
         work = [list(batches(DeviceWorkload(params.seed + run, d, ids[d])
                              .ops(params.per_device))) for d in range(params.devices)]
+        cpu = server.cpu_seconds()
         push = push_all(devices, work)
+        # CPU per op: the figure that stays put when the machine is busy with other work
+        push["server_cpu_us_per_op"] = (server.cpu_seconds() - cpu) * 1e6 / push["ops"]
         push["server_peak_rss_kib"] = server.peak_rss_kib()
         push["server_rss_kib"] = server.rss_kib()
         admin = Device.register(server.url, user_token(server.url, "admin"), "d-admin-raw")

@@ -2,8 +2,9 @@
 
 ``BenchServer`` runs the server exactly as an operator would (``python -m waystation
 serve``) over a fresh SQLite file, or over ``--db postgresql://.../bench_{name}``: each
-server (``storm_0``, ``conflict_1``, ``db_10000``...) then needs its own existing, empty
-database; the bench creates and drops none. ``peak_rss_kib`` reads the process's ``VmHWM``.
+server (``storm_0``, ``conflict_1``, ``db_10000``...) then gets its own database, created
+empty (dropped first if a previous run left it). ``peak_rss_kib`` reads the process's
+``VmHWM``.
 
 ``Device`` is one registered device with its own ``httpx.Client``; it gzips push bodies
 as the SDK does (client/wire.py) and counts bytes on the wire: request line + headers +
@@ -13,6 +14,7 @@ body as sent, status line + headers + body as received (compressed).
 from __future__ import annotations
 
 import gzip
+import os
 import signal
 import socket
 import subprocess
@@ -47,6 +49,8 @@ class BenchServer:
         name = workdir.name.replace("-", "_")
         self.db_url = db_url.replace("{name}", name) if db_url else (
             f"sqlite:///{workdir / 'server.db'}")
+        if db_url and "{name}" in db_url:
+            _fresh_database(self.db_url)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -85,6 +89,10 @@ class BenchServer:
     def peak_rss_kib(self) -> int:
         return proc_peak_rss_kib(self.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        return proc_cpu_seconds(self.pid)
+
     def rss_kib(self) -> int:
         return proc_status_kib(self.pid, "VmRSS")
 
@@ -104,6 +112,21 @@ class BenchServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _fresh_database(url: str) -> None:
+    """Create the (empty) PostgreSQL database ``url`` names, through the maintenance one."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status_kib(pid: int, key: str) -> int:

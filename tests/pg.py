@@ -103,16 +103,18 @@ class LocalCluster(PostgresCluster):
             raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}\n"
                                f"{log}")
 
-    def start(self) -> None:
+    def start(self, *, durable: bool = False) -> None:
+        """Tuned for throwaway test data unless ``durable`` (benchmarks): no fsync (the
+        tests never crash PostgreSQL itself); room for several server processes' pools."""
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user,
                   "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync")
-        # Tuned for throwaway test data: no fsync (the tests never crash PostgreSQL itself),
-        # room for several server processes' pools at once.
+        unsafe = ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         options = " ".join([
             f"-p {self.port}", "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}", "-c max_connections=300",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c shared_buffers=64MB", "-c log_min_messages=warning",
+            *([] if durable else unsafe),
+            "-c shared_buffers=64MB" if not durable else "-c shared_buffers=256MB",
+            "-c log_min_messages=warning",
         ])
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                   "-o", options, "-w", "-t", "60", "start")

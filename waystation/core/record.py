@@ -34,10 +34,11 @@ class RecordState:
 
     def is_deleted(self, counters: Iterable[str] = ()) -> bool:
         """Deleted while the tombstone clock is above every non-counter field clock."""
-        if self.deleted_clock is None:
+        tombstone = self.deleted_clock
+        if tombstone is None:
             return False
-        skip = set(counters)
-        return all(c < self.deleted_clock for f, c in self.clocks.items() if f not in skip)
+        skip = counters if isinstance(counters, frozenset | set) else set(counters)
+        return all(c < tombstone for f, c in self.clocks.items() if f not in skip)
 
     def copy(self) -> RecordState:
         # the constructor, not dataclasses.replace: merge copies a state per op

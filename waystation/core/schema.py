@@ -161,11 +161,15 @@ class CollectionSpec(BaseModel):
     def unique_keys_of(self, fields: Mapping[str, Any]) -> dict[str, str]:
         """``{key name: key value}`` for each unique key whose fields are all set."""
         keys: dict[str, str] = {}
-        for key in self.unique:
-            values = [fields.get(name) for name in key]
-            if all(v is not None for v in values):
-                keys[",".join(key)] = "\x1f".join(str(v) for v in values)
+        for key_name, names in self._unique_keys:
+            values = [fields.get(name) for name in names]
+            if None not in values:
+                keys[key_name] = "\x1f".join(map(str, values))
         return keys
+
+    @cached_property
+    def _unique_keys(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((",".join(key), tuple(key)) for key in self.unique)
 
 
 class Schema(BaseModel):

@@ -1,10 +1,12 @@
 """The replica's SQLite file: connection settings, named migrations, transactions, meta.
 
 One connection per replica, shared by the app's threads and the sync engine under one
-re-entrant lock (SQLite has one writer anyway). WAL lets readers run beside the writer;
-``synchronous=FULL`` makes every committed write survive a power cut, which is what lets
-the outbox promise "nothing lost". Every write happens inside ``transaction()``
-(``BEGIN IMMEDIATE``), so a local write and its outbox row commit together or not at all.
+re-entrant lock (SQLite has one writer anyway), plus a read-only side connection for the
+few reads that must not wait for another thread's write transaction (``read_committed``).
+WAL lets readers run beside the writer; ``synchronous=FULL`` makes every committed write
+survive a power cut, which is what lets the outbox promise "nothing lost". Every write
+happens inside ``transaction()`` (``BEGIN IMMEDIATE``), so a local write and its outbox row
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 
+SQLITE_PAGE_BYTES = 16384
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0001_initial",
@@ -77,6 +80,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX outbox_record ON outbox (collection, record_id, seq);
         """,
     ),
+    (
+        # Every pulled record paid an index write for a scan needed once, at the end of a
+        # rare full re-pull (records.drop_older_generations walks the primary key instead).
+        "0002_no_generation_index",
+        "DROP INDEX IF EXISTS server_records_generation",
+    ),
 )
 
 
@@ -95,6 +104,13 @@ class LocalDB:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        self._side: sqlite3.Connection | None = None
+        self._side_lock = threading.Lock()
+        if self._conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # A new file: larger pages than SQLite's 4 KiB suit rows of ~1 KB (a server copy
+            # with its clocks): writing a first pull of 100k records takes ~20% less CPU
+            # (fewer B-tree splits and WAL frames). Only settable before the first table.
+            self._conn.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
@@ -163,9 +179,38 @@ class LocalDB:
             finally:
                 self._conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def read_committed(self) -> Iterator[sqlite3.Connection]:
+        """A connection for single-statement reads of committed data that never waits for
+        another thread's transaction.
+
+        The main connection when it is free or held by this thread (which then sees its own
+        uncommitted writes, as with ``read``); otherwise a read-only side connection, which
+        WAL lets read the last commit while the other thread writes. Used for the device's
+        tokens: the pull fetches page n+1 on a helper thread while the syncing thread holds
+        the write transaction of page n, and must not wait for that commit to send.
+        """
+        if self._lock.acquire(blocking=False):
+            try:
+                yield self._conn
+            finally:
+                self._lock.release()
+            return
+        with self._side_lock:
+            if self._side is None:
+                self._side = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                self._side.execute("PRAGMA query_only=ON")
+            yield self._side
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._side_lock:
+            if self._side is not None:
+                self._side.close()
+                self._side = None
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: Any = None) -> Any:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from waystation.client.replica import Replica
 
 BATCH_SIZE = 500
-PAGE_SIZE = 500
+# Pull pages as large as the server allows: it clamps ``limit`` to its maximum (protocol.md,
+# section 11), and each page costs a round trip and a commit (an fsync) on the device.
+PAGE_SIZE = 5000
 COLLECTIONS_MAX_AGE_S = 24 * 3600
 KEEP_SYNCED = dt.timedelta(days=7)
 

@@ -8,20 +8,55 @@ answer or a local write updates both tables in the same commit as the rest of it
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from waystation.client.overlay import LocalOp, visible
 from waystation.client.values import dumps, loads
 
-# Ops whose effect the server's copy does not show yet.
-_OVERLAY_SQL = """
+# Ops (outbox rows ``{o}``) whose effect the server's copy of version ``{version}`` does not
+# show yet: one predicate for the per-record replay and the per-page check below.
+_OVERLAYS = """
+    ({o}status IN ('PENDING', 'SYNCING', 'FAILED')
+     OR ({o}status = 'SYNCED' AND {o}result_version > {version}))
+"""
+_OVERLAY_SQL = f"""
     SELECT op, fields, superseded FROM outbox
-    WHERE collection = ? AND record_id = ?
-      AND (status IN ('PENDING', 'SYNCING', 'FAILED')
-           OR (status = 'SYNCED' AND result_version > ?))
+    WHERE collection = ? AND record_id = ? AND {_OVERLAYS.format(o="", version="?")}
     ORDER BY seq
 """
+# Whether any op at all might overlay a record: on a fresh or settled replica none does, and
+# a pulled page needs no per-record outbox lookup (the outbox_push index answers this).
+_ANY_OVERLAY_SQL = (
+    "SELECT 1 FROM outbox WHERE status IN ('PENDING', 'SYNCING', 'FAILED', 'SYNCED') LIMIT 1"
+)
+# The records of a page (a JSON array of [collection, id, pulled version]) that some op
+# overlays: one statement per page, probing outbox_record once per record.
+_OVERLAID_SQL = f"""
+    SELECT DISTINCT o.collection, o.record_id
+    FROM json_each(?) AS k
+    JOIN outbox AS o
+      ON o.collection = json_extract(k.value, '$[0]')
+     AND o.record_id = json_extract(k.value, '$[1]')
+    WHERE {_OVERLAYS.format(o="o.", version="json_extract(k.value, '$[2]')")}
+"""
+_UPSERT_SERVER_SQL = """
+    INSERT INTO server_records (collection, id, version, seq, deleted, fields, clocks,
+                                conflict, updated_at, deleted_hlc, generation)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (collection, id) DO UPDATE SET
+        version = excluded.version, seq = excluded.seq, deleted = excluded.deleted,
+        fields = excluded.fields, clocks = excluded.clocks, conflict = excluded.conflict,
+        updated_at = excluded.updated_at, deleted_hlc = excluded.deleted_hlc,
+        generation = excluded.generation
+"""
+_UPSERT_VISIBLE_SQL = (
+    "INSERT INTO records (collection, id, fields) VALUES (?, ?, ?) "
+    "ON CONFLICT (collection, id) DO UPDATE SET fields = excluded.fields"
+)
+_DELETE_VISIBLE_SQL = "DELETE FROM records WHERE collection = ? AND id = ?"
 
 
 def server_version(conn: sqlite3.Connection, collection: str, record_id: str) -> int:
@@ -50,13 +85,9 @@ def refresh_visible(conn: sqlite3.Connection, collection: str, record_id: str) -
     ]
     fields = visible(loads(row["fields"]) if row else None, bool(row and row["deleted"]), ops)
     if fields is None:
-        conn.execute("DELETE FROM records WHERE collection = ? AND id = ?", (collection, record_id))
+        conn.execute(_DELETE_VISIBLE_SQL, (collection, record_id))
     else:
-        conn.execute(
-            "INSERT INTO records (collection, id, fields) VALUES (?, ?, ?) "
-            "ON CONFLICT (collection, id) DO UPDATE SET fields = excluded.fields",
-            (collection, record_id, dumps(fields)),
-        )
+        conn.execute(_UPSERT_VISIBLE_SQL, (collection, record_id, dumps(fields)))
 
 
 def refresh_many(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> None:
@@ -65,44 +96,103 @@ def refresh_many(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> N
 
 
 def store_pulled(conn: sqlite3.Connection, change: Mapping[str, Any], generation: int) -> None:
-    """Replace the server's copy of one record with the pulled state (always the full newest
-    state, never a diff) and refresh what the app sees."""
-    conn.execute(
-        """
-        INSERT INTO server_records (collection, id, version, seq, deleted, fields, clocks,
-                                    conflict, updated_at, deleted_hlc, generation)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (collection, id) DO UPDATE SET
-            version = excluded.version, seq = excluded.seq, deleted = excluded.deleted,
-            fields = excluded.fields, clocks = excluded.clocks, conflict = excluded.conflict,
-            updated_at = excluded.updated_at, deleted_hlc = excluded.deleted_hlc,
-            generation = excluded.generation
-        """,
-        (
+    """Replace the server's copy of one record with the pulled state and refresh what the
+    app sees (``store_pulled_page`` of one change)."""
+    store_pulled_page(conn, (change,), generation)
+
+
+# A server copy as ``server_records`` stores it, in the column order of _UPSERT_SERVER_SQL.
+ServerRow = tuple[str, str, int, str, int, str, str, int, Any, Any, int]
+
+
+def store_pulled_page(
+    conn: sqlite3.Connection, changes: Iterable[Mapping[str, Any]], generation: int
+) -> int:
+    """Replace the server's copies of a page of records with the pulled states (always the
+    full newest state, never a diff) and refresh what the app sees; returns how many."""
+    return store_server_rows(conn, server_rows(changes, generation))
+
+
+def server_rows(changes: Iterable[Mapping[str, Any]], generation: int) -> list[ServerRow]:
+    """Pulled changes as rows ready to store. Separate from the write so the pull can let
+    go of the parsed page (several times the size of its rows) before writing it."""
+    encode = orjson.dumps
+    rows: list[ServerRow] = []
+    for change in changes:
+        get = change.get
+        rows.append((
             change["collection"],
             change["id"],
             int(change["version"]),
             str(change["seq"]),
-            1 if change.get("deleted") else 0,
-            dumps(change.get("fields") or {}),
-            dumps(change.get("clocks") or {}),
-            1 if change.get("conflict") else 0,
-            change.get("updated_at"),
-            change.get("deleted_hlc"),
+            1 if get("deleted") else 0,
+            encode(get("fields") or {}).decode(),
+            encode(get("clocks") or {}).decode(),
+            1 if get("conflict") else 0,
+            get("updated_at"),
+            get("deleted_hlc"),
             generation,
-        ),
-    )
-    refresh_visible(conn, change["collection"], change["id"])
+        ))
+    return rows
+
+
+def store_server_rows(conn: sqlite3.Connection, rows: Sequence[ServerRow]) -> int:
+    """Write a page of pulled server copies and refresh what the app sees; returns how many.
+
+    A pull brings thousands of records per page, so the page is written with a few bulk
+    statements instead of several statements per record: every server copy in one
+    ``executemany``; then, for the records no unsynced op overlays (all of them on a new
+    device), the visible row is the server copy itself — the same JSON text, written with
+    one more ``executemany`` and never decoded again. Only records with pending ops are
+    replayed one by one (``refresh_visible``), so a pull never hides a local edit.
+    """
+    if not rows:
+        return 0
+    conn.executemany(_UPSERT_SERVER_SQL, rows)
+    # A record delivered twice in one page ends as its later state, as the upserts above.
+    newest = {(row[0], row[1]): row for row in rows}
+    overlaid = _overlaid(conn, newest.values())
+    shown: list[tuple[str, str, str]] = []
+    hidden: list[tuple[str, str]] = []
+    for key, row in newest.items():
+        if key in overlaid:
+            continue
+        if row[4]:
+            hidden.append(key)
+        else:
+            shown.append((row[0], row[1], row[5]))
+    conn.executemany(_UPSERT_VISIBLE_SQL, shown)
+    if hidden:
+        conn.executemany(_DELETE_VISIBLE_SQL, hidden)
+    for collection, record_id in overlaid:
+        refresh_visible(conn, collection, record_id)
+    return len(rows)
+
+
+def _overlaid(conn: sqlite3.Connection, rows: Iterable[ServerRow]) -> set[tuple[str, str]]:
+    """The records among ``rows`` (server copies about to be shown) that an op overlays."""
+    if conn.execute(_ANY_OVERLAY_SQL).fetchone() is None:
+        return set()
+    keys = orjson.dumps([(r[0], r[1], r[2]) for r in rows]).decode()
+    return {(c, i) for c, i in conn.execute(_OVERLAID_SQL, (keys,))}
 
 
 def drop_older_generations(conn: sqlite3.Connection, generation: int, chunk: int = 500) -> int:
     """Forget server copies a full re-pull did not deliver again (deletes the replica missed
-    while its cursor was expired); returns how many were dropped."""
+    while its cursor was expired); returns how many were dropped.
+
+    One pass in primary-key order, ``chunk`` rows at a time (memory stays flat), resuming
+    after the last key seen: no index on ``generation`` is kept, since it would cost every
+    pulled record an index write for a scan needed only at the end of a rare re-pull.
+    """
     dropped = 0
+    after: tuple[str, str] = ("", "")
     while True:
         rows = conn.execute(
-            "SELECT collection, id FROM server_records WHERE generation < ? LIMIT ?",
-            (generation, chunk),
+            "SELECT collection, id FROM server_records"
+            " WHERE (collection, id) > (?, ?) AND generation < ?"
+            " ORDER BY collection, id LIMIT ?",
+            (*after, generation, chunk),
         ).fetchall()
         if not rows:
             return dropped
@@ -113,6 +203,7 @@ def drop_older_generations(conn: sqlite3.Connection, generation: int, chunk: int
             )
             refresh_visible(conn, collection, record_id)
         dropped += len(rows)
+        after = (rows[-1][0], rows[-1][1])
 
 
 def get_visible(conn: sqlite3.Connection, collection: str, record_id: str) -> dict[str, Any] | None:

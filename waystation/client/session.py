@@ -94,5 +94,7 @@ class Session:
         set_meta(conn, "access_expires_at", expires)
 
     def _get(self, key: str) -> Any:
-        with self._db.read() as conn:
+        # Committed values, without waiting for another thread's write transaction: the
+        # pull's prefetch thread reads the token while the syncing thread applies a page.
+        with self._db.read_committed() as conn:
             return get_meta(conn, key)

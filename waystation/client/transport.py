@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from waystation import __version__
 from waystation.client.auth import Tokens, refresh_tokens
 from waystation.client.cursor import Cursor
 from waystation.client.errors import LoginRequired, ServerUnavailable
@@ -98,17 +99,44 @@ class Credentials(Protocol):
         ...
 
 
+USER_AGENT = f"waystation/{__version__}"
+
+
+def trim_default_headers(http: httpx.Client) -> None:
+    """Replace httpx's default request headers with the few a Waystation server needs.
+
+    An idle sync is one request answered 304; on a 2G link its bytes are the cost, and
+    httpx's defaults are ~100 of them on every request: ``Connection: keep-alive`` says
+    what HTTP/1.1 already means, ``Accept: */*`` adds nothing (the protocol is JSON, and
+    requests say so where it matters), the server compresses with gzip only, and a short
+    ``User-Agent`` still tells the server's operators which SDK is calling. Only headers
+    still at httpx's defaults are touched, so a caller's own choices stand.
+    """
+    headers = http.headers
+    if headers.get("user-agent", "").startswith("python-httpx/"):
+        headers["User-Agent"] = USER_AGENT
+    if headers.get("accept-encoding", "").startswith("gzip, deflate"):
+        headers["Accept-Encoding"] = "gzip"
+    for name, default in (("accept", "*/*"), ("connection", "keep-alive")):
+        if headers.get(name) == default:
+            del headers[name]
+
+
 @dataclass
 class HttpTransport:
     """Protocol v1 over HTTP with httpx. Refreshes an expired access token once per request.
 
-    Pass ``http`` to share a client or to wrap the real server in fault injection.
+    Pass ``http`` to share a client or to wrap the real server in fault injection; the
+    transport trims that client's default headers (``trim_default_headers``).
     """
 
     server: str
     credentials: Credentials
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
     probe_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        trim_default_headers(self.http)
 
     def push(self, device_id: str, changes: Sequence[Mapping[str, Any]]) -> PushAnswer:
         sent_at = wall_ms()
@@ -127,6 +155,11 @@ class HttpTransport:
         )
 
     def pull(self, since: Cursor, *, limit: int, etag: str | None = None) -> PullPage:
+        # Without the ETag of an earlier answer to this very request (the usual case after a
+        # sync that pulled something: the cursor moved), offer the one an empty page at
+        # ``since`` has, its cursor quoted: then an idle sync is a 304 the first time too.
+        if etag is None and not since.is_start:
+            etag = f'"{since}"'
         headers = {"If-None-Match": etag} if etag else None
         reply = self._authed(
             "GET",

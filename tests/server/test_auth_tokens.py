@@ -1,0 +1,202 @@
+"""Access tokens in their compact form ``<kind>.<subject>.<expiry>.<mac>``: short (they ride
+on every request, and an idle sync is one small 304), yet bound to one device, expiring and
+tamper-proof; JWTs issued before the compact form keep working until they expire."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.server.conftest import MakeDevice
+from tests.support import LiveServer, SyncApi
+from waystation.core.errors import Unauthorized
+from waystation.core.schema import health_schema
+from waystation.server.auth import TokenClaims, issue_token, verify_token
+from waystation.store import Store, open_store
+
+TTL = 30 * 24 * 3600
+
+
+def _error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    if status == 401:
+        assert resp.headers["www-authenticate"] == "Bearer"
+    error: dict[str, Any] = resp.json()["error"]
+    assert error["code"] == code
+    return error
+
+
+def _pull(server: LiveServer, token: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/v1/sync/pull",
+                     headers={"Authorization": f"Bearer {token}"})
+
+
+def _refused(server: LiveServer, token: str) -> None:
+    """401 UNAUTHORIZED as a bad token, never mistaken for an expired one."""
+    error = _error(_pull(server, token), 401, "UNAUTHORIZED")
+    assert error["details"] == {}, token
+
+
+@pytest.fixture
+def server_store(shared_server: LiveServer) -> Iterator[Store]:
+    """The server's own database, to mint tokens with its key (as the server does)."""
+    store = open_store(shared_server.db_url, health_schema())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def nurse(make_device: MakeDevice, facility: str) -> SyncApi:
+    return make_device("health_worker", (f"facility:{facility}",))
+
+
+def test_a_device_token_is_compact_and_syncs(shared_server: LiveServer, nurse: SyncApi) -> None:
+    match = re.fullmatch(r"d\.([A-Za-z0-9_-]+)\.([0-9]+)\.([A-Za-z0-9_-]{22})", nurse.token)
+    assert match is not None, nurse.token
+    assert match.group(1) == nurse.device_id
+    assert abs(int(match.group(2)) - (time.time() + TTL)) < 60
+    # 2 + 18 (a device id as the SDK makes them) + 1 + 10 + 1 + 22: a JWT was ~190
+    assert len(nurse.token) == 54
+    assert _pull(shared_server, nurse.token).status_code == 200
+
+
+def test_a_user_token_names_the_user_and_cannot_sync(
+    shared_server: LiveServer, nurse: SyncApi
+) -> None:
+    login = httpx.post(f"{shared_server.url}/v1/auth/token",
+                       json={"username": nurse.user["username"], "password": "pw"}).json()
+    token = login["access_token"]
+    assert token.startswith(f"u.{nurse.user['id']}.")
+    assert login["expires_in"] == TTL
+    _error(_pull(shared_server, token), 403, "FORBIDDEN")
+    status = httpx.get(f"{shared_server.url}/v1/sync/status",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert status.status_code == 200
+    assert status.json()["device"] is None
+
+
+def test_tampered_tokens_are_refused(
+    shared_server: LiveServer, nurse: SyncApi, make_device: MakeDevice, facility: str
+) -> None:
+    other = make_device("health_worker", (f"facility:{facility}",))
+    kind, device, expiry, mac = nurse.token.split(".")
+    flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
+    for token in (
+        f"{kind}.{other.device_id}.{expiry}.{mac}",  # another device, same MAC
+        f"{kind}.{device}.{int(expiry) + 86400}.{mac}",  # a longer life
+        f"u.{nurse.user['id']}.{expiry}.{mac}",  # a user token made of a device token
+        f"{kind}.{device}.{expiry}.{flipped}",
+        f"{kind}.{device}.{expiry}.{mac[:-1]}",
+        f"{kind}.{device}.{expiry}",
+        f"{nurse.token}.",
+        f"x.{device}.{expiry}.{mac}",
+        f"{kind}.{device}.-{expiry}.{mac}",
+        nurse.token.upper(),
+    ):
+        _refused(shared_server, token)
+    assert _pull(shared_server, nurse.token).status_code == 200
+
+
+def test_a_token_of_another_server_is_refused(
+    shared_server: LiveServer, nurse: SyncApi, tmp_path: Path
+) -> None:
+    stranger = open_store(f"sqlite:///{tmp_path / 'elsewhere.db'}", health_schema(),
+                          migrate=True)
+    try:  # same device and user, signed with another server's key
+        forged = issue_token(stranger, nurse.user["id"], nurse.device_id, TTL)
+        forged_expired = issue_token(stranger, nurse.user["id"], nurse.device_id, -60)
+    finally:
+        stranger.close()
+    _refused(shared_server, forged)
+    _refused(shared_server, forged_expired)  # forged first: not told "expired"
+
+
+def test_an_expired_token_says_how_to_recover(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi
+) -> None:
+    for ttl in (-3600, 0):
+        expired = issue_token(server_store, nurse.user["id"], nurse.device_id, ttl)
+        error = _error(_pull(shared_server, expired), 401, "UNAUTHORIZED")
+        assert error["details"] == {"reason": "expired"}
+        assert "POST /v1/auth/refresh" in error["message"]
+
+
+def test_a_genuine_token_of_an_unregistered_device_is_refused(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi
+) -> None:
+    token = issue_token(server_store, nurse.user["id"], "d-never-registered", TTL)
+    _refused(shared_server, token)
+
+
+def test_another_devices_id_in_a_push_is_forbidden(
+    nurse: SyncApi, make_device: MakeDevice, facility: str
+) -> None:
+    other = make_device("health_worker", (f"facility:{facility}",))
+    resp = nurse.http.post("/v1/sync/push", json={"device_id": other.device_id,
+                                                   "changes": []})
+    assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
+
+
+@pytest.mark.parametrize("wipe", [True, False])
+def test_a_revoked_devices_token_is_refused_at_once(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi, wipe: bool
+) -> None:
+    assert _pull(shared_server, nurse.token).status_code == 200
+    assert server_store.revoke_device(nurse.device_id, wipe=wipe)
+    error = _error(_pull(shared_server, nurse.token), 401, "DEVICE_REVOKED")
+    assert error["details"] == {"wipe": wipe}
+
+
+def test_jwts_issued_before_the_compact_form_work_until_they_expire(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi,
+    make_device: MakeDevice, facility: str,
+) -> None:
+    key = server_store.signing_key
+    user_id = nurse.user["id"]
+    now = int(time.time())
+    legacy = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, key,
+                        algorithm="HS256")
+    assert _pull(shared_server, legacy).status_code == 200
+    expired = jwt.encode({"sub": user_id, "exp": now - 10, "dev": nurse.device_id}, key,
+                         algorithm="HS256")
+    assert _error(_pull(shared_server, expired), 401, "UNAUTHORIZED")["details"] == {
+        "reason": "expired"}
+    other = make_device("health_worker", (f"facility:{facility}",))
+    wrong_user = jwt.encode({"sub": other.user["id"], "exp": now + 60,
+                             "dev": nurse.device_id}, key, algorithm="HS256")
+    _refused(shared_server, wrong_user)
+    unsigned = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, None,
+                          algorithm="none")
+    _refused(shared_server, unsigned)
+    user_only = jwt.encode({"sub": user_id, "exp": now + 60}, key, algorithm="HS256")
+    _error(_pull(shared_server, user_only), 403, "FORBIDDEN")
+
+
+def test_verifying_a_token_reads_no_database(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'keys.db'}", health_schema(), migrate=True)
+    key = store.signing_key
+    device_token = issue_token(store, "u-1", "d-7f3a", TTL)
+    user_token = issue_token(store, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", None, TTL)
+    store.close()  # verification needs the key only
+    assert verify_token(key, device_token) == TokenClaims("d-7f3a", None)
+    assert verify_token(key, user_token) == TokenClaims(
+        None, "01a201a7-6188-7ed0-b3b5-180ea467fa0c")
+    with pytest.raises(Unauthorized):
+        verify_token(key + "x", device_token)
+
+
+def test_ids_that_cannot_travel_in_a_token_are_not_signed(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'keys.db'}", health_schema(), migrate=True)
+    try:
+        for device_id in ("d.7f3a", "", "d" * 65):
+            with pytest.raises(ValueError):
+                issue_token(store, "u-1", device_id, TTL)
+    finally:
+        store.close()

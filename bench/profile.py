@@ -67,7 +67,7 @@ def main() -> None:
                 scenarios.push_all(devices, work)
             py_spy = str(Path(sys.executable).with_name("py-spy"))  # the venv's, unactivated
             spy = subprocess.Popen([py_spy, "record", "--pid", str(server.pid), "--threads",
-                                    "--rate", "200", "--format", "raw", "--output",
+                                    "--rate", "500", "--format", "raw", "--output",
                                     str(stacks), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1.0)

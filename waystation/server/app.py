@@ -10,6 +10,7 @@ from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
 from waystation.server.errors import install_error_handlers
 from waystation.server.maintenance import lifespan
+from waystation.server.responses import GZIP_MIN_SIZE
 from waystation.server.routes import auth, conflicts, events, health, records, stats, sync
 from waystation.server.settings import Settings
 from waystation.store import Store
@@ -30,9 +31,11 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
     app.state.broadcaster = Broadcaster(lambda: source_for(store.db))
     install_error_handlers(app)
-    # Pull pages are JSON that compresses 5-10x; small answers are not worth the CPU.
-    # Level 5: level 9 took half the server's pull time for 3% fewer bytes (docs/performance.md).
-    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=5)
+    # JSON answers compress 5-10x; small answers are not worth the CPU. Level 5: level 9
+    # took half the server's time for 3% fewer bytes (docs/performance.md). Pull pages, the
+    # large answers, are compressed by their route at their own level (routes/sync.py) and
+    # pass through here untouched.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=5)
     for module in (health, auth, sync, events, records, conflicts, stats):
         app.include_router(module.router)
     return app

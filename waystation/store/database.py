@@ -46,6 +46,7 @@ _RETRYABLE_SQLSTATES = {
     "40P01",  # deadlock_detected
 }
 WRITE_ATTEMPTS = 5
+SQLITE_MMAP_BYTES = 1 << 30
 
 
 def normalise_url(db: str) -> str:
@@ -190,4 +191,9 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Reads through the OS page cache instead of copying into SQLite's own 2 MiB cache,
+        # which a pull of a large feed otherwise re-reads page by page (the fetch of a pull
+        # page took half the CPU when measured). Address space, not memory: the kernel
+        # shares and evicts the mapped pages.
+        cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cur.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, NamedTuple
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -19,8 +21,16 @@ from waystation.core.timefmt import rfc3339
 from waystation.server.auth import require_device
 from waystation.server.body import read_json
 from waystation.server.context import Services, caller, services
-from waystation.server.responses import OrjsonResponse
-from waystation.store.pull import Cursor
+from waystation.server.readahead import ReadAhead
+from waystation.server.responses import (
+    GZIP_MIN_SIZE,
+    PULL_GZIP_LEVEL,
+    OrjsonResponse,
+    accepts_gzip,
+    gzip_bytes,
+    gzip_pieces,
+)
+from waystation.store.pull import Cursor, FeedState, Page, feed_state
 
 router = APIRouter(prefix="/v1/sync")
 
@@ -51,14 +61,110 @@ async def pull(
     wanted = _collections(svc, collections)
     cursor = Cursor.parse(since, wanted)
     size = min(limit or svc.settings.pull_limit_default, svc.settings.pull_limit_max)
-    page = await run_in_threadpool(svc.store.pull, principal, cursor, size, wanted)
-    body = orjson.dumps(
-        {"changes": page.changes, "cursor": str(page.cursor), "has_more": page.has_more}
-    )
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    if etag in _etags(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(body, media_type="application/json", headers={"ETag": etag})
+    key = _PullKey(principal, cursor, size, tuple(wanted) if wanted else None,
+                   accepts_gzip(request.headers.get("accept-encoding")))
+    answer = await run_in_threadpool(_answer, svc, _read_ahead(request, svc), key)
+    if answer.etag in _etags(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers={"ETag": answer.etag})
+    headers = {"ETag": answer.etag}
+    if answer.gzipped:
+        headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+class _PullKey(NamedTuple):
+    """Everything a pull answer depends on besides the data (the read-ahead's key)."""
+
+    principal: Principal
+    cursor: Cursor
+    size: int
+    collections: tuple[str, ...] | None
+    gzip: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _PullAnswer:
+    body: bytes  # gzip'd when ``gzipped``
+    etag: str
+    gzipped: bool
+    cursor: Cursor
+    has_more: bool
+    state: FeedState  # of the snapshot the page was read in
+
+
+def _read_ahead(request: Request, svc: Services) -> ReadAhead[_PullAnswer] | None:
+    """The app's read-ahead (server/readahead.py), made on first use; None when off."""
+    if not svc.settings.pull_read_ahead:
+        return None
+    ahead: ReadAhead[_PullAnswer] | None = getattr(request.app.state, "pull_read_ahead", None)
+    if ahead is None:  # on the event loop: no other request makes one meanwhile
+        ahead = ReadAhead()
+        request.app.state.pull_read_ahead = ahead
+    return ahead
+
+
+def _answer(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey) -> _PullAnswer:
+    """The answer to ``key``: the one read ahead if the feed has not moved since it was
+    read, else a fresh one; then, when more follows, the next page is read ahead (only for
+    gzip clients: what it holds stays small)."""
+    answer = ahead.take(key) if ahead is not None else None
+    if ahead is not None and answer is not None:
+        with svc.store.db.read() as conn:
+            current = feed_state(conn)
+        ahead.note(served=answer.state == current)
+        if answer.state != current:
+            answer = None
+    if answer is None:
+        answer = _build(svc, key)
+    if ahead is not None and answer.has_more and key.gzip:
+        following = key._replace(cursor=answer.cursor)
+        ahead.offer(following, functools.partial(_build, svc, following))
+    return answer
+
+
+# From this many changes a page is compressed while it is rendered (responses.gzip_pieces);
+# it is then well over GZIP_MIN_SIZE (a change is ~130 bytes of JSON at the very least).
+_PIPELINE_FROM_ROWS = 8
+
+
+def _build(svc: Services, key: _PullKey) -> _PullAnswer:
+    """Read, render, hash and compress one page (on a worker thread).
+
+    Compressing here rather than in GZipMiddleware lets the pull pick its own level
+    (responses.PULL_GZIP_LEVEL: an initial pull is mostly compression time) and overlap
+    it with the rendering; the middleware passes an answer that already has a
+    ``Content-Encoding`` through untouched. The page is compressed before its ETag is
+    compared: a 304 for a page that is not empty is rare (a client repeating a request),
+    and an empty one is small and never compressed.
+    """
+    page = svc.store.pull(key.principal, key.cursor, key.size,
+                          list(key.collections) if key.collections else None)
+    gzipped = key.gzip and len(page.rows) >= _PIPELINE_FROM_ROWS
+    if gzipped:
+        body = gzip_pieces(page.json_pieces(), PULL_GZIP_LEVEL)
+    else:
+        body = page.json()
+        if key.gzip and len(body) >= GZIP_MIN_SIZE:
+            body, gzipped = gzip_bytes(body, PULL_GZIP_LEVEL), True
+    return _PullAnswer(body, pull_etag(page, body), gzipped, page.cursor, page.has_more,
+                       page.state)
+
+
+def pull_etag(page: Page, body: bytes) -> str:
+    """The validator of a pull answer, short because an idle sync's bytes are its cost.
+
+    An empty, final page's body is fixed by its cursor, so its ETag is the cursor itself,
+    quoted: a client that applied a page ending at cursor C has never seen the answer to
+    ``since=C``, yet can send ``If-None-Match: "C"`` with it and be answered 304 while
+    nothing is new (docs/protocol.md, ETag and 304). Any other page: 96 bits of BLAKE2b of
+    the body as sent in base64url, 16 characters rather than 24 in hex. As sent: hashing the
+    gzip'd body rather than the JSON costs a fifth as much (~0.2 instead of ~0.9 ms for
+    1,000 changes), and a strong ETag names one content coding anyway.
+    """
+    if page.empty and not page.has_more:
+        return f'"{page.cursor}"'
+    digest = hashlib.blake2b(body, digest_size=12).digest()
+    return '"' + base64.urlsafe_b64encode(digest).decode() + '"'
 
 
 def _etags(header: str | None) -> set[str]:

@@ -94,7 +94,9 @@ class BenchServer:
         return proc_cpu_seconds(self.pid)
 
     def rss_kib(self) -> int:
-        return proc_status_kib(self.pid, "VmRSS")
+        """Memory the process owns (``RssAnon``): ``VmRSS`` also counts the pages of the
+        SQLite file it maps (``PRAGMA mmap_size``), which are the kernel's page cache."""
+        return proc_status_kib(self.pid, "RssAnon")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

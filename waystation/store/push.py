@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from waystation.core.apply import ApplyContext, ConflictDraft, Verdict, decide
 from waystation.core.errors import StaleUpdate, ValidationError, WaystationError
 from waystation.core.ids import uuid7
-from waystation.core.protocol import Change, OpResult, parse_change
+from waystation.core.protocol import BadChange, Change, OpResult
 from waystation.core.record import RecordState
 from waystation.core.schema import CollectionSpec
 from waystation.store import bulk, notify
@@ -129,34 +129,27 @@ _Earlier = tuple[str, OpResult, bool]  # (user id, first result, first seen in t
 def apply_batch(
     conn: Connection,
     ctx: ApplyContext,
-    raw_changes: Sequence[Any],
+    parsed: Sequence[Change | BadChange],
     *,
     received_at: int,
     expected_version: int | None = None,
 ) -> list[OpResult]:
-    """Apply ``raw_changes`` in order; one result per op, in the same order.
+    """Apply the ops (``core.protocol.parse_changes``) in order; one result per op, in the
+    same order.
 
     Runs inside the caller's write transaction. ``expected_version`` (for ``PUT`` with
     ``If-Match``) raises StaleUpdate when the single op's record moved on.
     """
     writer = BatchWriter(ctx, received_at)
-    parsed: list[Change | WaystationError] = []
-    for raw in raw_changes:
-        try:
-            parsed.append(parse_change(raw))
-        except WaystationError as exc:
-            parsed.append(exc)
     ops = [c for c in parsed if isinstance(c, Change)]
     first_outcomes = _first_outcomes(conn, [c.op_id for c in ops])
     states = _load_states(conn, ctx, ops)
     stored = set(states)  # rows that exist (and, on PostgreSQL, are locked)
     writer.known_keys = _prefetch_keys(conn, ctx, ops, states)
     seen_in_batch: dict[str, _Earlier] = {}
-    for index, item in enumerate(parsed):
-        if isinstance(item, WaystationError):
-            raw = raw_changes[index]
-            op_id = raw.get("op_id") if isinstance(raw, dict) else None
-            writer.results.append(_rejected(op_id if isinstance(op_id, str) else None, item))
+    for item in parsed:
+        if isinstance(item, BadChange):
+            writer.results.append(_rejected(item.op_id, item.error))
             continue
         earlier = seen_in_batch.get(item.op_id) or first_outcomes.get(item.op_id)
         if earlier is not None:

@@ -21,7 +21,7 @@ from waystation.core.access import Principal
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult
+from waystation.core.protocol import OpResult, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
@@ -80,9 +80,10 @@ class Store:
         """Apply a batch of ops in one transaction; one result per op."""
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
         received = now_ms()
+        parsed = parse_changes(changes)  # before the write transaction: it needs no lock
 
         def work(conn: Connection) -> list[OpResult]:  # run again if it lost a race (PG)
-            results = apply_batch(conn, ctx, changes, received_at=received)
+            results = apply_batch(conn, ctx, parsed, received_at=received)
             if principal.device_id:
                 accounts.touch_device(conn, principal.device_id, pushed_at=received)
             return results
@@ -111,7 +112,7 @@ class Store:
                 "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
                 "base_version": base,
             }
-            return apply_batch(conn, ctx, [change], received_at=now_ms(),
+            return apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
                                expected_version=expected_version)[0]
 
         return self.db.transact(work)

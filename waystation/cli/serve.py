@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from waystation.cli.common import console, schema_from, store_from
+from waystation.cli.common import console, fail_usage, schema_from, store_from
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS
 
 if TYPE_CHECKING:
     from waystation.server import Settings
+    from waystation.server.workers import WorkerConfig
     from waystation.store import Store
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
+
+
+# No Server/Date headers: an idle sync is one small 304, every byte counts on 2G.
+_UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "timeout_graceful_shutdown": 5,
+                                    "server_header": False, "date_header": False}
 
 
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str) -> None:
@@ -29,11 +36,20 @@ def _run(store: Store, host: str, port: int, settings: Settings, log_level: str)
     app = create_app(store, settings)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        # No Server/Date headers: an idle sync is one small 304, every byte counts on 2G.
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    timeout_graceful_shutdown=5, server_header=False, date_header=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)
     finally:
         store.close()
+
+
+def _run_workers(workers: int, config: WorkerConfig, host: str, port: int) -> None:
+    """Start ``workers`` processes sharing one socket, each with its own app and pool."""
+    import uvicorn
+
+    from waystation.server.workers import CONFIG_ENV, FACTORY
+
+    os.environ[CONFIG_ENV] = config.to_env()  # the spawned workers inherit it
+    uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port,
+                log_level=config.log_level, **_UVICORN_OPTIONS)
 
 
 def serve(
@@ -49,17 +65,30 @@ def serve(
     tombstone_retention_days: float = typer.Option(
         90, help="Days a deleted record is kept so offline devices learn of the delete."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    workers: int = typer.Option(1, min=1, help="Server processes sharing the port "
+                                "(PostgreSQL only): one process uses one core."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
     from waystation.server import Settings
 
     store = store_from(db, schema_from(schema))
+    if workers > 1 and store.db.is_sqlite:
+        store.close()
+        fail_usage("--workers above 1 needs PostgreSQL: on SQLite one process is the one "
+                   "writer (and hears its own change events); run one process per database")
     store.max_clock_skew_ms = max_clock_skew * 1000
     settings = Settings(max_clock_skew_ms=max_clock_skew * 1000,
                         tombstone_retention_s=int(tombstone_retention_days * 86400))
+    plural = f" with {workers} worker processes" if workers > 1 else ""
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
-                  f"on http://{host}:{port}")
-    _run(store, host, port, settings, log_level)
+                  f"on http://{host}:{port}{plural}")
+    if workers == 1:
+        _run(store, host, port, settings, log_level)
+        return
+    from waystation.server.workers import WorkerConfig
+
+    store.close()  # migrated; each worker opens its own
+    _run_workers(workers, WorkerConfig(db, schema, settings, log_level), host, port)
 
 
 def demo(

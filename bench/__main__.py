@@ -41,6 +41,8 @@ def _args() -> argparse.Namespace:
                         "(default: fresh SQLite files)")
     p.add_argument("--postgres", action="store_true",
                    help="start a throwaway PostgreSQL server (durable settings) and use it")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (waystation serve --workers; PostgreSQL only)")
     p.add_argument("--devices", type=int, default=8, help="push storm devices")
     p.add_argument("--per-device", type=int, default=2500, help="push storm backlog per device")
     p.add_argument("--conflict-devices", type=int, default=8)
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         workdir=workdir, db_url=args.db, seed=args.seed, devices=args.devices,
         per_device=args.per_device, conflict_devices=args.conflict_devices,
         conflict_per_device=args.conflict_per_device, many_devices=args.many_devices,
-        many_ops=args.many_ops, sizes=sizes)
+        many_ops=args.many_ops, sizes=sizes, workers=args.workers)
     res: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -258,6 +260,8 @@ def main() -> None:
     _log(f"results: {path} ({res['seconds']:.0f} s)")
     if not args.no_plots:
         engine = "postgresql" if args.db else "sqlite"
+        if args.workers > 1:
+            engine += f"-{args.workers}-workers"
         for png in report.plots(res, figs, args.plots, engine):
             _log(f"plot: {png}")
 

@@ -58,9 +58,17 @@ def markdown(figures: Sequence[Figure]) -> str:
     return "\n".join([head, *(f.row() for f in figures)]) + "\n"
 
 
+def _engine_title(engine: str) -> str:
+    """"postgresql-2-workers" -> "PostgreSQL, 2 workers"."""
+    name, _, workers = engine.partition("-")
+    title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[name]
+    return f"{title}, {workers.replace('-', ' ')}" if workers else title
+
+
 def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
           engine: str = "sqlite") -> list[Path]:
-    """``perf-push.png`` and ``perf-pull.png`` (``perf-*-postgresql.png`` on PostgreSQL)."""
+    """``perf-push.png`` and ``perf-pull.png`` (``perf-*-postgresql.png`` on PostgreSQL,
+    ``perf-*-postgresql-2-workers.png`` with ``--workers 2``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,8 +95,7 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
     ax1.axhline(target, color="tab:red", linestyle="--", label=f"target {target:,} ops/s")
     ax1.set_yscale("log")
     ax1.set_ylabel("ops/s (median, min-max; log)")
-    ax1.set_title(f"Push throughput, {'SQLite' if engine == 'sqlite' else 'PostgreSQL'},"
-                  " batches of 500")
+    ax1.set_title(f"Push throughput, {_engine_title(engine)}, batches of 500")
     ax1.legend(fontsize=8)
     ax1.tick_params(axis="x", labelsize=8)
     width = 0.25

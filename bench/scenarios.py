@@ -50,6 +50,7 @@ class Params:
     many_ops: int = 20
     sizes: Sequence[int] = (10_000, 100_000)
     incremental_repeats: int = 7
+    workers: int = 1  # server processes (waystation serve --workers; PostgreSQL only)
 
 
 class Pusher(Protocol):
@@ -122,7 +123,7 @@ def push_all(pushers: Sequence[Pusher], work: Sequence[list[list[dict[str, Any]]
 
 
 def _start(params: Params, name: str) -> BenchServer:
-    server = BenchServer(params.workdir / name, params.db_url)
+    server = BenchServer(params.workdir / name, params.db_url, params.workers)
     for f in range(FACILITIES):
         server.add_user(f"hw-f-{f}", "health_worker", [f"facility:f-{f}"])
     server.add_user("admin", "admin", [])
@@ -202,7 +203,7 @@ def push_storm(params: Params, run: int) -> dict[str, Any]:
 def build_db(params: Params, size: int) -> BenchServer:
     """A server database of ``size`` records, written through the store's own push path
     (faster than HTTP; the records are the same), then served."""
-    server = BenchServer(params.workdir / f"db-{size}", params.db_url)
+    server = BenchServer(params.workdir / f"db-{size}", params.db_url, params.workers)
     server.add_user("admin", "admin", [])
     store = open_store(server.db_url, health_schema())
     admin = Principal("u-bench", "bench", "admin", frozenset(), "d-builder")

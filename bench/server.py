@@ -42,8 +42,9 @@ def free_port() -> int:
 
 
 class BenchServer:
-    def __init__(self, workdir: Path, db_url: str | None = None) -> None:
+    def __init__(self, workdir: Path, db_url: str | None = None, workers: int = 1) -> None:
         self.workdir = workdir
+        self.workers = workers
         workdir.mkdir(parents=True, exist_ok=True)
         # "{name}" in a PostgreSQL URL gives each server its own (existing, empty) database
         name = workdir.name.replace("-", "_")
@@ -66,7 +67,8 @@ class BenchServer:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning",
+             "--workers", str(self.workers)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         log.close()
         deadline = time.monotonic() + timeout
@@ -86,17 +88,22 @@ class BenchServer:
         assert self.proc is not None
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The serving processes: the server itself, or with ``--workers`` its workers
+        (children) as well, whose figures add up."""
+        return [self.pid, *proc_children(self.pid)] if self.workers > 1 else [self.pid]
+
     def peak_rss_kib(self) -> int:
-        return proc_peak_rss_kib(self.pid)
+        return sum(proc_peak_rss_kib(pid) for pid in self.pids())
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server process has used so far."""
-        return proc_cpu_seconds(self.pid)
+        """CPU time (user + system) the server's processes have used so far."""
+        return sum(proc_cpu_seconds(pid) for pid in self.pids())
 
     def rss_kib(self) -> int:
-        """Memory the process owns (``RssAnon``): ``VmRSS`` also counts the pages of the
-        SQLite file it maps (``PRAGMA mmap_size``), which are the kernel's page cache."""
-        return proc_status_kib(self.pid, "RssAnon")
+        """Memory the processes own (``RssAnon``): ``VmRSS`` also counts the pages of the
+        SQLite file mapped (``PRAGMA mmap_size``), which are the kernel's page cache."""
+        return sum(proc_status_kib(pid, "RssAnon") for pid in self.pids())
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -124,6 +131,11 @@ def _fresh_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def proc_children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def proc_cpu_seconds(pid: int) -> float:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.client.conftest import MakeReplica, new_user, symptom_log
@@ -132,8 +133,9 @@ def _tokens(rep: Replica):  # type: ignore[no-untyped-def]
     return Tokens(rep.device_id, "access", "refresh", 3600)
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_continuous_sync_runs_until_interrupted(
-    shared_server: LiveServer, make_replica: MakeReplica
+    shared_server: LiveServer, make_replica: MakeReplica, stop_signal: signal.Signals
 ) -> None:
     rep = make_replica(shared_server, new_user(shared_server))
     rep.put("symptom_logs", symptom_log("2025-09-09"))
@@ -150,7 +152,7 @@ def test_continuous_sync_runs_until_interrupted(
     ) as child:
         assert child.stdout is not None
         lines = [child.stdout.readline(), child.stdout.readline()]  # two syncs, 1 s apart
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop_signal)
         child.communicate(timeout=20)
     assert child.returncode == 0
     assert "pushed 1 (applied 1" in lines[0] and "pushed 0" in lines[1], lines

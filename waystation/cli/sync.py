@@ -8,8 +8,12 @@ error (no replica, not logged in, login expired: the message says how to log in 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import typer
@@ -237,13 +241,37 @@ def _run_continuous(
     rep.subscribe(connectivity)
     err_console.print(f"syncing every {interval:g}s; Ctrl-C to stop")
     try:
-        last = loop.run()
-    except KeyboardInterrupt:
-        loop.stop()
+        with _stopping_on_signals(loop):
+            last = loop.run()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-sync (nothing acked is lost)
         raise typer.Exit(0) from None
     if last is not None and last.needs_login:
         _fail_login(replica, last.error or "the login expired")
     raise typer.Exit(0)
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(loop: Continuous) -> Iterator[None]:
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current sync; the
+    second interrupts it. A handler that only sets a flag cannot be lost: a
+    KeyboardInterrupt raised wherever the main thread happens to be (a finaliser, a thread
+    pool's shutdown) can be swallowed there, and the loop would go on."""
+    asked = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal asked
+        if asked:
+            raise KeyboardInterrupt
+        asked = True
+        err_console.print("stopping after the current sync (Ctrl-C again to stop now)")
+        loop.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_summary(result: SyncResult) -> None:

@@ -77,8 +77,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
-        "params": {k: (str(v) if isinstance(v, Path) else v)
-                   for k, v in vars(args).items()},
+        # where the output went is not a parameter of the measurement (and names a path)
+        "params": {k: v for k, v in vars(args).items()
+                   if k not in ("workdir", "out", "plots", "no_plots")},
         "ceiling_sqlite": [], "ceiling_postgres": [], "ceiling_bare": [], "storm": [],
         "conflict": [], "many": [],
         "incremental": {}, "replica_by_size": {}}

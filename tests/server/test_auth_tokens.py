@@ -5,8 +5,10 @@ tamper-proof; JWTs issued before the compact form keep working until they expire
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from tests.server.conftest import MakeDevice
 from tests.support import LiveServer, SyncApi
 from waystation.core.errors import Unauthorized
+from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
 from waystation.server.auth import TokenClaims, issue_token, verify_token
 from waystation.store import Store, open_store
@@ -142,6 +145,47 @@ def test_another_devices_id_in_a_push_is_forbidden(
     resp = nurse.http.post("/v1/sync/push", json={"device_id": other.device_id,
                                                    "changes": []})
     assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
+
+
+def _user_token(server: LiveServer, api: SyncApi) -> str:
+    resp = httpx.post(f"{server.url}/v1/auth/token",
+                      json={"username": api.user["username"], "password": "pw"})
+    return str(resp.json()["access_token"])
+
+
+def test_registering_one_device_id_from_many_requests_at_once_never_fails(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi, make_device: MakeDevice,
+) -> None:
+    """A tablet retrying a registration whose answer it lost races its first attempt: every
+    request by the owner is answered 200 (one registers, the others re-register), one by
+    another user 403; never a 500 from the unique index."""
+    other = make_device("health_worker")
+    device_id = f"d-race{uuid7()[-12:]}"
+    owner, stranger = _user_token(shared_server, nurse), _user_token(shared_server, other)
+    tokens = [owner] * 30 + [stranger] * 10
+    barrier = threading.Barrier(len(tokens))
+
+    def register(token: str) -> httpx.Response:
+        with httpx.Client(base_url=shared_server.url) as http:
+            barrier.wait()
+            return http.post("/v1/devices", json={"name": "tablet", "device_id": device_id},
+                             headers={"Authorization": f"Bearer {token}"})
+
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        answers = list(pool.map(register, tokens))
+    for token, resp in zip(tokens, answers, strict=True):
+        if token == owner:
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["device_id"] == device_id
+        else:
+            assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
+    registered = server_store.find_device(device_id)
+    assert registered is not None and registered.user_id == nurse.user["id"]
+    # the last registration's refresh token is the one that works
+    assert any(httpx.post(f"{shared_server.url}/v1/auth/refresh",
+                          json={"refresh_token": r.json()["refresh_token"]}).status_code == 200
+               for r in answers if r.status_code == 200)
+    assert "Traceback" not in shared_server.log()
 
 
 @pytest.mark.parametrize("wipe", [True, False])

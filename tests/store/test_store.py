@@ -181,3 +181,12 @@ def test_a_resync_after_expiry_is_not_told_expired_again(store: Store) -> None:
     assert len(page.changes) == 3 and not page.has_more
     again = store.pull(NURSE, page.cursor, 100)  # no CursorExpired
     assert again.changes == []
+
+
+def test_a_device_id_taken_meanwhile_is_reported_not_raised(store: Store) -> None:
+    """The registration route relies on this when two requests register one id at once."""
+    user = store.add_user(f"u-{uuid7()[-8:]}", "-", "health_worker", [])
+    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-1") is True
+    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-2") is False
+    device = store.find_device("d-tablet-race")
+    assert device is not None and device.refresh_hash == "hash-1"

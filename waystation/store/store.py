@@ -181,9 +181,16 @@ class Store:
         with self.db.read() as conn:
             return accounts.find_device(conn, device_id)
 
-    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str) -> None:
-        with self.db.write() as conn:
-            accounts.insert_device(conn, device_id, user_id, name, refresh_hash, now=now_ms())
+    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str) -> bool:
+        """Register ``device_id``; False when it is taken: a concurrent registration of the
+        same id committed first (a device retrying a request whose answer it lost)."""
+        try:
+            with self.db.write() as conn:
+                accounts.insert_device(conn, device_id, user_id, name, refresh_hash,
+                                       now=now_ms())
+        except sa.exc.IntegrityError:
+            return False
+        return True
 
     def rotate_refresh(self, device_id: str, new_hash: str, *, expected: str | None) -> bool:
         with self.db.write() as conn:

@@ -59,6 +59,8 @@ def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, obj
     device_id = body.device_id or f"d-{secrets.token_hex(8)}"
     refresh, refresh_hash = new_refresh_token(device_id)
     existing = store.find_device(device_id)
+    if existing is None and not store.add_device(device_id, user_id, body.name, refresh_hash):
+        existing = store.find_device(device_id)  # a concurrent request registered it first
     if existing is not None:
         if existing.user_id != user_id:
             raise Forbidden(f"device id {device_id} belongs to another user; pick a new one",
@@ -67,8 +69,6 @@ def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, obj
             raise DeviceRevoked("this device was revoked by an administrator",
                                 {"wipe": existing.wipe})
         store.rotate_refresh(device_id, refresh_hash, expected=None)
-    else:
-        store.add_device(device_id, user_id, body.name, refresh_hash)
     ttl = svc.settings.token_ttl_s
     return {"device_id": device_id, "access_token": issue_token(store, user_id, device_id, ttl),
             "token_type": "bearer", "expires_in": ttl, "refresh_token": refresh}

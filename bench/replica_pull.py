@@ -76,7 +76,10 @@ class Replay:
 def main() -> None:
     args = sys.argv[1:]
     apply_only = "--apply-only" in args
-    url, username, password, path = [a for a in args if a != "--apply-only"][:4]
+    positional = [a for a in args if a != "--apply-only"]
+    if len(positional) != 4 or any(a.startswith("-") for a in positional):
+        raise SystemExit(__doc__)
+    url, username, password, path = positional
     rep = Replica.open(path, server=url, username=username, password=password,
                        device_name="bench-new-device")
     out: dict[str, object] = {}

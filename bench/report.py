@@ -65,6 +65,21 @@ def _engine_title(engine: str) -> str:
     return f"{title}, {workers.replace('-', ' ')}" if workers else title
 
 
+def _pull_rates_by_size(ax: Any, figures: dict[str, Figure], sizes: list[Any]) -> None:
+    """Grouped bars per database size: the raw pull, the SDK end to end, the SDK's writes."""
+    series = [("raw HTTP pull", "raw_pull", "tab:blue"),
+              ("SDK pull + apply", "replica_rate", "tab:cyan"),
+              ("SDK apply alone", "apply_rate", "tab:green")]
+    width = 0.27
+    for j, (label, key, color) in enumerate(series):
+        figs = [figures[f"{key}_{s}"] for s in sizes]
+        xs = [i + (j - 1) * width for i in range(len(sizes))]
+        ax.bar(xs, [f.median for f in figs], width, color=color, label=label,
+               yerr=[[f.median - f.low for f in figs], [f.high - f.median for f in figs]],
+               capsize=3)
+    ax.set_xticks(range(len(sizes)), [f"{int(s):,} records" for s in sizes], fontsize=8)
+
+
 def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
           engine: str = "sqlite") -> list[Path]:
     """``perf-push.png`` and ``perf-pull.png`` (``perf-*-postgresql.png`` on PostgreSQL,
@@ -114,15 +129,19 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
     plt.close(fig)
 
     # pull: rates against targets, and incremental cost by database size
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    bar(ax1, ["server pull\n(records/s)", "client apply\n(records/s)"],
-        ["pull_rate", "apply_rate"], ["tab:blue", "tab:green"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8))
+    by_size = [s for s in results.get("pulls_by_size", {}) if f"raw_pull_{s}" in figures]
+    if by_size:
+        _pull_rates_by_size(ax1, figures, by_size)
+    else:
+        bar(ax1, ["server pull\n(records/s)", "SDK pull + apply\n(records/s)"],
+            ["pull_rate", "apply_rate"], ["tab:blue", "tab:green"])
     ax1.axhline(100_000, color="tab:red", linestyle="--", label="pull target 100,000/s")
     ax1.axhline(50_000, color="tab:orange", linestyle="--", label="apply target 50,000/s")
     ax1.set_yscale("log")
     ax1.set_ylabel("records/s (log)")
     ax1.set_title("Initial pull of everything by a new device")
-    ax1.legend(fontsize=8, loc="center right")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     sizes = results["incremental"]
     labels = [f"{int(s):,}" for s in sizes]
     ms = [statistics.median(r["ms"] for r in runs) for runs in sizes.values()]

@@ -32,6 +32,7 @@ from bench.workload import (
 )
 from waystation.core.access import Principal
 from waystation.core.schema import health_schema
+from waystation.server.settings import Settings
 from waystation.store import open_store
 
 FACILITIES = 10
@@ -143,23 +144,25 @@ def _devices(server: BenchServer, ids: Sequence[str], facility: Callable[[int], 
     return out
 
 
-def replica_pull(server_url: str, path: Path) -> dict[str, Any]:
-    """A new device's first sync through the SDK, in a child process (bench/replica_pull)."""
+def replica_pull(server_url: str, path: Path, *, apply_only: bool = False) -> dict[str, Any]:
+    """A new device's first sync through the SDK, in a child process (bench/replica_pull);
+    ``apply_only``: the client's writes alone, the server's pages replayed from memory."""
     path.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, "-m", "bench.replica_pull", server_url, "admin",
-                           PASSWORD, str(path)], cwd=ROOT, capture_output=True, check=True,
-                          timeout=600)
+    mode = ["--apply-only"] if apply_only else []
+    done = subprocess.run([sys.executable, "-m", "bench.replica_pull", *mode, server_url,
+                           "admin", PASSWORD, str(path)], cwd=ROOT, capture_output=True,
+                          check=True, timeout=900)
     out: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
     return out
 
 
-def raw_pull_all(device: Device) -> dict[str, Any]:
-    """Every page since 0 over the wire (limit 1000): records/s and bytes per record."""
+def raw_pull_all(device: Device, limit: int = 1000) -> dict[str, Any]:
+    """Every page since 0 over the wire: records/s and bytes per record."""
     before_req, before_bytes = device.wire.requests, device.wire.total()
     cursor, records = "0", 0
     start = time.perf_counter()
     while True:
-        status, body, _ = device.pull(cursor)
+        status, body, _ = device.pull(cursor, limit=limit)
         assert status == 200, status
         records += len(body["changes"])
         cursor = body["cursor"]
@@ -217,6 +220,19 @@ def build_db(params: Params, size: int) -> BenchServer:
         store.close()
     server.start()
     return server
+
+
+def pulls_by_size(server: BenchServer, workdir: Path, size: int, run: int) -> dict[str, Any]:
+    """(2) on a database of ``size``: a raw client pulling everything in the largest pages
+    the server serves, the SDK's first sync, and the SDK's writes alone."""
+    device = Device.register(server.url, user_token(server.url, "admin"), f"d-raw-{size}-{run}")
+    try:
+        raw = raw_pull_all(device, limit=Settings().pull_limit_max)
+    finally:
+        device.close()
+    replica = workdir / f"replica-{size}.db"
+    return {"raw": raw, "sdk": replica_pull(server.url, replica),
+            "apply_only": replica_pull(server.url, replica, apply_only=True)["apply_only"]}
 
 
 def incremental(server: BenchServer, params: Params, run: int) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.server import free_port
 from bench.workload import DeviceWorkload
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

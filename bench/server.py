@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,18 +26,13 @@ import httpx
 import orjson
 from argon2 import PasswordHasher
 
+from tests.support import child_pids, free_port
 from waystation.core.schema import health_schema
 from waystation.store import open_store
 
 # Cheap argon2 parameters: the server verifies whatever parameters a hash carries.
 _HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "bench-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BenchServer:
@@ -91,7 +85,7 @@ class BenchServer:
     def pids(self) -> list[int]:
         """The serving processes: the server itself, or with ``--workers`` its workers
         (children) as well, whose figures add up."""
-        return [self.pid, *proc_children(self.pid)] if self.workers > 1 else [self.pid]
+        return [self.pid, *child_pids(self.pid)] if self.workers > 1 else [self.pid]
 
     def peak_rss_kib(self) -> int:
         return sum(proc_peak_rss_kib(pid) for pid in self.pids())
@@ -131,11 +125,6 @@ def _fresh_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def proc_children(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
 
 
 def proc_cpu_seconds(pid: int) -> float:

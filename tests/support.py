@@ -41,6 +41,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (a ``serve --workers`` parent's workers, and any helper
+    such as multiprocessing's resource tracker), from /proc."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
 class LiveServer:
     """A ``waystation serve`` process over a SQLite file in ``workdir``, or over ``db_url``
     (several servers may share one PostgreSQL database); ``env`` adds environment

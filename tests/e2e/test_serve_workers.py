@@ -21,19 +21,11 @@ import httpx
 import pytest
 
 from tests.pg import PostgresCluster
-from tests.support import EventStream, LiveServer, SyncApi
+from tests.support import EventStream, LiveServer, SyncApi, child_pids
 from waystation.core.ids import uuid7
 
 WORKERS = 2
 FACILITY = "f-1"
-
-
-def children(pid: int) -> set[int]:
-    """The processes ``pid`` started (its worker processes)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(c) for c in (task / "children").read_text().split()}
-    return found
 
 
 def workers_of(server: LiveServer, want: int, timeout: float = 20) -> set[int]:
@@ -43,13 +35,15 @@ def workers_of(server: LiveServer, want: int, timeout: float = 20) -> set[int]:
     while time.monotonic() < deadline:
         # multiprocessing's spawn may add a helper process; workers are python children
         # whose command line is the spawn entry point
-        pids = {p for p in children(server.proc.pid)
-                if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
-                and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
+        pids = set()
+        for pid in child_pids(server.proc.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+                pids.add(pid)
         if len(pids) == want:
             return pids
         time.sleep(0.1)
-    raise AssertionError(f"expected {want} workers, found {children(server.proc.pid)}")
+    raise AssertionError(f"expected {want} workers, found {child_pids(server.proc.pid)}")
 
 
 @pytest.fixture

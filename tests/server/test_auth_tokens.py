@@ -156,13 +156,16 @@ def _user_token(server: LiveServer, api: SyncApi) -> str:
 def test_registering_one_device_id_from_many_requests_at_once_never_fails(
     shared_server: LiveServer, server_store: Store, nurse: SyncApi, make_device: MakeDevice,
 ) -> None:
-    """A tablet retrying a registration whose answer it lost races its first attempt: every
-    request by the owner is answered 200 (one registers, the others re-register), one by
-    another user 403; never a 500 from the unique index."""
+    """A tablet retrying a registration whose answer it lost races its first attempt, and
+    another user races both with the same id. Whichever user registers first owns the id:
+    every request by that user is answered 200 (one registers, the others re-register), every
+    request by the other 403; never a 500 from the unique index."""
     other = make_device("health_worker")
     device_id = f"d-race{uuid7()[-12:]}"
-    owner, stranger = _user_token(shared_server, nurse), _user_token(shared_server, other)
-    tokens = [owner] * 30 + [stranger] * 10
+    users = {_user_token(shared_server, nurse): nurse.user["id"],
+             _user_token(shared_server, other): other.user["id"]}
+    first, second = users
+    tokens = [first] * 30 + [second] * 10
     barrier = threading.Barrier(len(tokens))
 
     def register(token: str) -> httpx.Response:
@@ -173,14 +176,14 @@ def test_registering_one_device_id_from_many_requests_at_once_never_fails(
 
     with ThreadPoolExecutor(len(tokens)) as pool:
         answers = list(pool.map(register, tokens))
+    registered = server_store.find_device(device_id)
+    assert registered is not None and registered.user_id in users.values()
     for token, resp in zip(tokens, answers, strict=True):
-        if token == owner:
+        if users[token] == registered.user_id:
             assert resp.status_code == 200, resp.text
             assert resp.json()["device_id"] == device_id
         else:
             assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
-    registered = server_store.find_device(device_id)
-    assert registered is not None and registered.user_id == nurse.user["id"]
     # the last registration's refresh token is the one that works
     assert any(httpx.post(f"{shared_server.url}/v1/auth/refresh",
                           json={"refresh_token": r.json()["refresh_token"]}).status_code == 200

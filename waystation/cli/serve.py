@@ -32,8 +32,10 @@ def _run(store: Store, host: str, port: int, settings: Settings, log_level: str)
     import uvicorn
 
     from waystation.server import create_app
+    from waystation.server.gc_tuning import tune_gc_for_serving
 
     app = create_app(store, settings)
+    tune_gc_for_serving()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)

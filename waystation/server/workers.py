@@ -26,6 +26,7 @@ from fastapi import FastAPI
 
 from waystation.core.schema import Schema, health_schema, load_schema
 from waystation.server.app import create_app
+from waystation.server.gc_tuning import tune_gc_for_serving
 from waystation.server.settings import Settings
 from waystation.store import open_store
 
@@ -65,4 +66,6 @@ def app_from_environ() -> FastAPI:
     store = open_store(config.db, config.schema(), migrate=False,
                        max_clock_skew_ms=config.settings.max_clock_skew_ms)
     atexit.register(store.close)
-    return create_app(store, config.settings)
+    app = create_app(store, config.settings)
+    tune_gc_for_serving()
+    return app

@@ -154,6 +154,8 @@ def summarise(res: dict[str, Any]) -> dict[str, report.Figure]:
                           storm, lambda r: r["push"]["server_rss_kib"] / 1024),
         "pull_rate": f("(2) initial pull: server records/s (raw HTTP, limit 1000)", "rec/s",
                        storm, lambda r: r["initial_pull"]["records_per_s"], target=100_000),
+        "pull_cpu": f("(2) initial pull: server process CPU per record (raw HTTP)", "us",
+                      storm, lambda r: r["initial_pull"]["server_cpu_us_per_record"]),
         "pull_bytes": f("(2) initial pull: bytes on the wire per record", "B", storm,
                         lambda r: r["initial_pull"]["bytes_per_record"], target=150,
                         at_most=True),
@@ -201,6 +203,12 @@ def summarise(res: dict[str, Any]) -> dict[str, report.Figure]:
         figs[f"raw_pull_{size}"] = f(
             f"(2) initial pull of {n} records: server records/s (raw HTTP, limit 5000)",
             "rec/s", runs, lambda r: r["raw"]["records_per_s"], target=100_000)
+        figs[f"raw_pull_cpu_{size}"] = f(
+            f"(2) initial pull of {n} records: server process CPU per record", "us", runs,
+            lambda r: r["raw"]["server_cpu_us_per_record"])
+        figs[f"raw_pull_client_cpu_{size}"] = f(
+            f"(2) initial pull of {n} records: the raw client's CPU per record", "us", runs,
+            lambda r: r["raw"]["client_cpu_us_per_record"])
         figs[f"replica_rate_{size}"] = f(f"(2) SDK initial pull of {n} records, pulled + "
                                          "applied", "rec/s", runs,
                                          lambda r: r["sdk"]["initial"]["pulled"]

@@ -76,7 +76,7 @@ def main() -> None:
             if args.what in ("pull", "both"):
                 admin = Device.register(server.url, user_token(server.url, "admin"), "d-prof")
                 for _ in range(3):
-                    print(scenarios.raw_pull_all(admin)["records_per_s"], "records/s",
+                    print(scenarios.raw_pull_all(admin, server)["records_per_s"], "records/s",
                           file=sys.stderr)
             spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
             _, err = spy.communicate(timeout=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +30,9 @@ _UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "timeout_graceful_shutd
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str) -> None:
     import uvicorn
 
-    from waystation.server import create_app
-    from waystation.server.gc_tuning import tune_gc_for_serving
+    from waystation.server.app import create_served_app
 
-    app = create_app(store, settings)
-    tune_gc_for_serving()
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_served_app(store, settings, log_level)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -9,6 +11,7 @@ from waystation import __version__
 from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
 from waystation.server.errors import install_error_handlers
+from waystation.server.gc_tuning import tune_gc_for_serving
 from waystation.server.maintenance import lifespan
 from waystation.server.responses import GZIP_MIN_SIZE
 from waystation.server.routes import auth, conflicts, events, health, records, stats, sync
@@ -38,4 +41,15 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
     for module in (health, auth, sync, events, records, conflicts, stats):
         app.include_router(module.router)
+    return app
+
+
+def create_served_app(store: Store, settings: Settings, log_level: str) -> FastAPI:
+    """The app of a ``waystation serve`` process (the only one, or each ``--workers``
+    worker): logging set up, and the collector tuned once the app is built
+    (server/gc_tuning.py). Tests build theirs with :func:`create_app` and keep their
+    process's own settings."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(store, settings)
+    tune_gc_for_serving()
     return app

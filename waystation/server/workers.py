@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,7 @@ import orjson
 from fastapi import FastAPI
 
 from waystation.core.schema import Schema, health_schema, load_schema
-from waystation.server.app import create_app
-from waystation.server.gc_tuning import tune_gc_for_serving
+from waystation.server.app import create_served_app
 from waystation.server.settings import Settings
 from waystation.store import open_store
 
@@ -60,12 +58,8 @@ class WorkerConfig:
 def app_from_environ() -> FastAPI:
     """The app of one worker process (uvicorn calls this in each worker)."""
     config = WorkerConfig.from_env(os.environ[CONFIG_ENV])
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
     # The parent process created or upgraded the database before starting the workers.
     store = open_store(config.db, config.schema(), migrate=False,
                        max_clock_skew_ms=config.settings.max_clock_skew_ms)
     atexit.register(store.close)
-    app = create_app(store, config.settings)
-    tune_gc_for_serving()
-    return app
+    return create_served_app(store, config.settings, config.log_level)

@@ -40,6 +40,9 @@ class ConflictDraft:
     server_fields: dict[str, Any]
     client_fields: dict[str, Any]
     existing_id: str | None = None
+    # False when the pusher may not see the record holding the key: its answer then names
+    # neither that record's id nor its fields (the conflicts row keeps both for reviewers).
+    existing_visible: bool = True
 
 
 @dataclass(slots=True)
@@ -83,7 +86,10 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
     if spec is None:
         raise ValidationError(f"unknown collection {op.collection!r}", {"field": "collection"})
     hlc = HLC.parse(op.hlc)
-    exists = state is not None and state.exists
+    # A record outside the caller's read scopes is, for every answer, a record that does not
+    # exist: its existence is itself information about a patient (docs/security.md).
+    hidden = state is not None and state.exists and not may_read(ctx.principal, spec, state)
+    exists = state is not None and state.exists and not hidden
     current = state if state is not None and exists else RecordState(op.collection, op.record_id)
     check_role(ctx.principal, spec, op.fields, creating=not exists, deleting=op.op == "delete")
     candidate = _validate(spec, op, current, exists)
@@ -93,8 +99,33 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
         spec.scopes_of(op.record_id, current.fields) if exists else None,
         spec.scopes_of(op.record_id, candidate),
     )
+    if hidden:
+        # A create whose id another record holds can be neither applied nor dropped; the
+        # answer is the one any unusable id gets, and never says whose or where.
+        raise id_unavailable(op.record_id)
     effective, restamped = _effective_clock(ctx, hlc)
     return _apply_policy(ctx, spec, op, current, effective, restamped)
+
+
+def may_read(principal: Principal, spec: CollectionSpec, state: RecordState) -> bool:
+    """Whether the caller may see ``state`` (as it is stored: its scopes from its fields)."""
+    return principal.can_see(spec.scopes_of(state.id, state.fields))
+
+
+def visible_version(principal: Principal, spec: CollectionSpec | None,
+                    state: RecordState | None) -> int:
+    """The record's version as the caller may know it: 0 for a record it may not see."""
+    if state is None or spec is None or not may_read(principal, spec, state):
+        return 0
+    return state.version
+
+
+def id_unavailable(record_id: str) -> ValidationError:
+    """The one answer for a create whose id cannot be used."""
+    return ValidationError(
+        f"record id {record_id} cannot be used for a new record; make a fresh id (UUIDv7)",
+        {"field": "record_id"},
+    )
 
 
 def _validate(

@@ -35,7 +35,13 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from waystation.core.apply import ApplyContext, ConflictDraft, Verdict, decide
+from waystation.core.apply import (
+    ApplyContext,
+    ConflictDraft,
+    Verdict,
+    decide,
+    visible_version,
+)
 from waystation.core.errors import StaleUpdate, ValidationError, WaystationError
 from waystation.core.ids import uuid7
 from waystation.core.protocol import BadChange, Change, OpResult
@@ -88,7 +94,9 @@ def apply_batch(
         key = (item.collection, item.record_id)
         state = states.get(key)
         if expected_version is not None:
-            current_version = state.version if state is not None else 0
+            # as the caller may know it: a hidden record's version is never revealed
+            current_version = visible_version(ctx.principal, ctx.schema.get(item.collection),
+                                              state)
             if current_version != expected_version:
                 raise StaleUpdate(
                     f"{item.collection}/{item.record_id} is at version {current_version},"
@@ -227,6 +235,14 @@ def _check_unique(
             holder = found[0][0] if found else None
         if holder is not None and holder != op.record_id:
             existing = _existing_fields(writer, conn, op.collection, holder)
+            visible = writer.ctx.principal.can_see(spec.scopes_of(holder, existing))
+            # The key's values are the pusher's own; the holder's id only if it may see it.
+            where = f" ({holder})" if visible else ", outside your scopes,"
+            message = (f"another {op.collection} record{where} already has {name} = "
+                       f"{value.replace(chr(31), ', ')}")
+            if not visible:
+                message += ("; a reviewer of that record's scopes can resolve this, or change "
+                            "the key (e.g. the date) of yours")
             return Verdict(
                 "conflict",
                 state=before,
@@ -234,11 +250,11 @@ def _check_unique(
                 restamped=verdict.restamped,
                 conflict=ConflictDraft(
                     "UNIQUE_VIOLATION",
-                    f"another {op.collection} record ({holder}) already has {name} = "
-                    f"{value.replace(chr(31), ', ')}",
+                    message,
                     server_fields=existing,
                     client_fields=dict(op.fields),
                     existing_id=holder,
+                    existing_visible=visible,
                 ),
             )
     return verdict
@@ -332,7 +348,10 @@ def _open_conflict(
         "error": {
             "code": draft.code,
             "message": draft.message,
-            "details": {"existing_id": draft.existing_id} if draft.existing_id else {},
+            "details": (
+                {"existing_id": draft.existing_id}
+                if draft.existing_id and draft.existing_visible else {}
+            ),
         },
     }
 

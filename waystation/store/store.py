@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from waystation.core.access import Principal
-from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext
+from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visible_version
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult, parse_changes
@@ -101,10 +101,11 @@ class Store:
 
         def work(conn: Connection) -> OpResult:  # run again if it lost a race (PG)
             if expected_version is None:
-                current = conn.execute(sa.select(records.c.version).where(
-                    records.c.collection == collection, records.c.id == record_id)
-                ).scalar_one_or_none()
-                base = current or 0
+                row = conn.execute(sa.select(records).where(
+                    records.c.collection == collection, records.c.id == record_id)).first()
+                state = state_from_row(row) if row is not None else None
+                # as the caller may know it: a hidden record is answered like a missing one
+                base = visible_version(principal, self.schema.get(collection), state)
             else:
                 base = expected_version
             change = {

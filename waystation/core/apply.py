@@ -25,7 +25,12 @@ from waystation.core.merge import (
 from waystation.core.protocol import Change
 from waystation.core.record import RecordState
 from waystation.core.schema import CollectionSpec, Schema
-from waystation.core.validation import validate_increment, validate_upsert
+from waystation.core.validation import (
+    check_record_size,
+    check_stored_numbers,
+    validate_increment,
+    validate_upsert,
+)
 
 SERVER_DEVICE = "server"
 DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -92,6 +97,8 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
     exists = state is not None and state.exists and not hidden
     current = state if state is not None and exists else RecordState(op.collection, op.record_id)
     check_role(ctx.principal, spec, op.fields, creating=not exists, deleting=op.op == "delete")
+    if exists:
+        check_stored_numbers(spec, current.fields)
     candidate = _validate(spec, op, current, exists)
     check_scopes(
         ctx.principal,
@@ -104,7 +111,10 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
         # answer is the one any unusable id gets, and never says whose or where.
         raise id_unavailable(op.record_id)
     effective, restamped = _effective_clock(ctx, hlc)
-    return _apply_policy(ctx, spec, op, current, effective, restamped)
+    verdict = _apply_policy(ctx, spec, op, current, effective, restamped)
+    if op.op == "upsert" and verdict.changed and verdict.state is not None:
+        check_record_size(spec, verdict.state.fields)
+    return verdict
 
 
 def may_read(principal: Principal, spec: CollectionSpec, state: RecordState) -> bool:
@@ -144,7 +154,7 @@ def _validate(
         verb = "deleted" if op.op == "delete" else "incremented"
         raise NotFound(f"{spec.name}/{op.record_id} does not exist, so it cannot be {verb}")
     if op.op == "increment":
-        validate_increment(spec, op.fields)
+        validate_increment(spec, op.fields, current.fields)
     elif op.fields:
         raise ValidationError("a delete carries no fields", {"field": "fields"})
     return dict(current.fields)

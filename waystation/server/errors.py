@@ -33,7 +33,8 @@ def error_response(status: int, code: str, message: str,
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WaystationError)
     async def _ours(_request: Request, exc: WaystationError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = ({"WWW-Authenticate": "Bearer"} if exc.status == 401
+                   else {"Connection": "close"} if exc.status == 408 else None)
         return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

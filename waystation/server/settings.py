@@ -10,6 +10,11 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024  # counted after gzip decoding too
     token_ttl_s: int = 30 * 24 * 3600  # a device may stay offline a month without re-login
     max_clock_skew_ms: int = 5 * 60 * 1000
+    # A request body that sends nothing for this long is answered 408 REQUEST_TIMEOUT and
+    # its connection closed (a slow link sends something every few seconds; a slowloris
+    # attack sends nothing). Request headers have a timeout of their own
+    # (server/timeouts.py).
+    body_timeout_s: float = 30.0
     pull_limit_default: int = 500
     # A new device pulls its backlog in pages as large as this (the SDK asks for 5,000):
     # fewer round trips and per-request costs (auth, headers, a page's read). A 5,000-change

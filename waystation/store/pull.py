@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ _COLUMNS = (
 )
 
 
+_SEQ = re.compile(r"[0-9]{1,18}")
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """A position in the change feed, opaque to clients.
@@ -61,7 +65,8 @@ class Cursor:
         if text is None or text in ("", "0"):
             return cls(0, tag)
         seq_text, _, given_tag = text.partition(".")
-        if not seq_text.isdigit() or len(seq_text) > 19:
+        # ASCII digits (str.isdigit takes '²' too), within a 64-bit integer
+        if not _SEQ.fullmatch(seq_text):
             raise ValidationError(
                 f"since={text!r} is not a cursor this server issued; use 0 or the cursor "
                 "of the previous pull",

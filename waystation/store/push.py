@@ -27,6 +27,7 @@ default — and one batch may create 5,000 records.)
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,7 @@ from waystation.store.batch_writer import BatchWriter, LogEntry, Touched, echo_o
 from waystation.store.codec import dumps, state_from_row
 from waystation.store.tables import records
 
+log = logging.getLogger("waystation.store")
 _CHUNK = 500
 
 _FIND_KEY = (
@@ -103,7 +105,7 @@ def apply_batch(
                     f" not {expected_version}: reload it and apply your change again",
                     {"version": current_version, "expected": expected_version},
                 )
-        verdict = decide(ctx, item, state)
+        verdict = _decide_or_reject(ctx, item, state)
         if verdict.status == "applied" and verdict.state is not None and verdict.changed:
             verdict = _check_unique(conn, writer, item, state, verdict)
         result = _record(writer, item, state, verdict)
@@ -112,6 +114,20 @@ def apply_batch(
         seen_in_batch[item.op_id] = (ctx.principal.user_id, result, True)
     write_batch(conn, writer, stored)
     return writer.results
+
+
+def _decide_or_reject(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
+    """``decide``, with a net: a defect that one op's content sets off (anything but a
+    WaystationError, which decide turns into a rejection itself) rejects that op alone, and
+    the rest of its batch is applied. Logged with its trace; the answer carries none."""
+    try:
+        return decide(ctx, op, state)
+    except Exception:
+        log.exception("op %s (%s/%s) could not be decided", op.op_id, op.collection,
+                      op.record_id)
+        return Verdict.rejected(WaystationError(
+            "the server could not apply this op (a defect, logged on the server); it stays "
+            "on the device with this reason so it can be fixed or sent again later"))
 
 
 def _rejected(op_id: str | None, error: WaystationError) -> OpResult:

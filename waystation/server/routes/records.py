@@ -3,6 +3,7 @@ If-Match for optimistic concurrency."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ from starlette.responses import Response
 
 from waystation.core.access import Principal
 from waystation.core.errors import ERRORS_BY_CODE, NotFound, ValidationError, WaystationError
+from waystation.core.protocol import MAX_VERSION
 from waystation.core.timefmt import rfc3339
 from waystation.server.body import read_body
 from waystation.server.context import Services, caller, services
@@ -20,6 +22,7 @@ from waystation.server.responses import OrjsonResponse
 from waystation.store.store import StoredRecord
 
 router = APIRouter(prefix="/v1/records")
+_VERSION = re.compile(r"[0-9]{1,10}")  # ASCII digits only (str.isdigit takes '²' too)
 
 
 def _visible(svc: Services, principal: Principal, collection: str, record_id: str
@@ -82,9 +85,9 @@ def _if_match(header: str | None) -> int | None:
     if header is None or header.strip() == "*":
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise ValidationError(f"If-Match {header!r} is not a record version such as \"3\"",
-                              {"field": "If-Match"})
+    if not _VERSION.fullmatch(text) or int(text) > MAX_VERSION:
+        raise ValidationError(f"If-Match {header[:40]!r} is not a record version such as "
+                              '"3"', {"field": "If-Match"})
     return int(text)
 
 

@@ -27,17 +27,19 @@ _UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "timeout_graceful_shutd
                                     "server_header": False, "date_header": False}
 
 
-def _protocol_options(header_timeout: float) -> dict[str, Any]:
-    """uvicorn's HTTP protocol with a deadline on request headers (server/timeouts.py);
-    the deadline travels in the environment, which ``--workers`` processes inherit."""
+def _protocol_options(header_timeout: float, forwarded_allow_ips: str) -> dict[str, Any]:
+    """uvicorn's HTTP protocol with a deadline on request headers (server/timeouts.py; the
+    deadline travels in the environment, which ``--workers`` processes inherit), and the
+    proxies whose X-Forwarded-For names the client (logins are throttled per address)."""
     from waystation.server.timeouts import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
 
     os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
-    return {"http": HeaderTimeoutProtocol}
+    return {"http": HeaderTimeoutProtocol, "proxy_headers": True,
+            "forwarded_allow_ips": forwarded_allow_ips}
 
 
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
-         header_timeout: float) -> None:
+         protocol: dict[str, Any]) -> None:
     import uvicorn
 
     from waystation.server.app import create_served_app
@@ -45,13 +47,13 @@ def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
     app = create_served_app(store, settings, log_level)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS,
-                    **_protocol_options(header_timeout))
+                    **protocol)
     finally:
         store.close()
 
 
 def _run_workers(workers: int, config: WorkerConfig, host: str, port: int,
-                 header_timeout: float) -> None:
+                 protocol: dict[str, Any]) -> None:
     """Start ``workers`` processes sharing one socket, each with its own app and pool."""
     import uvicorn
 
@@ -59,8 +61,7 @@ def _run_workers(workers: int, config: WorkerConfig, host: str, port: int,
 
     os.environ[CONFIG_ENV] = config.to_env()  # the spawned workers inherit it
     uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port,
-                log_level=config.log_level, **_UVICORN_OPTIONS,
-                **_protocol_options(header_timeout))
+                log_level=config.log_level, **_UVICORN_OPTIONS, **protocol)
 
 
 def serve(
@@ -84,6 +85,9 @@ def serve(
     body_timeout: float = typer.Option(
         30.0, min=0.1, help="Seconds a request body may send nothing before it is "
         "answered 408 and its connection closed."),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1", help="Reverse proxies (comma-separated addresses, or *) whose "
+        "X-Forwarded-For header names the client: logins are throttled per address."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
     from waystation.server import Settings
@@ -100,14 +104,14 @@ def serve(
     plural = f" with {workers} worker processes" if workers > 1 else ""
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
                   f"on http://{host}:{port}{plural}")
+    protocol = _protocol_options(header_timeout, forwarded_allow_ips)
     if workers == 1:
-        _run(store, host, port, settings, log_level, header_timeout)
+        _run(store, host, port, settings, log_level, protocol)
         return
     from waystation.server.workers import WorkerConfig
 
     store.close()  # migrated; each worker opens its own
-    _run_workers(workers, WorkerConfig(db, schema, settings, log_level), host, port,
-                 header_timeout)
+    _run_workers(workers, WorkerConfig(db, schema, settings, log_level), host, port, protocol)
 
 
 def demo(
@@ -136,4 +140,5 @@ def demo(
                   "application/json' -d '{\"username\":\"amina\",\"password\":\"amina-demo\"}'\n")
     from waystation.server.timeouts import DEFAULT_HEADER_TIMEOUT_S
 
-    _run(store, host, port, Settings(), "info", DEFAULT_HEADER_TIMEOUT_S)
+    _run(store, host, port, Settings(), "info",
+         _protocol_options(DEFAULT_HEADER_TIMEOUT_S, "127.0.0.1"))

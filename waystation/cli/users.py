@@ -49,9 +49,11 @@ def add(
         if existing is not None and not update:
             fail_usage(f"user {name!r} already exists; pass --update to change it")
         if existing is not None:
-            store.update_user(User(existing.id, name, hash_password(password), role,
-                                   tuple(scope)))
-            console.print(f"updated user [bold]{name}[/] ({role})")
+            ended = store.update_user(User(existing.id, name, hash_password(password), role,
+                                           tuple(scope)))
+            console.print(f"updated user [bold]{name}[/] ({role})"
+                          + ("; their sessions and devices' tokens ended: they log in again"
+                             if ended else ""))
         else:
             store.add_user(name, hash_password(password), role, scope)
             console.print(f"added user [bold]{name}[/] ({role}"
@@ -64,11 +66,44 @@ def add(
 def list_users(db: str = typer.Option(..., help="Database URL or SQLite file path.")) -> None:
     """List users with their roles and scopes."""
     store = store_from(db, schema_from(None))
-    table = Table("username", "role", "scopes", "id")
+    table = Table("username", "role", "scopes", "id", "disabled")
     for user in store.list_users():
-        table.add_row(user.username, user.role, ", ".join(user.scopes), user.id)
+        table.add_row(user.username, user.role, ", ".join(user.scopes), user.id,
+                      rfc3339(user.disabled_at) or "")
     store.close()
     console.print(table)
+
+
+@users_app.command("disable")
+def disable(
+    name: str = typer.Argument(..., help="Login name."),
+    db: str = typer.Option(..., help="Database URL or SQLite file path."),
+) -> None:
+    """Disable a user: they can no longer log in, and every session of theirs and every
+    token of their devices ends at once."""
+    _set_disabled(name, db, disabled=True)
+
+
+@users_app.command("enable")
+def enable(
+    name: str = typer.Argument(..., help="Login name."),
+    db: str = typer.Option(..., help="Database URL or SQLite file path."),
+) -> None:
+    """Let a disabled user log in again (their devices log in again too)."""
+    _set_disabled(name, db, disabled=False)
+
+
+def _set_disabled(name: str, db: str, *, disabled: bool) -> None:
+    store = store_from(db, schema_from(None))
+    try:
+        user = store.find_user(username=name)
+        if user is None:
+            fail_usage(f"no user {name!r}")
+        store.set_user_disabled(user.id, disabled)
+        console.print(f"disabled {name}: their sessions and devices' tokens ended"
+                      if disabled else f"enabled {name}")
+    finally:
+        store.close()
 
 
 @devices_app.command("list")

@@ -15,6 +15,7 @@ import httpx
 
 from waystation.client.auth import Registration, normalise_server_url, register_device
 from waystation.client.engine import refresh_collections
+from waystation.client.pull import start_full_repull
 from waystation.client.transport import HttpTransport
 from waystation.core.errors import DeviceRevoked, WaystationError
 
@@ -71,7 +72,13 @@ def login_replica(
                 f"the server registered device {registration.tokens.device_id!r} "
                 f"instead of {replica.device_id!r}"
             )
+        before = set((user or {}).get("scopes") or [])
+        after = set(registration.user.get("scopes") or [])
         replica.session.store_registration(url, registration)
+        if user is not None and not before <= after:
+            # The user lost scopes since this replica last logged in: what it holds of them
+            # must go, and only a fresh snapshot tells what that is.
+            start_full_repull(replica)
         # Priorities and the clock offset are an optimisation; the next sync retries them.
         with contextlib.suppress(WaystationError):
             refresh_collections(replica, HttpTransport(url, replica.session, client))

@@ -12,6 +12,7 @@ from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
 from waystation.server.errors import install_error_handlers
 from waystation.server.gc_tuning import tune_gc_for_serving
+from waystation.server.login_gate import LoginGate
 from waystation.server.maintenance import lifespan
 from waystation.server.responses import GZIP_MIN_SIZE
 from waystation.server.routes import auth, conflicts, events, health, records, stats, sync
@@ -30,7 +31,10 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=closing_broadcaster(lifespan),
     )
-    app.state.services = Services(store, settings or Settings())
+    settings = settings or Settings()
+    app.state.services = Services(store, settings)
+    app.state.login_gate = LoginGate(settings.max_concurrent_logins,
+                                     settings.max_waiting_logins)
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
     app.state.broadcaster = Broadcaster(lambda: source_for(store.db))
     install_error_handlers(app)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from waystation.core.access import Principal
+from waystation.core.access import Principal, ends_sessions
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visible_version
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
@@ -25,6 +25,7 @@ from waystation.core.protocol import OpResult, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
+from waystation.core.throttle import Attempts, ThrottlePolicy, account_failed, address_failed
 from waystation.store import accounts
 from waystation.store.accounts import Device, User
 from waystation.store.codec import state_from_row
@@ -170,9 +171,29 @@ class Store:
             accounts.insert_user(conn, user, now=now_ms())
         return user
 
-    def update_user(self, user: User) -> None:
+    def update_user(self, user: User) -> bool:
+        """Change a user's password hash, role or scopes; a new password, another role or a
+        scope taken away also ends every session of the user and their devices (they log
+        in again). Returns whether sessions ended."""
         with self.db.write() as conn:
+            before = accounts.find_user(conn, user_id=user.id)
             accounts.update_user(conn, user)
+            ending = before is not None and ends_sessions(
+                before.role, before.scopes, user.role, user.scopes,
+                password_changed=before.password_hash != user.password_hash)
+            if ending:
+                accounts.end_user_sessions(conn, user.id)
+        return ending
+
+    def set_user_disabled(self, user_id: str, disabled: bool) -> bool:
+        """Disable a user (every session of theirs and of their devices ends, and they can
+        no longer log in) or enable them again; False for an unknown user."""
+        with self.db.write() as conn:
+            if not accounts.set_disabled(conn, user_id, now_ms() if disabled else None):
+                return False
+            if disabled:
+                accounts.end_user_sessions(conn, user_id)
+        return True
 
     def list_users(self) -> list[User]:
         with self.db.read() as conn:
@@ -182,20 +203,52 @@ class Store:
         with self.db.read() as conn:
             return accounts.find_device(conn, device_id)
 
-    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str) -> bool:
+    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str, *,
+                   refresh_expires_at: int) -> bool:
         """Register ``device_id``; False when it is taken: a concurrent registration of the
         same id committed first (a device retrying a request whose answer it lost)."""
         try:
             with self.db.write() as conn:
                 accounts.insert_device(conn, device_id, user_id, name, refresh_hash,
-                                       now=now_ms())
+                                       refresh_expires_at=refresh_expires_at, now=now_ms())
         except sa.exc.IntegrityError:
             return False
         return True
 
-    def rotate_refresh(self, device_id: str, new_hash: str, *, expected: str | None) -> bool:
+    def rotate_refresh(self, device_id: str, new_hash: str, *, expires_at: int,
+                       expected: str | None) -> bool:
+        """Give the device a new refresh secret: a refresh (``expected``: the one presented,
+        kept to recognise its reuse; False when another request used it first) or a new
+        login (``expected=None``)."""
         with self.db.write() as conn:
-            return accounts.set_refresh_hash(conn, device_id, new_hash, expected=expected)
+            return accounts.set_refresh_hash(conn, device_id, new_hash, expires_at=expires_at,
+                                             expected=expected)
+
+    def end_device_sessions(self, device_id: str) -> None:
+        """Stop every token issued to the device (a reused refresh token: the family is
+        revoked); the device is not revoked and may log in again."""
+        with self.db.write() as conn:
+            accounts.end_device_sessions(conn, device_id)
+
+    # -- failed logins -----------------------------------------------------------------
+
+    def login_attempts(self, keys: list[str]) -> dict[str, Attempts]:
+        with self.db.read() as conn:
+            return accounts.read_attempts(conn, keys)
+
+    def record_login_failure(self, account_key: str, address_key: str,
+                             policy: ThrottlePolicy, now: int) -> None:
+        """Count a failed login against its account and its address (one transaction)."""
+        with self.db.write() as conn:
+            found = accounts.read_attempts(conn, [account_key, address_key])
+            accounts.write_attempts(conn, account_key,
+                                    account_failed(policy, found.get(account_key), now))
+            accounts.write_attempts(conn, address_key,
+                                    address_failed(policy, found.get(address_key), now))
+
+    def clear_login_failures(self, account_key: str) -> None:
+        with self.db.write() as conn:
+            accounts.clear_attempts(conn, account_key)
 
     def revoke_device(self, device_id: str, *, wipe: bool) -> bool:
         with self.db.write() as conn:

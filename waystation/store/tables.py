@@ -136,6 +136,10 @@ users = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Bumped to end every session of the user and of their devices at once (password
+    # change, demotion, disable): tokens carry the generation they were issued under.
+    sa.Column("token_gen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disabled_at", sa.BigInteger),
 )
 
 devices = sa.Table(
@@ -146,9 +150,24 @@ devices = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("refresh_hash", sa.String(128)),
+    # The refresh secret it replaced: presented again, it means a stolen token (reuse).
+    sa.Column("prev_refresh_hash", sa.String(128)),
+    sa.Column("refresh_expires_at", sa.BigInteger),
+    sa.Column("token_gen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("revoked_at", sa.BigInteger),
     sa.Column("wipe", sa.Boolean, nullable=False),
     sa.Column("last_push_at", sa.BigInteger),
     sa.Column("last_pull_at", sa.BigInteger),
     sa.Index("devices_user", "user_id"),
+)
+
+# Failed logins per account ("account:<name>") and per client address ("address:<ip>"),
+# shared by every server process; written only on failures (core/throttle.py decides).
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("first_failure_at", sa.BigInteger, nullable=False),
+    sa.Column("blocked_until", sa.BigInteger, nullable=False),
 )

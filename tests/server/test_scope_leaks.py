@@ -209,3 +209,18 @@ def test_hole_5_get_answers_a_hidden_record_like_a_missing_one(clinics: TwoFacil
     _same_answer(b.http.get(f"/v1/records/symptom_logs/{clinics.log_id}"),
                  b.http.get(f"/v1/records/symptom_logs/{missing_id}"),
                  clinics.log_id, missing_id)
+
+
+def test_hole_1_filtering_conflicts_by_a_hidden_record_id_finds_nothing(
+    clinics: TwoFacilities,
+) -> None:
+    """Facility A's reviewer sees the clash on their patient, but asking for it by the
+    other facility's record id must not confirm that id."""
+    result = clinics.collide()
+    b_side = clinics.nurse_b.http.get(f"/v1/conflicts/{result['conflict_id']}").json()
+    held_record = b_side["record_id"]
+    assert held_record is not None
+    by_a = clinics.nurse_a.http.get("/v1/conflicts", params={"record_id": held_record})
+    assert by_a.status_code == 200 and by_a.json()["conflicts"] == []
+    by_b = clinics.nurse_b.http.get("/v1/conflicts", params={"record_id": held_record})
+    assert [c["id"] for c in by_b.json()["conflicts"]] == [result["conflict_id"]]

@@ -153,8 +153,10 @@ def list_conflicts(
         if not rows:
             break
         sights = _sights(conn, schema, principal, rows)
+        # Filtering by a record id the caller may not see would confirm which conflict
+        # holds it: such conflicts are left out, as a missing record's would be.
         found.extend(conflict_body(row, sights[row.id]) for row in rows
-                     if row.id in sights)
+                     if row.id in sights and (record_id is None or sights[row.id].record))
         cursor = rows[-1].id
         if len(rows) < _SCAN:
             break
@@ -275,9 +277,10 @@ def _raise_unless_applied(result: OpResult) -> None:
         return
     error = result.get("error") or {"code": "INTERNAL", "message": "", "details": {}}
     if result["status"] == "conflict":
+        hint = ("choose another key, or merge into that record"
+                if error["details"].get("existing_id") else "choose another key")
         raise UniqueViolation(
-            f"the resolution cannot be applied: {error['message']}; choose another key, or "
-            "merge into that record",
+            f"the resolution cannot be applied: {error['message']}; {hint}",
             dict(error["details"]),
         )
     cls = ERRORS_BY_CODE.get(error["code"], WaystationError)

@@ -281,3 +281,26 @@ def test_hole_2_a_replica_whose_user_lost_a_scope_drops_its_records_after_login(
     assert rep.get("symptom_logs", kept) is not None
     assert rep.get("symptom_logs", pending) is not None
     assert rep.get("symptom_logs", lost) is None
+
+
+def test_hole_2_a_replica_whose_user_was_demoted_re_pulls_after_login(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
+    """An admin sees every facility; demoted to health worker with the same (no) scopes,
+    the device must not keep what an admin saw."""
+    admin = new_user(shared_server, role="admin", scopes=())
+    rep = make_replica(shared_server, admin)
+    elsewhere = rep.put("symptom_logs", {**symptom_log("2025-07-03"), "facility_id": "f-far"})
+    assert rep.sync().ok
+    store = open_store(shared_server.db_url, health_schema())
+    try:
+        user = store.find_user(username=admin)
+        assert user is not None
+        assert store.update_user(User(user.id, admin, user.password_hash, "health_worker",
+                                      ("facility:f-1",)))
+    finally:
+        store.close()
+    assert rep.sync().needs_login
+    rep.login(shared_server.url, admin, "pw")
+    assert rep.sync().ok
+    assert rep.get("symptom_logs", elsewhere) is None

@@ -4,7 +4,9 @@ them at once — access tokens, refresh tokens, and the devices' tokens."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
 from waystation.store import Store, open_store
 from waystation.store.accounts import User
-from waystation.store.tables import devices
+from waystation.store.tables import devices, login_throttle
 
 
 @dataclass
@@ -187,3 +189,40 @@ def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(nurse: Login, store:
     store.set_user_disabled(user.id, False)
     again = log_in(nurse.server, nurse.username, device_id=nurse.device_id)
     assert again.get("/v1/sync/pull").status_code == 200
+
+
+def test_hole_2_logging_in_again_ends_what_the_device_was_issued_before(nurse: Login) -> None:
+    """A copy of an old token must not outlive its owner logging in again."""
+    again = log_in(nurse.server, nurse.username, device_id=nurse.device_id)
+    assert refused(nurse.get("/v1/sync/pull"))["details"] == {"reason": "session_ended"}
+    refused(nurse.refresh())
+    assert again.get("/v1/sync/pull").status_code == 200
+
+
+def test_hole_2_two_refreshes_with_one_token_at_once_end_the_family(nurse: Login) -> None:
+    """One of the two is a copy, and which cannot be told: neither keeps a session."""
+    barrier = threading.Barrier(8)
+
+    def race() -> httpx.Response:
+        barrier.wait()
+        return nurse.refresh()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: race(), range(8)))
+    assert sorted(a.status_code for a in answers).count(401) >= 7
+    for answer in answers:
+        if answer.status_code == 200:  # the winner's tokens end with the family
+            refused(nurse.get("/v1/sync/pull", answer.json()["access_token"]))
+            refused(nurse.refresh(answer.json()["refresh_token"]))
+
+
+def test_hole_4_failed_login_names_are_not_kept_in_clear(
+    shared_server: LiveServer, store: Store,
+) -> None:
+    typed = f"my-password-typed-as-name-{uuid7()[-8:]}"
+    # an unknown name is checked against a full-cost hash: give a loaded machine time
+    httpx.post(f"{shared_server.url}/v1/auth/token", json={"username": typed, "password": "x"},
+               timeout=60)
+    with store.db.read() as conn:
+        keys = [row[0] for row in conn.execute(sa.select(login_throttle.c.key))]
+    assert keys and not any(typed in key for key in keys)

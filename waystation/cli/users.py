@@ -40,7 +40,7 @@ def add(
     for grant in scope:
         if not _SCOPE.fullmatch(grant):
             fail_usage(f"scope {grant!r}: use <kind>:<id>, e.g. patient:p-1 or facility:f-1")
-    from waystation.server.auth import hash_password
+    from waystation.server.auth import hash_password, verify_password
     from waystation.store.accounts import User
 
     store = store_from(db, schema_from(None))
@@ -49,8 +49,12 @@ def add(
         if existing is not None and not update:
             fail_usage(f"user {name!r} already exists; pass --update to change it")
         if existing is not None:
-            ended = store.update_user(User(existing.id, name, hash_password(password), role,
-                                           tuple(scope)))
+            # The same password keeps its hash: a new hash would count as a new password,
+            # and end every session, when only a scope was added.
+            same = verify_password(existing.password_hash, password)
+            ended = store.update_user(User(
+                existing.id, name, existing.password_hash if same else hash_password(password),
+                role, tuple(scope)))
             console.print(f"updated user [bold]{name}[/] ({role})"
                           + ("; their sessions and devices' tokens ended: they log in again"
                              if ended else ""))

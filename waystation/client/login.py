@@ -9,7 +9,7 @@ user's password, not the old registration, is the authority.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -72,12 +72,10 @@ def login_replica(
                 f"the server registered device {registration.tokens.device_id!r} "
                 f"instead of {replica.device_id!r}"
             )
-        before = set((user or {}).get("scopes") or [])
-        after = set(registration.user.get("scopes") or [])
         replica.session.store_registration(url, registration)
-        if user is not None and not before <= after:
-            # The user lost scopes since this replica last logged in: what it holds of them
-            # must go, and only a fresh snapshot tells what that is.
+        if user is not None and _may_see_less(user, registration.user):
+            # The user lost scopes or changed role since this replica last logged in: what
+            # it holds of them must go, and only a fresh snapshot tells what that is.
             start_full_repull(replica)
         # Priorities and the clock offset are an optimisation; the next sync retries them.
         with contextlib.suppress(WaystationError):
@@ -85,3 +83,11 @@ def login_replica(
     finally:
         if http is None:
             client.close()
+
+
+def _may_see_less(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether the user's grants shrank: a scope gone, or another role (an admin, who sees
+    everything, demoted keeps scopes that say nothing of it)."""
+    scopes_before = set(before.get("scopes") or [])
+    scopes_after = set(after.get("scopes") or [])
+    return before.get("role") != after.get("role") or not scopes_before <= scopes_after

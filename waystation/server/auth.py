@@ -175,6 +175,7 @@ def authenticate(store: Store, request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token: log in with POST /v1/auth/token")
     device_id, user_id, gen = verify_token(store.signing_key, token)
+    current_gen = 0
     if device_id is not None:
         device = store.find_device(device_id)
         if device is None or user_id not in (None, device.user_id):
@@ -182,15 +183,14 @@ def authenticate(store: Store, request: Request) -> Principal:
         if device.revoked_at is not None:
             raise DeviceRevoked("this device was revoked by an administrator",
                                 {"wipe": device.wipe})
-        if device.token_gen != gen:
-            raise session_ended()
+        current_gen = device.token_gen
         user_id = device.user_id
     user = store.find_user(user_id=user_id) if user_id is not None else None
     if user is None:
         raise Unauthorized("the token's user no longer exists")
     if user.disabled_at is not None:
         raise account_disabled()
-    if device_id is None and user.token_gen != gen:
+    if gen != (current_gen if device_id is not None else user.token_gen):
         raise session_ended()
     return Principal(user.id, user.username, user.role, frozenset(user.scopes), device_id)
 

@@ -8,6 +8,7 @@ themselves pass a gate (server/login_gate.py) that bounds their memory.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -51,12 +52,17 @@ async def token(request: Request) -> Response:
     await run_in_threadpool(_refuse_if_throttled, svc, keys)
     gate: LoginGate = request.app.state.login_gate
     async with gate.slot():
+        # again: a burst queued behind the gate may have locked the account meanwhile
+        await run_in_threadpool(_refuse_if_throttled, svc, keys)
         user = await run_in_threadpool(_check_password, svc, body, keys)
     return OrjsonResponse(_login_answer(svc, user))
 
 
 def _throttle_keys(username: str, address: str) -> tuple[str, str]:
-    return f"account:{username.strip().lower()}", f"address:{address}"
+    """The account's key is a hash of the name as typed: people type passwords into the
+    username field, and those must not be kept."""
+    name = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    return f"account:{name}", f"address:{address}"
 
 
 def _refuse_if_throttled(svc: Services, keys: tuple[str, str]) -> None:
@@ -120,8 +126,12 @@ def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, obj
         if existing.revoked_at is not None:
             raise DeviceRevoked("this device was revoked by an administrator",
                                 {"wipe": existing.wipe})
+        # A new login of a known device: whatever was issued to it before stops (a copy
+        # of an old token must not outlive its owner logging in again).
+        store.end_device_sessions(device_id)
         store.rotate_refresh(device_id, refresh_hash, expires_at=expires_at, expected=None)
-        gen = existing.token_gen
+        current = store.find_device(device_id)
+        gen = current.token_gen if current is not None else existing.token_gen + 1
     ttl = svc.settings.token_ttl_s
     return {"device_id": device_id,
             "access_token": issue_token(store, user_id, device_id, ttl, gen=gen),
@@ -142,6 +152,12 @@ async def refresh(request: Request) -> Response:
     return OrjsonResponse(await run_in_threadpool(_refresh, svc, body.refresh_token))
 
 
+def _reused() -> Unauthorized:
+    return Unauthorized("this refresh token was already used, so it may have been copied: "
+                        "every session of this device has ended; log in again",
+                        {"reason": "refresh_reused"})
+
+
 def _refresh(svc: Services, refresh_token: str) -> dict[str, object]:
     """Trade a refresh token for a new access token and a new refresh token (one use).
 
@@ -156,9 +172,7 @@ def _refresh(svc: Services, refresh_token: str) -> dict[str, object]:
     presented = hash_refresh_secret(match.group(2))
     if device.prev_refresh_hash is not None and presented == device.prev_refresh_hash:
         svc.store.end_device_sessions(device.id)
-        raise Unauthorized("this refresh token was already used, so it may have been copied: "
-                           "every session of this device has ended; log in again",
-                           {"reason": "refresh_reused"})
+        raise _reused()
     if device.refresh_hash != presented:
         raise Unauthorized("refresh token already used or replaced: log in again")
     if device.refresh_expires_at is not None and device.refresh_expires_at <= now_ms():
@@ -170,7 +184,10 @@ def _refresh(svc: Services, refresh_token: str) -> dict[str, object]:
     new_token, new_hash = new_refresh_token(device.id)
     if not svc.store.rotate_refresh(device.id, new_hash, expires_at=_refresh_expiry(svc),
                                     expected=presented):
-        raise Unauthorized("refresh token already used or replaced: log in again")
+        # Another request traded the same token at the same moment: one of the two is a
+        # copy, and which one cannot be told. The family ends.
+        svc.store.end_device_sessions(device.id)
+        raise _reused()
     ttl = svc.settings.token_ttl_s
     return {"device_id": device.id,
             "access_token": issue_token(svc.store, device.user_id, device.id, ttl,

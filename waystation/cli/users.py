@@ -1,5 +1,6 @@
 """``waystation users add|list`` and ``waystation devices list|revoke``: accounts, run
-against the database directly (no server needed)."""
+against the database directly (no server needed). Every change is recorded in the audit
+trail with actor ``cli`` and the OS user who ran the command (cli/audit.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import typer
 from rich.table import Table
 
+from waystation.cli.audit import cli_event
 from waystation.cli.common import console, fail_usage, schema_from, store_from
 from waystation.core.schema import ROLES
 from waystation.core.timefmt import rfc3339
@@ -51,9 +53,16 @@ def add(
         if existing is not None:
             store.update_user(User(existing.id, name, hash_password(password), role,
                                    tuple(scope)))
+            store.audit(cli_event("user.update", target=f"user:{existing.id}",
+                                  username=name, role=role, scopes=list(scope),
+                                  password_changed=True,
+                                  before={"role": existing.role,
+                                          "scopes": list(existing.scopes)}))
             console.print(f"updated user [bold]{name}[/] ({role})")
         else:
-            store.add_user(name, hash_password(password), role, scope)
+            user = store.add_user(name, hash_password(password), role, scope)
+            store.audit(cli_event("user.add", target=f"user:{user.id}", username=name,
+                                  role=role, scopes=list(scope)))
             console.print(f"added user [bold]{name}[/] ({role}"
                           f"{'; ' + ', '.join(scope) if scope else ''})")
     finally:
@@ -95,8 +104,11 @@ def revoke(
     """Revoke a lost or stolen device: its token stops working at once."""
     store = store_from(db, schema_from(None))
     try:
-        if not store.revoke_device(device_id, wipe=wipe):
+        device = store.find_device(device_id)
+        if device is None or not store.revoke_device(device_id, wipe=wipe):
             fail_usage(f"no device {device_id!r}")
+        store.audit(cli_event("device.revoke", target=f"device:{device_id}", wipe=wipe,
+                              owner=device.user_id))
         console.print(f"revoked {device_id}{' (wipe requested)' if wipe else ''}")
     finally:
         store.close()

@@ -1,11 +1,11 @@
 """Audit events as routes build them: the actor from the authenticated principal, the
 client address from the request.
 
-The address is ``request.client.host``: the peer of the connection or, behind a proxy that
-uvicorn trusts (``FORWARDED_ALLOW_IPS``, default 127.0.0.1), the address the proxy put in
-``X-Forwarded-For`` (docs/operations.md, "The audit trail"). Appending to the trail is a
-write: routes call ``record`` (off the event loop), or hand the event to the store method
-whose transaction appends it.
+The address is ``request.client.host``: the peer of the connection or, behind a proxy the
+server trusts (uvicorn's ``forwarded_allow_ips``, 127.0.0.1 by default), the address the
+proxy put in ``X-Forwarded-For`` (docs/operations.md, "The audit trail"). Appending to
+the trail is a write: routes call ``record`` (off the event loop), or hand the event to
+the store method whose transaction appends it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from waystation.server.context import services
 
 
 def audit_event(request: Request, action: str, principal: Principal | None = None, *,
+                user_id: str | None = None, device_id: str | None = None,
                 outcome: str = "ok", target: str | None = None,
                 details: Mapping[str, Any] | None = None,
                 scopes: Iterable[str] = ()) -> AuditEvent:
-    """An event of ``action`` by ``principal`` (None: an anonymous caller, such as a
-    failed login) from the request's client address."""
+    """An event of ``action`` by ``principal`` from the request's client address. Without a
+    principal (a login, a refresh: the caller has no token yet) the actor is ``user_id``
+    and ``device_id`` when known, else anonymous (a failed login)."""
     return AuditEvent(
         action,
-        actor_user_id=principal.user_id if principal else None,
-        actor_device_id=principal.device_id if principal else None,
+        actor_user_id=principal.user_id if principal else user_id,
+        actor_device_id=principal.device_id if principal else device_id,
         client_address=request.client.host if request.client else None,
         outcome=outcome,
         target=target,

@@ -37,7 +37,7 @@ def patients(n: int, facility: str = "f-1") -> list[dict[str, Any]]:
 def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(db_url: str) -> None:
     path = db_url
     store = open_store(path, health_schema())
-    assert current_revision(store.db) == head_revision() == "0002"
+    assert current_revision(store.db) == head_revision() == "0003"
     store.push(ADMIN, patients(3))
     store.close()
     again = open_store(path, health_schema())

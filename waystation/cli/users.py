@@ -1,5 +1,6 @@
 """``waystation users add|list`` and ``waystation devices list|revoke``: accounts, run
-against the database directly (no server needed)."""
+against the database directly (no server needed). Every change is recorded in the audit
+trail with actor ``cli`` and the OS user who ran the command (cli/audit.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import typer
 from rich.table import Table
 
+from waystation.cli.audit import cli_event
 from waystation.cli.common import console, fail_usage, schema_from, store_from
 from waystation.core.schema import ROLES
 from waystation.core.timefmt import rfc3339
@@ -55,11 +57,18 @@ def add(
             ended = store.update_user(User(
                 existing.id, name, existing.password_hash if same else hash_password(password),
                 role, tuple(scope)))
+            store.audit(cli_event("user.update", target=f"user:{existing.id}",
+                                  username=name, role=role, scopes=list(scope),
+                                  password_changed=not same, sessions_ended=ended,
+                                  before={"role": existing.role,
+                                          "scopes": list(existing.scopes)}))
             console.print(f"updated user [bold]{name}[/] ({role})"
                           + ("; their sessions and devices' tokens ended: they log in again"
                              if ended else ""))
         else:
-            store.add_user(name, hash_password(password), role, scope)
+            user = store.add_user(name, hash_password(password), role, scope)
+            store.audit(cli_event("user.add", target=f"user:{user.id}", username=name,
+                                  role=role, scopes=list(scope)))
             console.print(f"added user [bold]{name}[/] ({role}"
                           f"{'; ' + ', '.join(scope) if scope else ''})")
     finally:
@@ -104,6 +113,8 @@ def _set_disabled(name: str, db: str, *, disabled: bool) -> None:
         if user is None:
             fail_usage(f"no user {name!r}")
         store.set_user_disabled(user.id, disabled)
+        store.audit(cli_event("user.update", target=f"user:{user.id}", username=name,
+                              disabled=disabled, sessions_ended=disabled))
         console.print(f"disabled {name}: their sessions and devices' tokens ended"
                       if disabled else f"enabled {name}")
     finally:
@@ -134,8 +145,11 @@ def revoke(
     """Revoke a lost or stolen device: its token stops working at once."""
     store = store_from(db, schema_from(None))
     try:
-        if not store.revoke_device(device_id, wipe=wipe):
+        device = store.find_device(device_id)
+        if device is None or not store.revoke_device(device_id, wipe=wipe):
             fail_usage(f"no device {device_id!r}")
+        store.audit(cli_event("device.revoke", target=f"device:{device_id}", wipe=wipe,
+                              owner=device.user_id))
         console.print(f"revoked {device_id}{' (wipe requested)' if wipe else ''}")
     finally:
         store.close()

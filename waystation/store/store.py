@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from waystation.core.access import Principal, ends_sessions
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visible_version
+from waystation.core.audit import AuditEvent
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult, parse_changes
@@ -28,6 +30,18 @@ from waystation.core.schema import Schema
 from waystation.core.throttle import Attempts, ThrottlePolicy, account_failed, address_failed
 from waystation.store import accounts
 from waystation.store.accounts import Device, User
+from waystation.store.audit import (
+    AuditFilter,
+    AuditPage,
+    BrokenChain,
+    ChainHead,
+    Verification,
+    append,
+    list_entries,
+    read_head,
+    stored_scopes,
+    verify,
+)
 from waystation.store.codec import state_from_row
 from waystation.store.conflicts import (
     ConflictPage,
@@ -77,8 +91,13 @@ class Store:
 
     # -- sync ------------------------------------------------------------------------
 
-    def push(self, principal: Principal, changes: Sequence[Any]) -> list[OpResult]:
-        """Apply a batch of ops in one transaction; one result per op."""
+    def push(self, principal: Principal, changes: Sequence[Any], *,
+             audit: AuditEvent | None = None) -> list[OpResult]:
+        """Apply a batch of ops in one transaction; one result per op.
+
+        With ``audit`` (a ``sync.push`` event), the same transaction appends it to the
+        audit trail with ``details`` = the number of ops and their counts by status.
+        """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
         received = now_ms()
         parsed = parse_changes(changes)  # before the write transaction: it needs no lock
@@ -87,16 +106,24 @@ class Store:
             results = apply_batch(conn, ctx, parsed, received_at=received)
             if principal.device_id:
                 accounts.touch_device(conn, principal.device_id, pushed_at=received)
+            if audit is not None:  # last: the trail's head is the last lock taken
+                by_status = Counter(result["status"] for result in results)
+                append(conn, replace(audit, details={
+                    **audit.details, "ops": len(results), "by_status": dict(by_status)}),
+                    now=received)
             return results
 
         return self.db.transact(work)
 
     def put_record(self, principal: Principal, collection: str, record_id: str,
-                   fields: dict[str, Any], expected_version: int | None) -> OpResult:
+                   fields: dict[str, Any], expected_version: int | None, *,
+                   audit: AuditEvent | None = None) -> OpResult:
         """A server-side upsert stamped with the server's clock (``PUT /v1/records``).
 
         With ``expected_version`` (If-Match) it raises StaleUpdate when the record moved on;
-        without, the write is made as if against the record's current version.
+        without, the write is made as if against the record's current version. With
+        ``audit`` (a ``record.put`` event), the same transaction appends it with the op's
+        status, outcome and the record's scopes.
         """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
 
@@ -114,8 +141,13 @@ class Store:
                 "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
                 "base_version": base,
             }
-            return apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
-                               expected_version=expected_version)[0]
+            result = apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
+                                 expected_version=expected_version)[0]
+            if audit is not None:
+                append(conn, _put_event(audit, result,
+                                        stored_scopes(conn, collection, [record_id])),
+                       now=now_ms())
+            return result
 
         return self.db.transact(work)
 
@@ -282,14 +314,21 @@ class Store:
             return get_conflict(conn, self.schema, principal, conflict_id)
 
     def resolve_conflict(self, principal: Principal, conflict_id: str,
-                         request: ResolveRequest) -> dict[str, Any]:
+                         request: ResolveRequest, *, audit: AuditEvent | None = None
+                         ) -> dict[str, Any]:
         """Apply a reviewer's decision as new changes (one transaction, run again on
-        PostgreSQL if it lost a race); see store/conflicts.py for what it raises."""
+        PostgreSQL if it lost a race); see store/conflicts.py for what it raises. With
+        ``audit`` (a ``conflict.resolve`` event), the same transaction appends it with the
+        resolution and the scopes of the records concerned (nothing when it raises)."""
         now = now_ms()
 
         def work(conn: Connection) -> dict[str, Any]:
-            return resolve_conflict(conn, self.schema, self.clock, self.max_clock_skew_ms,
-                                    principal, conflict_id, request, now=now)
+            resolved = resolve_conflict(conn, self.schema, self.clock,
+                                        self.max_clock_skew_ms, principal, conflict_id,
+                                        request, now=now)
+            if audit is not None:
+                append(conn, self._resolve_event(conn, audit, resolved), now=now)
+            return resolved
 
         return self.db.transact(work)
 
@@ -297,6 +336,64 @@ class Store:
                    since_ms: int | None = None) -> dict[str, Any]:
         with self.db.read() as conn:
             return sync_stats(conn, user_id=user_id, device_id=device_id, since_ms=since_ms)
+
+    def _resolve_event(self, conn: Connection, audit: AuditEvent,
+                       resolved: dict[str, Any]) -> AuditEvent:
+        """The scopes a resolution concerned: those of the record and of the record holding
+        the key (as stored now), and those the held op's fields name (a discarded new
+        record was never stored)."""
+        collection = resolved["collection"]
+        ids = [resolved["record_id"], *([resolved["existing_id"]]
+                                        if resolved.get("existing_id") else [])]
+        scopes = stored_scopes(conn, collection, ids)
+        spec = self.schema.get(collection)
+        if spec is not None:
+            scopes |= spec.scopes_of(resolved["record_id"], resolved["client_fields"])
+        details = {**audit.details, "resolution": resolved["resolution"],
+                   "kind": resolved["kind"], "collection": collection,
+                   "record_id": resolved["record_id"]}
+        if resolved.get("target"):
+            details["target"] = resolved["target"]
+        return replace(audit, details=details, scopes=tuple(scopes))
+
+    # -- audit trail (store/audit.py) ----------------------------------------------------
+
+    def audit(self, event: AuditEvent) -> int:
+        """Append ``event`` to the audit trail in a transaction of its own; returns its id.
+        Raises BrokenChain when the chain's head was tampered with."""
+        return self.db.transact(lambda conn: append(conn, event, now=now_ms()))
+
+    def audit_head(self) -> ChainHead:
+        """The chain's head as stored (raises BrokenChain when missing)."""
+        with self.db.read() as conn:
+            head = read_head(conn)
+        if head is None:
+            raise BrokenChain("the audit chain's head is missing from the database")
+        return head
+
+    def list_audit(self, filters: AuditFilter, *, after: int = 0, limit: int = 100
+                   ) -> AuditPage:
+        with self.db.read() as conn:
+            return list_entries(conn, filters, after=after, limit=limit)
+
+    def verify_audit(self, anchor: ChainHead | None = None) -> Verification:
+        """Walk the whole chain in one snapshot (store/audit.py, ``verify``)."""
+        with self.db.read() as conn:
+            return verify(conn, anchor)
+
+
+def _put_event(audit: AuditEvent, result: OpResult, scopes: set[str]) -> AuditEvent:
+    status = result["status"]
+    error = result.get("error")
+    outcome = ("ok" if status in ("applied", "duplicate") else "conflict"
+               if status == "conflict" else "denied" if error and error["code"] == "FORBIDDEN"
+               else "rejected")
+    details: dict[str, Any] = {**audit.details, "status": status}
+    if "version" in result:
+        details["version"] = result["version"]
+    if error:
+        details["error"] = error["code"]
+    return replace(audit, outcome=outcome, details=details, scopes=tuple(scopes))
 
 
 def open_store(url: str, schema: Schema, *, migrate: bool = True,

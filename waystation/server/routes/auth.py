@@ -12,14 +12,17 @@ import hashlib
 import re
 import secrets
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from waystation.core.audit import AuditEvent
 from waystation.core.errors import DeviceRevoked, Forbidden, RateLimited, Unauthorized
 from waystation.core.protocol import DeviceRequest, RefreshRequest, TokenRequest
 from waystation.core.throttle import retry_after_s
+from waystation.server.auditing import audit_event, record
 from waystation.server.auth import (
     account_disabled,
     hash_refresh_secret,
@@ -54,8 +57,29 @@ async def token(request: Request) -> Response:
     async with gate.slot():
         # again: a burst queued behind the gate may have locked the account meanwhile
         await run_in_threadpool(_refuse_if_throttled, svc, keys)
-        user = await run_in_threadpool(_check_password, svc, body, keys)
+        try:
+            user = await run_in_threadpool(_check_password, svc, body, keys)
+        except Unauthorized as exc:
+            await record(request, _login_event(request, svc, body.username, exc))
+            raise
+    await record(request, audit_event(request, "auth.login", user_id=user.id,
+                                      details={"username": user.username}))
     return OrjsonResponse(_login_answer(svc, user))
+
+
+def _login_event(request: Request, svc: Services, username: str,
+                 refused: Unauthorized) -> AuditEvent:
+    """A refused login. A name no user has is kept as its hash only (throttle key): people
+    type passwords into the username field."""
+    user = svc.store.find_user(username=username)
+    reason = refused.details.get("reason", "password")
+    if user is None:
+        return audit_event(request, "auth.login", outcome="denied",
+                           details={"reason": "unknown_user",
+                                    "account": _throttle_keys(username, "")[0]})
+    return audit_event(request, "auth.login", user_id=user.id, outcome="denied",
+                       target=f"user:{user.id}",
+                       details={"username": user.username, "reason": reason})
 
 
 def _throttle_keys(username: str, address: str) -> tuple[str, str]:
@@ -106,10 +130,21 @@ async def register_device(request: Request) -> Response:
         raise Forbidden("a device token cannot register devices: log in with "
                         "POST /v1/auth/token and register with that user token")
     body = await read_json(request, DeviceRequest, _SMALL_BODY)
-    return OrjsonResponse(await run_in_threadpool(_register, svc, principal.user_id, body))
+    try:
+        answer = await run_in_threadpool(_register, svc, principal.user_id, body)
+    except (Forbidden, DeviceRevoked) as exc:
+        await record(request, audit_event(
+            request, "device.register", principal, outcome="denied",
+            target=f"device:{body.device_id}" if body.device_id else None,
+            details={"name": body.name, "reason": exc.code}))
+        raise
+    await record(request, audit_event(request, "device.register", principal,
+                                      target=f"device:{answer['device_id']}",
+                                      details={"name": body.name}))
+    return OrjsonResponse(answer)
 
 
-def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, object]:
+def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, Any]:
     store = svc.store
     device_id = body.device_id or f"d-{secrets.token_hex(8)}"
     refresh, refresh_hash = new_refresh_token(device_id)
@@ -149,7 +184,18 @@ _REFRESH = re.compile(r"([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{16,})")
 async def refresh(request: Request) -> Response:
     svc = services(request)
     body = await read_json(request, RefreshRequest, _SMALL_BODY)
-    return OrjsonResponse(await run_in_threadpool(_refresh, svc, body.refresh_token))
+    device_id = body.refresh_token.partition(".")[0][:64] or None
+    try:
+        answer = await run_in_threadpool(_refresh, svc, body.refresh_token)
+    except Unauthorized as exc:  # DeviceRevoked too
+        await record(request, audit_event(
+            request, "auth.refresh", device_id=device_id, outcome="denied",
+            target=f"device:{device_id}" if device_id else None,
+            details={"reason": exc.details.get("reason", exc.code.lower())}))
+        raise
+    await record(request, audit_event(request, "auth.refresh", device_id=answer["device_id"],
+                                      target=f"device:{answer['device_id']}"))
+    return OrjsonResponse(answer)
 
 
 def _reused() -> Unauthorized:
@@ -158,7 +204,7 @@ def _reused() -> Unauthorized:
                         {"reason": "refresh_reused"})
 
 
-def _refresh(svc: Services, refresh_token: str) -> dict[str, object]:
+def _refresh(svc: Services, refresh_token: str) -> dict[str, Any]:
     """Trade a refresh token for a new access token and a new refresh token (one use).
 
     A refresh token that was already traded is a stolen copy or a replay: the whole

@@ -14,6 +14,10 @@ import pytest
 
 from tests.server.test_sessions import Login, log_in, refused
 from tests.support import LiveServer
+from waystation.core.schema import health_schema
+from waystation.core.throttle import ThrottlePolicy, account_key, address_key
+from waystation.store import open_store
+from waystation.store.store import now_ms
 
 
 def waystation(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +74,27 @@ def test_hole_2_users_disable_and_enable(server: LiveServer) -> None:
     assert log_in(server, "nurse").get("/v1/sync/pull").status_code == 200
     unknown = waystation("users", "disable", "nobody", "--db", server.db_url)
     assert unknown.returncode == 2 and "no user" in unknown.stderr
+
+
+def test_users_unlock_lets_a_locked_out_user_in_at_once(server: LiveServer) -> None:
+    """The lockout of security.md's "left open" list: someone who knows a name keeps its
+    owner out; the operator lets them in again without waiting out the lock."""
+    _add(server)
+    store = open_store(server.db_url, health_schema())
+    try:  # ten failures under a policy that locks for ten minutes
+        policy = ThrottlePolicy(free_failures=0, base_lockout_s=600)
+        for _ in range(10):
+            store.record_login_failure(account_key("Nurse "), address_key("10.9.9.9"),
+                                       policy, now_ms())
+    finally:
+        store.close()
+    refused_login = httpx.post(f"{server.url}/v1/auth/token", timeout=60,
+                               json={"username": "nurse", "password": "pw"})
+    assert refused_login.status_code == 429
+    unlocked = waystation("users", "unlock", "nurse", "--db", server.db_url)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "unlocked nurse" in unlocked.stdout
+    assert httpx.post(f"{server.url}/v1/auth/token", timeout=60,
+                      json={"username": "nurse", "password": "pw"}).status_code == 200
+    trail = waystation("audit", "list", "--db", server.db_url, "--action", "user.unlock")
+    assert trail.returncode == 0 and "nurse" in trail.stdout, trail.stdout + trail.stderr

@@ -12,6 +12,7 @@ from rich.table import Table
 from waystation.cli.audit import cli_event
 from waystation.cli.common import console, fail_usage, schema_from, store_from
 from waystation.core.schema import ROLES
+from waystation.core.throttle import account_key
 from waystation.core.timefmt import rfc3339
 
 _SCOPE = re.compile(r"[a-z][a-z0-9_]*:[^\s:]+")
@@ -104,6 +105,22 @@ def enable(
 ) -> None:
     """Let a disabled user log in again (their devices log in again too)."""
     _set_disabled(name, db, disabled=False)
+
+
+@users_app.command("unlock")
+def unlock(
+    name: str = typer.Argument(..., help="Login name, as the person types it."),
+    db: str = typer.Option(..., help="Database URL or SQLite file path."),
+) -> None:
+    """Let a user locked out by failed logins try again now (their password is unchanged;
+    if someone else is guessing it, consider `users add --password` too)."""
+    store = store_from(db, schema_from(None))
+    try:
+        store.clear_login_failures(account_key(name))
+        store.audit(cli_event("user.unlock", target=f"account:{name}", username=name))
+        console.print(f"unlocked {name}: failed logins forgotten")
+    finally:
+        store.close()
 
 
 def _set_disabled(name: str, db: str, *, disabled: bool) -> None:

@@ -19,6 +19,7 @@ small by the doubling (docs/security.md).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -68,3 +69,15 @@ def address_failed(policy: ThrottlePolicy, before: Attempts | None, now: int) ->
     failures = before.failures + 1
     blocked = before.first_at + window if failures >= policy.address_failures else 0
     return Attempts(failures, before.first_at, blocked)
+
+
+def account_key(username: str) -> str:
+    """The throttle key of an account: a hash of the name as typed (trimmed, any case).
+    People type passwords into the username field, and those must not be kept."""
+    name = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    return f"account:{name}"
+
+
+def address_key(address: str) -> str:
+    """The throttle key of a client address."""
+    return f"address:{address}"

@@ -8,7 +8,6 @@ themselves pass a gate (server/login_gate.py) that bounds their memory.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -21,7 +20,7 @@ from starlette.responses import Response
 from waystation.core.audit import AuditEvent
 from waystation.core.errors import DeviceRevoked, Forbidden, RateLimited, Unauthorized
 from waystation.core.protocol import DeviceRequest, RefreshRequest, TokenRequest
-from waystation.core.throttle import retry_after_s
+from waystation.core.throttle import account_key, address_key, retry_after_s
 from waystation.server.auditing import audit_event, record
 from waystation.server.auth import (
     account_disabled,
@@ -83,10 +82,7 @@ def _login_event(request: Request, svc: Services, username: str,
 
 
 def _throttle_keys(username: str, address: str) -> tuple[str, str]:
-    """The account's key is a hash of the name as typed: people type passwords into the
-    username field, and those must not be kept."""
-    name = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return f"account:{name}", f"address:{address}"
+    return account_key(username), address_key(address)
 
 
 def _refuse_if_throttled(svc: Services, keys: tuple[str, str]) -> None:

@@ -34,6 +34,7 @@ ACTIONS = (
     "device.revoke",     # a device revoked by an administrator or the CLI
     "user.add",          # a user created (CLI, or an admin route)
     "user.update",       # a user's role, scopes or password changed
+    "user.unlock",       # an operator cleared an account's login lockout
     "sync.pull",         # a page of changes delivered to a device (scopes: of its records)
     "sync.push",         # a batch of ops received (details: counts by status)
     "conflict.resolve",  # a conflict resolved by a reviewer

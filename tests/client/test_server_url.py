@@ -47,6 +47,21 @@ def test_insecure_lets_an_app_use_plain_http_on_purpose(tmp_path: Path) -> None:
         assert rep.server_url == "http://10.0.0.5:8000"
 
 
+def test_a_stored_plain_http_url_to_another_host_is_not_used_without_insecure(
+    tmp_path: Path,
+) -> None:
+    """A replica that kept such a URL (from before the check, or opened with insecure once)
+    does not send its tokens there when opened without ``insecure``: the sync reports why
+    and sends nothing (the transport is never built)."""
+    with Replica.open(tmp_path / "r.db", insecure=True) as rep:
+        rep.set_server("http://10.0.0.5:8000")
+        rep.put("patients", {"name": "Stays here", "facility_id": "f-1"})
+    with Replica.open(tmp_path / "r.db") as rep:
+        result = rep.sync()
+        assert result.needs_login and "clear text" in (result.error or "")
+        assert rep.pending_count() == 1
+
+
 def never_sent() -> httpx.Client:
     """A client whose every request fails the test: nothing may leave for those hosts."""
     def refuse(request: httpx.Request) -> httpx.Response:

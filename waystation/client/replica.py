@@ -319,13 +319,24 @@ class Replica:
     # -- sync --------------------------------------------------------------------------
 
     def transport(self) -> HttpTransport:
-        """A new HTTP transport to the replica's server; raises LoginRequired without one."""
+        """A new HTTP transport to the replica's server; raises LoginRequired without one, or
+        when it is plain http:// to another machine and the replica was not opened with
+        ``insecure=True`` (a URL stored before such URLs were refused, or with insecure)."""
         server = self.server_url
         if server is None:
             raise LoginRequired(
                 "this replica has never logged in; run "
                 "`waystation login --replica FILE --server URL --username NAME`"
             )
+        try:
+            normalise_server_url(server, insecure=self.insecure)
+        except ValueError as exc:
+            raise LoginRequired(
+                f"this replica's server {server} is plain http:// to another machine, so its "
+                "tokens and data would cross the network in clear text; point it at the "
+                "server's https:// URL (set_server, `waystation sync --server URL`) or open "
+                "it with insecure=True (--insecure)"
+            ) from exc
         return HttpTransport(server, self.session, self.http_client())
 
     def http_client(self) -> httpx.Client:

@@ -75,7 +75,7 @@ def waystation(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, timeout=60)
 
 
-def test_cli_refuses_plain_http_to_another_host_unless_insecure(tmp_path: Path) -> None:
+def test_hole_10_cli_refuses_plain_http_to_another_host_unless_insecure(tmp_path: Path) -> None:
     # 0.0.0.0 is not a loopback address, but a connection to it stays on this machine
     # (Linux routes it to the loopback interface): were the check missing, the command
     # would only meet a closed local port, never another host.

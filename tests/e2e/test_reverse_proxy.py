@@ -106,7 +106,7 @@ def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
-def test_the_documented_nginx_site_serves_a_device_end_to_end(
+def test_hole_10_the_documented_nginx_site_serves_a_device_end_to_end(
     proxy: Proxy, tmp_path: Path
 ) -> None:
     # The SDK: login, a write, a sync, then an idle sync (a 304 through the proxy).

@@ -6,6 +6,8 @@ client SDK and command line sync through it, trusting the server's CA (``verify=
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,6 +132,29 @@ def test_serve_refuses_half_or_broken_tls_options(pki: Pki, tmp_path: Path) -> N
                         "--tls-key", str(pki.key))
     assert broken.returncode == 2 and "certificate" in broken.stderr
     assert "Traceback" not in half.stderr + broken.stderr
+
+
+def test_tls_connections_still_get_the_header_timeout(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS wraps the server's own HTTP protocol (server/timeouts.py): a client that
+    completes the handshake and then trickles its request head is closed as over HTTP."""
+    server = LiveServer(tmp_path, extra_args=["--header-timeout", "1"])
+    start_tls(server, pki, monkeypatch)
+    try:
+        context = ssl.create_default_context(cafile=str(pki.ca))
+        with socket.create_connection(("127.0.0.1", server.port)) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as held:
+            held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ")  # never finished
+            held.settimeout(10)
+            try:
+                rest = held.recv(4096)
+            except (ConnectionResetError, ssl.SSLError):
+                rest = b""
+            assert rest == b""  # closed by the server, no answer
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
 def test_serve_workers_over_tls(

@@ -51,6 +51,7 @@ def test_hole_10_every_data_and_token_answer_is_no_store(
                                      headers={"If-Match": answers["record"].headers["etag"]})
     answers["conflicts"] = http.get("/v1/conflicts", params={"status": "open"})
     answers["stats"] = admin.http.get("/v1/sync/stats")
+    answers["audit"] = admin.http.get("/v1/audit")
 
     assert answers["pull 304"].status_code == 304
     assert answers["token refused"].status_code == 401

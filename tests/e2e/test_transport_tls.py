@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +98,37 @@ def test_hole_10_serve_over_tls_and_sync_through_it(
     with pytest.raises(ServerUnavailable, match="https://"):
         Replica.open(tmp_path / "plain.db", server=f"http://127.0.0.1:{tls_server.port}",
                      username="nurse", password="pw")
+
+
+def test_plain_http_reset_by_a_tls_port_still_says_to_use_https(tmp_path: Path) -> None:
+    """A TLS server that closes before it has read all of a plain-HTTP request resets the
+    connection instead of closing it cleanly (which one happens depends on timing). This
+    listener always resets, so the hint is checked on that path too."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def reset_every_connection() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(1)  # the first byte of the request; the rest stays unread
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    resetter = threading.Thread(target=reset_every_connection, daemon=True)
+    resetter.start()
+    try:
+        port = listener.getsockname()[1]
+        with pytest.raises(ServerUnavailable, match="https://"):
+            Replica.open(tmp_path / "plain.db", server=f"http://127.0.0.1:{port}",
+                         username="nurse", password="pw")
+    finally:
+        stop.set()
+        resetter.join(5)
+        listener.close()
 
 
 def test_cli_login_and_sync_over_tls_with_ca_cert(

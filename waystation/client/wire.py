@@ -75,7 +75,11 @@ def exchange(
                       f"{_tls_hint(exc)}") from exc
     except httpx.TransportError as exc:
         hint = ""
-        if request.url.scheme == "http" and isinstance(exc, httpx.RemoteProtocolError):
+        # A TLS server drops a plain-HTTP request unanswered: a clean close, or a reset
+        # when it closes before reading all that was sent (which one depends on timing).
+        if request.url.scheme == "http" and isinstance(
+            exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+        ):
             hint = "; if the server serves HTTPS, use its https:// URL"
         raise ServerUnavailable(
             f"no answer from the server ({type(exc).__name__}: {exc}){hint}"

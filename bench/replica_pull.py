@@ -2,6 +2,7 @@
 
     python -m bench.replica_pull URL USERNAME PASSWORD REPLICA_FILE
     python -m bench.replica_pull --apply-only URL USERNAME PASSWORD REPLICA_FILE
+    WS_KEY=... python -m bench.replica_pull --passphrase-env WS_KEY [--apply-only] ...
 
 Opens a fresh replica (``Replica.open``: login + device registration, not timed), runs
 ``Replica.sync`` (pull of everything, applied into the replica file) and then a second,
@@ -13,7 +14,9 @@ one is fetched, so once the client is faster than the server, it waits for the s
 ``--apply-only`` measures the client alone: it first fetches every page of the feed over
 HTTP (not timed, and held in memory, so its VmHWM says nothing), then times ``Replica.sync``
 with a transport that answers each pull with the server's recorded answer to it — the same
-pages, the same SDK code path, minus the wait for the server.
+pages, the same SDK code path, minus the wait for the server. ``--passphrase-env NAME``
+makes the replica an encrypted one (SQLCipher), keyed from that variable's passphrase (the
+key derivation happens in ``Replica.open``, not timed).
 """
 
 from __future__ import annotations
@@ -76,12 +79,17 @@ class Replay:
 def main() -> None:
     args = sys.argv[1:]
     apply_only = "--apply-only" in args
+    passphrase = None
+    if "--passphrase-env" in args:
+        at = args.index("--passphrase-env")
+        passphrase = os.environ[args[at + 1]]
+        del args[at:at + 2]
     positional = [a for a in args if a != "--apply-only"]
     if len(positional) != 4 or any(a.startswith("-") for a in positional):
         raise SystemExit(__doc__)
     url, username, password, path = positional
     rep = Replica.open(path, server=url, username=username, password=password,
-                       device_name="bench-new-device")
+                       device_name="bench-new-device", passphrase=passphrase)
     out: dict[str, object] = {}
     if apply_only:
         replay = Replay(HttpTransport(url, rep.session, httpx.Client(timeout=300)))

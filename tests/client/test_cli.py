@@ -162,8 +162,10 @@ def test_continuous_sync_runs_until_interrupted(
 
 def test_every_device_command_has_help_and_is_in_the_guide() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "client.md").read_text()
+    keys = ("--passphrase-env", "--passphrase-prompt", "--keyring")
     for command, options in {
-        "login": ("--replica", "--server", "--username", "--password"),
+        "login": ("--replica", "--server", "--username", "--password", *keys, "--ca-cert",
+                  "--insecure"),
         "sync": (
             "--replica",
             "--server",
@@ -171,8 +173,12 @@ def test_every_device_command_has_help_and_is_in_the_guide() -> None:
             "--interval",
             "--max-items",
             "--retry-failed",
+            *keys,
+            "--ca-cert",
+            "--insecure",
         ),
-        "status": ("--replica",),
+        "status": ("--replica", *keys),
+        "encrypt": ("--replica", *keys),
     }.items():
         result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0

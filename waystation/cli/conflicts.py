@@ -16,12 +16,17 @@ import typer
 from rich.table import Table
 
 from waystation.cli.common import console, err_console, fail_usage
-from waystation.client import Replica
+from waystation.cli.replica_access import (
+    ca_cert_option,
+    keyring_option,
+    open_replica,
+    passphrase_env_option,
+    passphrase_prompt_option,
+    replica_key,
+)
 from waystation.client.conflicts import RESOLUTIONS
 from waystation.client.errors import LoginRequired
 from waystation.core.errors import NotFound, ValidationError, WaystationError
-
-LOGIN_HINT = "waystation login --replica {replica} --server URL --username NAME"
 
 conflicts_app = typer.Typer(
     name="conflicts",
@@ -45,11 +50,16 @@ def list_(
     collection: str | None = typer.Option(None, help="Only this collection."),
     record_id: str | None = typer.Option(None, "--record-id", help="Only this record."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
+    ca_cert: Path | None = ca_cert_option(),
 ) -> None:
     """List the conflicts you may review: both sides of each, field by field."""
     if status not in ("open", "resolved"):
         fail_usage(f"--status must be open or resolved, not {status!r}")
-    rep = _open(replica)
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
+    rep = open_replica(replica, key, ca_cert=ca_cert)
     try:
         found = _call(replica, lambda: rep.conflicts(status, collection=collection,
                                                       record_id=record_id))
@@ -83,6 +93,10 @@ def resolve(
     ),
     no_sync: bool = typer.Option(False, "--no-sync", help="Do not sync afterwards."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
+    ca_cert: Path | None = ca_cert_option(),
 ) -> None:
     """Resolve a conflict, then sync so this replica shows the result."""
     if resolution not in RESOLUTIONS:
@@ -90,7 +104,8 @@ def resolve(
     if target is not None and target not in ("record", "existing"):
         fail_usage("--target must be record or existing")
     fields = _parse_fields(field) if field else None
-    rep = _open(replica)
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
+    rep = open_replica(replica, key, ca_cert=ca_cert)
     try:
         resolved = _call(replica, lambda: rep.resolve(conflict_id, resolution, fields=fields,
                                                       target=target))
@@ -110,13 +125,6 @@ def resolve(
     if result is not None and result.error is not None:
         err_console.print(f"[yellow]resolved, but the sync did not finish:[/] {result.error}")
         raise typer.Exit(1)
-
-
-def _open(replica: Path) -> Replica:
-    if not replica.exists():
-        fail_usage(f"no replica at {replica}; create one with "
-                   f"`{LOGIN_HINT.format(replica=replica)}`")
-    return Replica(replica)
 
 
 def _call(replica: Path, call: Any) -> Any:

@@ -38,6 +38,23 @@ def _protocol_options(header_timeout: float, forwarded_allow_ips: str) -> dict[s
             "forwarded_allow_ips": forwarded_allow_ips}
 
 
+def _tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
+    """uvicorn's TLS options for ``--tls-cert``/``--tls-key`` (none without them); exits 2
+    when only one is given or they do not load, before anything starts."""
+    import ssl
+
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        fail_usage("give both --tls-cert and --tls-key (or neither, behind a TLS proxy)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        fail_usage(f"--tls-cert {cert} / --tls-key {key}: not a certificate chain and its "
+                   f"private key ({exc})")
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
          protocol: dict[str, Any]) -> None:
     import uvicorn
@@ -88,10 +105,17 @@ def serve(
     forwarded_allow_ips: str = typer.Option(
         "127.0.0.1", help="Reverse proxies (comma-separated addresses, or *) whose "
         "X-Forwarded-For header names the client: logins are throttled per address."),
+    tls_cert: Path | None = typer.Option(
+        None, metavar="FILE", help="Serve HTTPS with this certificate chain (PEM); with "
+        "--tls-key. Without them, serve plain HTTP behind a TLS reverse proxy."),
+    tls_key: Path | None = typer.Option(
+        None, metavar="FILE", help="The private key (PEM) of --tls-cert."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
+    from waystation.client.auth import is_loopback
     from waystation.server import Settings
 
+    tls = _tls_options(tls_cert, tls_key)
     store = store_from(db, schema_from(schema))
     if workers > 1 and store.db.is_sqlite:
         store.close()
@@ -103,8 +127,11 @@ def serve(
                         body_timeout_s=body_timeout)
     plural = f" with {workers} worker processes" if workers > 1 else ""
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
-                  f"on http://{host}:{port}{plural}")
-    protocol = _protocol_options(header_timeout, forwarded_allow_ips)
+                  f"on {'https' if tls else 'http'}://{host}:{port}{plural}")
+    if not tls and not is_loopback(host):
+        console.print("[yellow]plain HTTP on a network interface: put a TLS reverse proxy in "
+                      "front (docs/operations.md) or use --tls-cert/--tls-key[/]")
+    protocol = {**_protocol_options(header_timeout, forwarded_allow_ips), **tls}
     if workers == 1:
         _run(store, host, port, settings, log_level, protocol)
         return

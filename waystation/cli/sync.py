@@ -1,9 +1,10 @@
-"""Device-side commands: ``login``, ``sync`` and ``status`` over a replica file.
+"""Device-side commands: ``login``, ``sync``, ``status`` and ``encrypt`` over a replica file.
 
 They wrap the client SDK (``waystation.client``) and add only what a terminal needs: a
 password prompt, progress bars, a summary table and exit codes — 0 success; 1 this run got
 a conflict or a rejection, or could not finish (network, server); 2 usage or configuration
-error (no replica, not logged in, login expired: the message says how to log in again).
+error (no replica, not logged in, login expired: the message says how to log in again; an
+encrypted replica without its key: the message names the key options).
 """
 
 from __future__ import annotations
@@ -28,11 +29,29 @@ from rich.progress import (
 from rich.table import Table
 
 from waystation.cli.common import console, err_console, fail_usage
-from waystation.client import Continuous, OpStatus, Replica, SyncEvent, SyncResult
+from waystation.cli.replica_access import (
+    KEY_OPTIONS,
+    LOGIN_HINT,
+    ca_cert_option,
+    insecure_option,
+    keyring_option,
+    open_replica,
+    passphrase_env_option,
+    passphrase_prompt_option,
+    replica_key,
+)
+from waystation.client import (
+    Continuous,
+    OpStatus,
+    Replica,
+    ReplicaLocked,
+    SyncEvent,
+    SyncResult,
+    encrypt_replica,
+)
+from waystation.client.cipher import FileState, file_state
 from waystation.client.errors import TransportError
 from waystation.core.errors import RateLimited, Unauthorized, WaystationError
-
-LOGIN_HINT = "waystation login --replica {replica} --server URL --username NAME"
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +59,7 @@ def register(app: typer.Typer) -> None:
     app.command("login")(login)
     app.command("sync")(sync)
     app.command("status")(status)
+    app.command("encrypt")(encrypt)
 
 
 def _replica_option() -> Any:
@@ -56,11 +76,19 @@ def login(
         help="For scripts (or set WAYSTATION_PASSWORD); asked for when not given. Never stored.",
     ),
     device_name: str | None = typer.Option(None, help="A name for this device in the admin."),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
+    ca_cert: Path | None = ca_cert_option(),
+    insecure: bool = insecure_option(),
 ) -> None:
-    """Log in and register this device; creates the replica file when needed."""
+    """Log in and register this device; creates the replica file when needed (encrypted
+    when a key option is given)."""
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt,
+                      creating=file_state(replica) is FileState.NEW)
     if password is None:
         password = typer.prompt("Password", hide_input=True)
-    rep = Replica.open(replica)
+    rep = open_replica(replica, key, ca_cert=ca_cert, insecure=insecure, must_exist=False)
     try:
         rep.login(server, username, password, device_name=device_name)
     except ValueError as exc:
@@ -100,9 +128,15 @@ def sync(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Put FAILED entries back to PENDING first."
     ),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
+    ca_cert: Path | None = ca_cert_option(),
+    insecure: bool = insecure_option(),
 ) -> None:
     """Push this device's outbox and pull what changed on the server."""
-    rep = _open_existing(replica)
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
+    rep = open_replica(replica, key, ca_cert=ca_cert, insecure=insecure)
     try:
         if server is not None:
             try:
@@ -126,9 +160,13 @@ def sync(
 def status(
     replica: Path = _replica_option(),
     limit: int = typer.Option(20, min=0, help="List at most N entries that need attention."),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
 ) -> None:
     """Show what waits to sync, what failed, conflicts, rejections and the last sync."""
-    rep = _open_existing(replica)
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
+    rep = open_replica(replica, key)
     try:
         state = rep.status()
         table = Table(title=f"Replica {replica}", show_header=False)
@@ -166,12 +204,26 @@ def status(
         rep.close()
 
 
-def _open_existing(replica: Path) -> Replica:
-    if not replica.exists():
-        fail_usage(
-            f"no replica at {replica}; create one with `{LOGIN_HINT.format(replica=replica)}`"
-        )
-    return Replica(replica)
+def encrypt(
+    replica: Path = _replica_option(),
+    passphrase_env: str | None = passphrase_env_option(),
+    use_keyring: bool = keyring_option(),
+    passphrase_prompt: bool = passphrase_prompt_option(),
+) -> None:
+    """Encrypt a plain replica in place under a new key (close every app using it first)."""
+    state = file_state(replica)
+    if state is FileState.NEW:
+        fail_usage(f"no replica at {replica}")
+    if state is FileState.ENCRYPTED:
+        fail_usage(f"the replica {replica} is already encrypted")
+    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt, creating=True)
+    if key is None:
+        fail_usage(f"give the new key with {KEY_OPTIONS}")
+    try:
+        encrypt_replica(replica, key)
+    except (ReplicaLocked, RuntimeError) as exc:
+        fail_usage(str(exc))
+    console.print(f"encrypted {replica}; open it from now on with the same key option")
 
 
 def _fail_login(replica: Path, why: str) -> NoReturn:

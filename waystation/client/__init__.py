@@ -15,15 +15,25 @@ Modules, one job each: ``replica`` (the API), ``db`` (the SQLite file), ``outbox
 ``clock`` (the persisted HLC), ``session`` + ``login`` + ``auth`` (credentials),
 ``engine`` (``sync_once``) with ``push`` / ``pull`` (its halves) and ``result``,
 ``transport`` + ``wire`` (HTTP), ``backoff``, ``events``, ``continuous``, ``lock``,
-``cursor``, ``errors``. docs/client.md is the guide.
+``cursor``, ``errors``; ``keys`` + ``cipher`` (encryption at rest). docs/client.md is the
+guide.
 """
 
 from waystation.client.backoff import RetryPolicy
+from waystation.client.cipher import encrypt_replica
 from waystation.client.continuous import Continuous
 from waystation.client.cursor import Cursor
 from waystation.client.engine import sync_once
-from waystation.client.errors import LoginRequired, Offline, ServerUnavailable, TransportError
+from waystation.client.errors import (
+    LoginRequired,
+    Offline,
+    ReplicaLocked,
+    ReplicaNotEncrypted,
+    ServerUnavailable,
+    TransportError,
+)
 from waystation.client.events import SyncEvent
+from waystation.client.keys import ReplicaKey
 from waystation.client.outbox import OpStatus, OutboxEntry
 from waystation.client.replica import Replica
 from waystation.client.result import OpIssue, SyncResult
@@ -41,11 +51,15 @@ __all__ = [
     "PullPage",
     "PushAnswer",
     "Replica",
+    "ReplicaKey",
+    "ReplicaLocked",
+    "ReplicaNotEncrypted",
     "RetryPolicy",
     "ServerUnavailable",
     "SyncEvent",
     "SyncResult",
     "Transport",
     "TransportError",
+    "encrypt_replica",
     "sync_once",
 ]

@@ -8,6 +8,7 @@ pull, and revoking the device stops its token at once.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,33 @@ class Registration:
     user: dict[str, Any]
 
 
-def normalise_server_url(server: str) -> str:
-    """``server`` without a trailing slash; raises ValueError unless it is http(s)."""
+def normalise_server_url(server: str, *, insecure: bool = False) -> str:
+    """``server`` without a trailing slash.
+
+    Raises ValueError unless it is http(s), and for ``http://`` to a host that is not this
+    machine (127.0.0.0/8, ::1, localhost) unless ``insecure``: the password, the tokens
+    and the patient data would cross the network in clear text.
+    """
     url = httpx.URL(server.strip())
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"server must be an http:// or https:// URL, got {server!r}")
+    if url.scheme == "http" and not insecure and not is_loopback(url.host):
+        raise ValueError(
+            f"refusing {server!r}: plain http:// to another machine would send the password, "
+            "tokens and patient data in clear text; use the server's https:// URL (or, on a "
+            "network you trust for that, pass insecure=True / --insecure)"
+        )
     return str(url).rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def register_device(

@@ -7,6 +7,9 @@ WAL lets readers run beside the writer; ``synchronous=FULL`` makes every committ
 survive a power cut, which is what lets the outbox promise "nothing lost". Every write
 happens inside ``transaction()`` (``BEGIN IMMEDIATE``), so a local write and its outbox row
 commit together or not at all.
+
+Given a ``ReplicaKey``, the file is a SQLCipher database and every connection (the main
+one and the side one) is keyed (cipher.py); without one it is plain SQLite.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from waystation.client.cipher import connect, keying_for
+from waystation.client.keys import ReplicaKey
 
 SQLITE_PAGE_BYTES = 16384
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -92,16 +98,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 class LocalDB:
     """The replica file: one connection, one lock, explicit transactions."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: ReplicaKey | None = None) -> None:
+        """Open (creating when needed) the replica file; with ``key``, an encrypted one.
+
+        Raises ``ReplicaLocked`` (encrypted but no key, or a wrong one) and
+        ``ReplicaNotEncrypted`` (a key for a plain file).
+        """
         self.path = Path(path)
         created = not self.path.exists()
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        self._keying = keying_for(self.path, key)
+        self.encrypted = self._keying is not None
+        self._conn = connect(self.path, self._keying, rows=True)
         if created and os.name == "posix":
             # Health data: only the owner of the replica may read it.
             os.chmod(self.path, 0o600)
-        self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
         self._side: sqlite3.Connection | None = None
@@ -198,9 +208,7 @@ class LocalDB:
             return
         with self._side_lock:
             if self._side is None:
-                self._side = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-                )
+                self._side = connect(self.path, self._keying)
                 self._side.execute("PRAGMA query_only=ON")
             yield self._side
 

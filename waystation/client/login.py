@@ -34,18 +34,19 @@ def login_replica(
 ) -> None:
     """Log in as ``username``, register the device, keep the tokens (never the password).
 
-    Raises ``ValueError`` (not an http(s) URL; the replica belongs to another user),
+    Raises ``ValueError`` (not an http(s) URL, or plain http to another machine without
+    ``insecure``; the replica belongs to another user),
     ``Unauthorized`` (wrong password), ``Offline`` / ``ServerUnavailable``, or the
     server's refusal (``Forbidden``: the device id belongs to another user).
     """
-    url = normalise_server_url(server)
+    url = normalise_server_url(server, insecure=replica.insecure)
     user = replica.session.user
     if user is not None and user.get("username") not in (None, username):
         raise ValueError(
             f"this replica belongs to {user.get('username')!r}; "
             "use another replica file for another user"
         )
-    client = http or httpx.Client(timeout=replica.http_timeout)
+    client = http or replica.http_client()
 
     def register() -> Registration:
         return register_device(

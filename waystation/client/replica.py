@@ -4,6 +4,7 @@ Every write lands in the replica and the outbox in one local SQLite transaction 
 at once; the UI never waits for the network. ``sync()`` exchanges the outbox and the change
 feed with the server (engine.py). The network is needed only to log in the first time;
 after that the replica opens offline from the server URL, device id and tokens it keeps.
+With a key (``passphrase=`` or ``key=``) the file is encrypted at rest (cipher.py).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from waystation.client.db import LocalDB, get_meta
 from waystation.client.engine import sync_once
 from waystation.client.errors import LoginRequired
 from waystation.client.events import EventHub, Listener
+from waystation.client.keys import ReplicaKey
 from waystation.client.lock import SyncLock
 from waystation.client.login import login_replica
 from waystation.client.outbox import OpStatus, OutboxEntry
 from waystation.client.records import get_visible, query_visible, refresh_visible, server_version
 from waystation.client.result import SyncResult
 from waystation.client.session import Session
-from waystation.client.transport import HttpTransport, Transport
+from waystation.client.transport import HttpTransport, TlsVerify, Transport, http_client
 from waystation.client.values import normalise_fields
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
@@ -52,13 +54,31 @@ class Replica:
         self,
         path: str | Path,
         *,
+        key: ReplicaKey | None = None,
+        passphrase: str | None = None,
+        verify: TlsVerify = True,
+        insecure: bool = False,
         retry_policy: RetryPolicy | None = None,
         http_timeout: float = 30.0,
     ) -> None:
         """Open (creating when needed) the replica file, offline. Crash recovery: ops left
-        SYNCING by a sync that died go back to PENDING (the server dedupes resends)."""
+        SYNCING by a sync that died go back to PENDING (the server dedupes resends).
+
+        ``key`` or ``passphrase`` (shorthand for ``ReplicaKey.from_passphrase``): the file
+        is encrypted (a new one is created so). ``verify``: how to check the server's TLS
+        certificate (True: the system's CAs or ``SSL_CERT_FILE``; a CA file path; an
+        ``ssl.SSLContext``). ``insecure``: allow ``http://`` to a host that is not this
+        machine. Raises ``ReplicaLocked``, ``ReplicaNotEncrypted``, ValueError (both
+        ``key`` and ``passphrase``).
+        """
+        if key is not None and passphrase is not None:
+            raise ValueError("give key= or passphrase=, not both")
+        if passphrase is not None:
+            key = ReplicaKey.from_passphrase(passphrase)
         self.path = Path(path)
-        self.db = LocalDB(self.path)
+        self.db = LocalDB(self.path, key=key)
+        self.verify = verify
+        self.insecure = insecure
         self.session = Session(self.db)
         self.events = EventHub()
         self.retry_policy = retry_policy or RetryPolicy()
@@ -81,6 +101,10 @@ class Replica:
         username: str | None = None,
         password: str | None = None,
         device_name: str | None = None,
+        key: ReplicaKey | None = None,
+        passphrase: str | None = None,
+        verify: TlsVerify = True,
+        insecure: bool = False,
         retry_policy: RetryPolicy | None = None,
         http: httpx.Client | None = None,
     ) -> Replica:
@@ -90,15 +114,18 @@ class Replica:
         (network needed; raises ``Unauthorized`` for a wrong password, ``Offline`` when the
         server cannot be reached). Once logged in, it opens offline and ignores the password
         (which is never stored). Without credentials it opens a local-only replica that
-        accepts writes and can ``login`` later.
+        accepts writes and can ``login`` later. ``key``/``passphrase``, ``verify`` and
+        ``insecure``: see ``Replica()``; a field app should always give a key.
         """
-        replica = cls(path, retry_policy=retry_policy)
+        replica = cls(path, key=key, passphrase=passphrase, verify=verify, insecure=insecure,
+                      retry_policy=retry_policy)
         try:
             if server is not None and username is not None and password is not None:
                 if not replica.session.logged_in:
                     replica.login(server, username, password, device_name=device_name, http=http)
                 else:
-                    replica._check_same_login(normalise_server_url(server), username)
+                    replica._check_same_login(
+                        normalise_server_url(server, insecure=insecure), username)
         except BaseException:
             replica.close()
             raise
@@ -123,8 +150,9 @@ class Replica:
         login_replica(self, server, username, password, device_name=device_name, http=http)
 
     def set_server(self, server: str) -> None:
-        """Point the replica at another URL of the same server (it moved)."""
-        self.session.set_server_url(normalise_server_url(server))
+        """Point the replica at another URL of the same server (it moved). Raises
+        ValueError for a URL ``normalise_server_url`` refuses."""
+        self.session.set_server_url(normalise_server_url(server, insecure=self.insecure))
 
     def _check_same_login(self, server: str, username: str) -> None:
         user = self.session.user or {}
@@ -291,14 +319,29 @@ class Replica:
     # -- sync --------------------------------------------------------------------------
 
     def transport(self) -> HttpTransport:
-        """A new HTTP transport to the replica's server; raises LoginRequired without one."""
+        """A new HTTP transport to the replica's server; raises LoginRequired without one, or
+        when it is plain http:// to another machine and the replica was not opened with
+        ``insecure=True`` (a URL stored before such URLs were refused, or with insecure)."""
         server = self.server_url
         if server is None:
             raise LoginRequired(
                 "this replica has never logged in; run "
                 "`waystation login --replica FILE --server URL --username NAME`"
             )
-        return HttpTransport(server, self.session, httpx.Client(timeout=self.http_timeout))
+        try:
+            normalise_server_url(server, insecure=self.insecure)
+        except ValueError as exc:
+            raise LoginRequired(
+                f"this replica's server {server} is plain http:// to another machine, so its "
+                "tokens and data would cross the network in clear text; point it at the "
+                "server's https:// URL (set_server, `waystation sync --server URL`) or open "
+                "it with insecure=True (--insecure)"
+            ) from exc
+        return HttpTransport(server, self.session, self.http_client())
+
+    def http_client(self) -> httpx.Client:
+        """A new HTTP client with the replica's timeout and TLS verification."""
+        return http_client(self.http_timeout, self.verify)
 
     def sync(
         self,

@@ -7,10 +7,12 @@ forwarding to its upstream) can stand in.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeAlias
 
 import httpx
 
@@ -101,6 +103,20 @@ class Credentials(Protocol):
 
 
 USER_AGENT = f"waystation/{__version__}"
+
+# How the client checks the server's TLS certificate: True (the system's CAs, or the file
+# named by SSL_CERT_FILE), a CA bundle (PEM) that signed the server's certificate (a
+# clinic's own CA), or a ready ``ssl.SSLContext``. Never False: a client that skips the
+# check hands its tokens to whoever answers.
+TlsVerify: TypeAlias = "bool | str | Path | ssl.SSLContext"
+
+
+def http_client(timeout: float, verify: TlsVerify = True) -> httpx.Client:
+    """An httpx client for a Waystation server. Raises FileNotFoundError or
+    ``ssl.SSLError`` for a CA file that is missing or not PEM certificates."""
+    if isinstance(verify, str | Path):
+        verify = ssl.create_default_context(cafile=str(verify))
+    return httpx.Client(timeout=timeout, verify=verify)
 
 
 def trim_default_headers(http: httpx.Client) -> None:

@@ -8,6 +8,7 @@ where an error body becomes the ``waystation.core.errors`` class it names.
 from __future__ import annotations
 
 import gzip
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,19 @@ def exchange(
     try:
         response = http.send(request)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise Offline(f"cannot reach {request.url.host}:{request.url.port}: {exc}") from exc
+        raise Offline(f"cannot reach {request.url.host}:{request.url.port}: {exc}"
+                      f"{_tls_hint(exc)}") from exc
     except httpx.TransportError as exc:
-        raise ServerUnavailable(f"no answer from the server ({type(exc).__name__}: {exc})") from exc
+        hint = ""
+        # A TLS server drops a plain-HTTP request unanswered: a clean close, or a reset
+        # when it closes before reading all that was sent (which one depends on timing).
+        if request.url.scheme == "http" and isinstance(
+            exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+        ):
+            hint = "; if the server serves HTTPS, use its https:// URL"
+        raise ServerUnavailable(
+            f"no answer from the server ({type(exc).__name__}: {exc}){hint}"
+        ) from exc
     sent = len(content or b"")
     received = response.num_bytes_downloaded
     if response.status_code >= 500:
@@ -89,6 +100,19 @@ def exchange(
             "is this a Waystation server?"
         )
     return Reply(response.status_code, parsed, response.headers, sent, received)
+
+
+def _tls_hint(exc: BaseException) -> str:
+    """What to do when the server's certificate was not trusted (nothing was sent)."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx wraps httpcore's error, which wraps ssl's
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ("; the server's TLS certificate is not trusted: trust the CA that "
+                    "signed it (verify= in the SDK, --ca-cert on the command line)")
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 def _safe_json(response: httpx.Response) -> Any:

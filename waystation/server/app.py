@@ -14,7 +14,7 @@ from waystation.server.errors import install_error_handlers
 from waystation.server.gc_tuning import tune_gc_for_serving
 from waystation.server.login_gate import LoginGate
 from waystation.server.maintenance import lifespan
-from waystation.server.responses import GZIP_MIN_SIZE
+from waystation.server.responses import GZIP_MIN_SIZE, NoStoreMiddleware
 from waystation.server.routes import (
     audit,
     auth,
@@ -52,6 +52,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # op for 6% of a push storm's server time (docs/performance.md). Pull pages, the large
     # answers, are compressed by their route (routes/sync.py) and pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
+    app.add_middleware(NoStoreMiddleware)
     for module in (health, auth, sync, events, records, conflicts, stats, audit):
         app.include_router(module.router)
     return app

@@ -1,5 +1,6 @@
-"""JSON responses written with orjson (push and pull bodies are the hot path), and the gzip
-the pull route applies itself (server/routes/sync.py)."""
+"""JSON responses written with orjson (push and pull bodies are the hot path), the gzip the
+pull route applies itself (server/routes/sync.py), and ``Cache-Control: no-store`` on every
+answer of the API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import orjson
 from fastapi.responses import JSONResponse
 from isal import isal_zlib
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Answers smaller than this are sent as they are (GZipMiddleware and the pull route alike):
 # a few hundred bytes gain little and still cost the gzip header and the CPU.
@@ -29,6 +32,34 @@ GZIP_MIN_SIZE = 500
 # compresses a page in ~1 ms at its level 2 (137 B per record), a quarter of zlib's time;
 # its output is plain gzip, so clients see no difference.
 PULL_GZIP_LEVEL = 2  # ISA-L's levels are 0-3
+
+
+API_PREFIX = "/v1/"
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer under ``/v1/``: they carry patient data,
+    tokens or who may see what (errors, 304s and event streams too), and no browser cache,
+    proxy or shared cache may keep a copy. The health probes and the API docs carry none.
+
+    An idle sync still costs one 304: no-store stops caches from storing an answer, not a
+    client from sending the ETag it remembered itself (the SDK does).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 class OrjsonResponse(JSONResponse):

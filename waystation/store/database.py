@@ -15,12 +15,17 @@ again, and the second run sees the winner's row (see ``store/push.py``). The ord
 the change sequence is handled where it is allocated (``store/sequence.py``).
 
 Both engines announce the changes a write transaction made (``store/notify.py``).
+
+A new SQLite database file is created readable by its owner only (it holds every record and
+the token signing key); SQLite gives its WAL and SHM files the same mode.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import stat
 import threading
 import time
 from collections import Counter
@@ -73,6 +78,7 @@ class Database:
         # Write transactions run again after a lost race, by SQLSTATE (observability).
         self.lost_races: Counter[str] = Counter()
         if self.is_sqlite:
+            _create_private_sqlite_file(self.url)
             self.engine = sa.create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -171,6 +177,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create the database file of ``url`` with mode 0600 before SQLite opens it (SQLite
+    would make it, and then its WAL and SHM files, readable by everyone the umask lets).
+    An existing file keeps its mode; one that others may read gets a warning."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if os.name == "posix" and mode & 0o077:
+            log.warning("the database %s is readable by other users (mode %o) but holds "
+                        "every record and the token signing key: chmod 600 it and its -wal "
+                        "and -shm files", path, mode)
+    except FileNotFoundError:
+        pass  # no such directory: SQLite says so when it opens the file
 
 
 def _sqlstate(error: exc.DBAPIError) -> str | None:

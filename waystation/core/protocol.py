@@ -25,6 +25,9 @@ from waystation.core.validation import check_fields_shape
 OpKind = Literal["upsert", "delete", "increment"]
 OpStatus = Literal["applied", "duplicate", "conflict", "rejected"]
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# Free text may hold anything but NUL (U+0000), which PostgreSQL text cannot store: refused
+# as bad input rather than failing the request in the database.
+NO_NUL = r"^[^\x00]*$"
 MAX_CHANGES_PER_PUSH = 5000
 MAX_VERSION = 2**31 - 1  # record versions are 32-bit integers in the database
 
@@ -36,13 +39,14 @@ class Change(BaseModel):
 
     op_id: str = Field(pattern=ID_PATTERN, description=(
         "made on the device (UUIDv7); unique per user: the idempotency key of the op"))
-    collection: str = Field(min_length=1, max_length=64, description="a declared collection")
+    collection: str = Field(min_length=1, max_length=64, pattern=NO_NUL,
+                            description="a declared collection")
     record_id: str = Field(pattern=ID_PATTERN, description="made on the device (UUIDv7)")
     op: OpKind
     fields: dict[str, Any] = Field(default_factory=dict, description=(
         "upsert: the fields to set (a create carries the required and scope fields); "
         "increment: integer deltas of counter fields; delete: absent or {}"))
-    hlc: str = Field(min_length=1, max_length=100, description=(
+    hlc: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description=(
         "the op's hybrid logical clock: WWWWWWWWWWWWWWW-CCCCC-NODE (wall ms, counter, "
         "device id), e.g. 001764496800000-00000-d-7f3a"))
     base_version: int = Field(default=0, ge=0, le=MAX_VERSION, description=(
@@ -129,7 +133,7 @@ class TokenRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=1000)
 
 
@@ -147,7 +151,7 @@ class DeviceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="device", min_length=1, max_length=200, description=(
+    name: str = Field(default="device", min_length=1, max_length=200, pattern=NO_NUL, description=(
         "shown to administrators"))
     device_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
         "the id the device already stamps its clocks with; the server makes one when absent"))

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.errors import Forbidden, ValidationError
+from waystation.core.protocol import ID_PATTERN
 from waystation.server.auditing import audit_event, given, record
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/v1/sync")
 @router.get("/stats")
 async def stats(
     request: Request,
-    user_id: Annotated[str | None, Query(max_length=64)] = None,
-    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    device_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     svc = services(request)

@@ -139,22 +139,28 @@ class RecordAnswer(TypedDict):
 
 @with_config(_STRICT)
 class Conflict(TypedDict):
-    """An op held for a reviewer, with both sides."""
+    """An op held for a reviewer, with both sides. A side the reviewer may not see (a
+    record outside their scopes) is named in ``hidden`` and its ids and fields are null."""
 
     id: str
     collection: str
-    record_id: str
+    record_id: Annotated[str | None, described("the held op's record; null when hidden")]
     kind: ConflictKind
     op_id: str
     op: Annotated[OpKind, described("the held op's kind")]
     hlc: Annotated[str, described("the held op's effective clock")]
     base_version: int
-    server_fields: Annotated[dict[str, Any], described(
+    server_fields: Annotated[dict[str, Any] | None, described(
         "the server's values when the conflict opened (UNIQUE_VIOLATION: the fields of "
-        "`existing_id`); `_deleted: true` when the record had been deleted")]
-    client_fields: Annotated[dict[str, Any], described(
-        "the held op's fields (`_deleted: true` for a held delete)")]
-    existing_id: Annotated[str | None, described("UNIQUE_VIOLATION: the record holding the key")]
+        "`existing_id`); `_deleted: true` when the record had been deleted; null when "
+        "that side is hidden")]
+    client_fields: Annotated[dict[str, Any] | None, described(
+        "the held op's fields (`_deleted: true` for a held delete); null when its record "
+        "is hidden")]
+    existing_id: Annotated[str | None, described(
+        "UNIQUE_VIOLATION: the record holding the key; null when hidden or not one")]
+    hidden: Annotated[list[Literal["record", "existing"]], described(
+        "the sides outside the caller's scopes, shown without ids or fields")]
     device_id: Annotated[str | None, described("the device that sent the op; null for none")]
     user_id: str
     status: Literal["open", "resolved"]

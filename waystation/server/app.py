@@ -1,4 +1,4 @@
-"""Build the ASGI app: routes, error shape, gzip responses."""
+"""Build the ASGI app: routes, error shape, gzip responses, the OpenAPI document and /docs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from waystation import __version__
 from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
+from waystation.server.docs_page import install_docs_page
 from waystation.server.errors import install_error_handlers
 from waystation.server.gc_tuning import tune_gc_for_serving
 from waystation.server.login_gate import LoginGate
@@ -46,7 +47,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         title=TITLE,
         version=__version__,
         summary=SUMMARY,
-        docs_url="/docs",
+        docs_url=None,  # ours, without a CDN (server/docs_page.py)
         redoc_url=None,
         lifespan=closing_broadcaster(lifespan),
     )
@@ -66,6 +67,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # The routes parse raw bytes, so the document is described by hand (server/openapi.py).
     install_openapi(app)
+    install_docs_page(app, TITLE)
     return app
 
 

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 
 from waystation import __version__
 from waystation.core.schema import Schema
+from waystation.server.openapi_fields import add_collections
 from waystation.server.openapi_operations import (
     AUTH_ERRORS,
     ERROR_EXAMPLES,
@@ -79,8 +80,8 @@ def build_openapi(schema: Schema, routes: Sequence[BaseRoute]) -> dict[str, Any]
     doc = get_openapi(title=TITLE, version=__version__, summary=SUMMARY, description=INTRO,
                       routes=routes, tags=TAGS)
     components = _components()
+    add_collections(components, schema, REF)
     collections = sorted(schema.collections)
-    _name_collections(components, collections)
     seen: set[tuple[str, str]] = set()
     for path, methods in doc["paths"].items():
         for method, inferred in methods.items():
@@ -112,16 +113,7 @@ def _components() -> dict[str, Any]:
     ]
     _, found = TypeAdapter.json_schemas(inputs, ref_template=REF, schema_generator=_Untitled)
     components: dict[str, Any] = found["$defs"]
-    # A push's ops are parsed one by one, so the model takes them as ``list[Any]``;
-    # each is a Change on the wire.
-    components["PushRequest"]["properties"]["changes"]["items"] = {"$ref": REF.format(
-        model="Change")}
     return components
-
-
-def _name_collections(components: dict[str, Any], collections: list[str]) -> None:
-    """The deployment's collections as the enum of a change's ``collection``."""
-    components["Change"]["properties"]["collection"]["enum"] = collections
 
 
 def _operation(op: Operation, inferred: dict[str, Any], collections: list[str],

@@ -11,12 +11,12 @@ _USER = {"id": "01a201a7-6188-7ed0-b3b5-180ea467fa0c", "username": "amina",
          "role": "health_worker", "scopes": ["facility:f-1"]}
 
 TOKEN: dict[str, Any] = {
-    "access_token": "u.01a201a7-6188-7ed0-b3b5-180ea467fa0c.1797916175.…",
-    "token_type": "bearer", "expires_in": 2592000, "user": _USER,
+    "access_token": "u.01a201a7-6188-7ed0-b3b5-180ea467fa0c.0.1797916175.…",
+    "token_type": "bearer", "expires_in": 3600, "user": _USER,
 }
 
 DEVICE: dict[str, Any] = {
-    "device_id": "d-7f3a", "access_token": "d.d-7f3a.1797916175.…", "token_type": "bearer",
+    "device_id": "d-7f3a", "access_token": "d.d-7f3a.0.1797916175.…", "token_type": "bearer",
     "expires_in": 2592000, "refresh_token": "d-7f3a.5_xb65B8IS43tKHh4px7-pEFykalBAk5I6XeP0dDkx4",
 }
 
@@ -112,7 +112,7 @@ CONFLICT: dict[str, Any] = {
     "hlc": "001764496805000-00000-d-7f3a", "base_version": 1,
     "server_fields": {"dose": "1 g", "frequency": "twice daily"},
     "client_fields": {"dose": "250 mg", "frequency": "once daily"},
-    "existing_id": None, "device_id": "d-7f3a",
+    "existing_id": None, "hidden": [], "device_id": "d-7f3a",
     "user_id": "01a201a0-0000-7000-8000-000000000001", "status": "open",
     "created_at": "2025-11-30T10:00:05.000Z", "resolution": None, "target": None,
     "resolved_by": None, "resolved_at": None,
@@ -154,6 +154,9 @@ ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
     "FORBIDDEN": _error(
         "FORBIDDEN", "sync needs a device token: register with POST /v1/devices first"),
     "NOT_FOUND": _error("NOT_FOUND", "patients/p-2 not found"),
+    "REQUEST_TIMEOUT": _error(
+        "REQUEST_TIMEOUT", "the request body sent nothing for 30 s; send it again",
+        timeout_s=30.0),
     "STALE_UPDATE": _error(
         "STALE_UPDATE", "patients/p-2 is at version 2, not 1: reload it and apply your "
         "change again", version=2, expected=1),
@@ -173,7 +176,8 @@ ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
     "PAYLOAD_TOO_LARGE": _error(
         "PAYLOAD_TOO_LARGE", "request body over the limit of 16777216 bytes (after gzip "
         "decoding); a push can be split into several smaller ones", limit=16777216),
-    "RATE_LIMITED": _error("RATE_LIMITED", "too many attempts; retry in 30 s"),
+    "RATE_LIMITED": _error("RATE_LIMITED", "too many failed logins; try again in 4 s",
+                           retry_after=3.6),
     "NOT_READY": _error(
         "NOT_READY", "database at revision 0001, expected 0002: run the migrations"),
 }

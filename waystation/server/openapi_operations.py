@@ -48,6 +48,7 @@ class Auth(Enum):
 
     NONE = "anyone: no token."
     ANY = "any user, with a user or a device token."
+    USER = "a user token (POST /v1/auth/token); a device token gets 403 FORBIDDEN."
     DEVICE = "a device token (POST /v1/devices); a user token gets 403 FORBIDDEN."
     ADMIN = "administrators (user or device token); anyone else gets 403 FORBIDDEN."
     REVIEWER = ("admins, and health workers holding a scope of the record (user or device "
@@ -56,11 +57,14 @@ class Auth(Enum):
 
 CODE_MEANINGS = {
     "VALIDATION_ERROR": "malformed input; `details.field` names it",
-    "UNAUTHORIZED": "no, malformed, badly signed or expired token (`details.reason: "
-                    "expired`: refresh it), or wrong credentials",
+    "UNAUTHORIZED": "no, malformed or badly signed token, or wrong credentials; "
+                    "`details.reason`: `expired` (refresh the token or log in), "
+                    "`session_ended`, `refresh_reused` or `disabled` (log in again)",
     "DEVICE_REVOKED": "the device was revoked: stop; wipe the replica when `details.wipe`",
     "FORBIDDEN": "authenticated, but not allowed",
     "NOT_FOUND": "no such thing, or one the caller may not see",
+    "REQUEST_TIMEOUT": "the body sent nothing for `details.timeout_s` seconds; the "
+                       "connection is closed: send the request again",
     "STALE_UPDATE": "the record is not at the `If-Match` version (`details.version`, "
                     "`details.expected`)",
     "ALREADY_RESOLVED": "the conflict was resolved before (`details` say how, by whom, when)",
@@ -68,7 +72,8 @@ CODE_MEANINGS = {
     "MANUAL_REVIEW": "the write is held as an open conflict for a reviewer",
     "CURSOR_EXPIRED": "the cursor is below the tombstone horizon: re-sync from since=0",
     "PAYLOAD_TOO_LARGE": "body over `details.limit` bytes (counted after gzip decoding too)",
-    "RATE_LIMITED": "too many requests: retry after `Retry-After` seconds",
+    "RATE_LIMITED": "too many failed logins, or too many at once: retry after "
+                    "`Retry-After` seconds (`details.retry_after`)",
     "NOT_READY": "the database is unreachable or not migrated",
 }
 
@@ -86,6 +91,9 @@ class Answer:
     other_media: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
+        """The text, and each error code with what it means (here: ``text`` alone)."""
+        if len(self.codes) == 1 and self.text:
+            return f"`{self.codes[0]}`: {self.text}"
         lines = [self.text] if self.text else []
         lines += [f"- `{code}`: {CODE_MEANINGS[code]}" for code in self.codes]
         return "\n".join(lines)
@@ -104,6 +112,7 @@ def fail(*codes: str, text: str = "", headers: tuple[str, ...] = ()) -> Answer:
 
 AUTH_ERRORS = fail("UNAUTHORIZED", "DEVICE_REVOKED", headers=("WWW-Authenticate",))
 TOO_LARGE = fail("PAYLOAD_TOO_LARGE")
+TIMEOUT = fail("REQUEST_TIMEOUT")  # any route that reads a body
 
 HEADERS: dict[str, Any] = {
     "ETag": {"description": "a validator of this answer: send it back in If-None-Match "
@@ -199,9 +208,11 @@ _OPERATIONS = [
         Auth.NONE,
         {200: ok(wire.TokenAnswer, "a user token", example=TOKEN),
          400: fail("VALIDATION_ERROR"),
-         401: fail("UNAUTHORIZED", text="wrong username or password",
-                   headers=("WWW-Authenticate",)),
-         413: TOO_LARGE},
+         401: fail("UNAUTHORIZED", text="wrong username or password (not told apart), "
+                   "or a disabled account", headers=("WWW-Authenticate",)),
+         408: TIMEOUT,
+         413: TOO_LARGE,
+         429: fail("RATE_LIMITED", headers=("Retry-After",))},
         body=TokenRequest,
         body_examples={"amina": {"value": {"username": "amina", "password": "amina-demo"}}},
     )),
@@ -212,10 +223,11 @@ _OPERATIONS = [
         "Registering an id the same user holds re-issues its tokens (the previous refresh "
         "token stops working); an id held by another user is 403; a revoked id is 401 "
         "DEVICE_REVOKED (register under a new id).",
-        Auth.ANY,
+        Auth.USER,
         {200: ok(wire.DeviceAnswer, "the device's tokens", example=DEVICE),
          400: fail("VALIDATION_ERROR"),
-         403: fail("FORBIDDEN", text="the device id belongs to another user"),
+         403: fail("FORBIDDEN", text="a device token, or a device id of another user"),
+         408: TIMEOUT,
          413: TOO_LARGE},
         body=DeviceRequest,
         body_examples={"tablet": {"value": {"name": "Amina tablet", "device_id": "d-7f3a"}}},
@@ -229,6 +241,7 @@ _OPERATIONS = [
          400: fail("VALIDATION_ERROR"),
          401: fail("UNAUTHORIZED", "DEVICE_REVOKED", text="unknown, used or replaced refresh "
                    "token (log in again), or a revoked device", headers=("WWW-Authenticate",)),
+         408: TIMEOUT,
          413: TOO_LARGE},
         body=RefreshRequest,
         body_examples={"refresh": {"value": {
@@ -246,6 +259,7 @@ _OPERATIONS = [
          400: fail("VALIDATION_ERROR", text="the body as a whole is malformed (not JSON, "
                    "not an object, more than 5000 changes, an unknown key, bad gzip)"),
          403: fail("FORBIDDEN", text="a user token, or a `device_id` not the token's"),
+         408: TIMEOUT,
          413: TOO_LARGE},
         body=PushRequest,
         body_examples={"three ops": {"value": PUSH_BODY}},
@@ -317,6 +331,7 @@ _OPERATIONS = [
         "a missing one (404).",
         Auth.ANY,
         {200: ok(wire.RecordAnswer, "the record", example=RECORD, headers=("ETag",)),
+         400: fail("VALIDATION_ERROR", text="not a record id"),
          404: fail("NOT_FOUND")},
         parameters={"collection": "a declared collection", "record_id": "the record's id"},
     )),
@@ -332,6 +347,7 @@ _OPERATIONS = [
          403: fail("FORBIDDEN"),
          404: fail("NOT_FOUND", text="unknown collection, or a record outside the "
                    "caller's scopes"),
+         408: TIMEOUT,
          409: fail("STALE_UPDATE", "MANUAL_REVIEW", "UNIQUE_VIOLATION"),
          413: TOO_LARGE},
         body=RecordWrite,
@@ -358,6 +374,7 @@ _OPERATIONS = [
         "One conflict, in the shape of the list's entries.",
         Auth.REVIEWER,
         {200: ok(wire.Conflict, "the conflict", example=CONFLICT),
+         400: fail("VALIDATION_ERROR", text="not a conflict id"),
          403: fail("FORBIDDEN"),
          404: fail("NOT_FOUND")},
     )),
@@ -375,6 +392,7 @@ _OPERATIONS = [
          400: fail("VALIDATION_ERROR"),
          403: fail("FORBIDDEN"),
          404: fail("NOT_FOUND"),
+         408: TIMEOUT,
          409: fail("ALREADY_RESOLVED", "UNIQUE_VIOLATION"),
          413: TOO_LARGE},
         body=ResolveRequest,

@@ -176,8 +176,8 @@ Send tokens as `Authorization: Bearer <token>`. Every error, whatever its status
 `message`. Malformed input is a `400 VALIDATION_ERROR` (never 422) whose `details.field`
 names it; a `5xx` is a server defect, never an answer to bad input: retry the same ops.
 Request bodies may be sent with `Content-Encoding: gzip`; answers of 500 bytes or more are
-gzip'd when `Accept-Encoding` allows. A method an endpoint does not have answers
-`405 METHOD_NOT_ALLOWED`, an unknown path `404 NOT_FOUND`.
+gzip'd when `Accept-Encoding` allows. An unknown path is `404 NOT_FOUND`; a method a
+path does not have is `405 METHOD_NOT_ALLOWED`. Text never holds NUL (U+0000).
 """
 
 _SINCE = ("the `cursor` of the previous page (opaque); `0`, empty or absent: from the "

@@ -177,7 +177,8 @@ Send tokens as `Authorization: Bearer <token>`. Every error, whatever its status
 names it; a `5xx` is a server defect, never an answer to bad input: retry the same ops.
 Request bodies may be sent with `Content-Encoding: gzip`; answers of 500 bytes or more are
 gzip'd when `Accept-Encoding` allows. An unknown path is `404 NOT_FOUND`; a method a
-path does not have is `405 METHOD_NOT_ALLOWED`. Text never holds NUL (U+0000).
+path does not have is `405 METHOD_NOT_ALLOWED`; a request the HTTP parser refuses (a
+malformed header) is `400 VALIDATION_ERROR`. Text never holds NUL (U+0000).
 """
 
 _SINCE = ("the `cursor` of the previous page (opaque); `0`, empty or absent: from the "

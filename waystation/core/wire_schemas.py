@@ -244,3 +244,44 @@ class HealthAnswer(TypedDict):
 class ReadyAnswer(TypedDict):
     status: Literal["ready"]
     revision: Annotated[str, described("the database's migration revision")]
+
+
+@with_config(_STRICT)
+class AuditEntry(TypedDict):
+    """One link of the hash-chained audit trail: who did what, when, to what."""
+
+    id: Annotated[str, described("1, 2, 3, ... without gaps; page on with `after` = the "
+                                 "last id of a page")]
+    at: Time
+    action: Annotated[str, described(
+        "what was done: auth.login, auth.refresh, device.register, device.revoke, user.add, "
+        "user.update, sync.pull, sync.push, conflict.resolve, record.get, record.put, "
+        "stats.read, audit.read, ... (docs/operations.md, \"The audit trail\")")]
+    user_id: Annotated[str | None, described("the acting user; null when unknown (a login "
+                                             "with a name no user has)")]
+    device_id: Annotated[str | None, described("the acting device; null for a user token")]
+    client_address: Annotated[str | None, described("the caller's IP address")]
+    outcome: Annotated[str, described(
+        "ok; denied (authentication or authorisation refused); rejected (refused for its "
+        "content); conflict (a write held for review)")]
+    target: Annotated[str | None, described(
+        "what was acted on, as `kind:id`: record:patients/p-2, device:d-7f3a, "
+        "conflict:<id>, user:<id>; null when nothing in particular")]
+    details: Annotated[dict[str, Any], described(
+        "what the action carries: a pull's cursor range and count, a push's counts by "
+        "status, the filters of a read, a refusal's reason")]
+    scopes: Annotated[list[str], described(
+        "the scopes of the records concerned (a pull's: of every record it delivered)")]
+    prev_hash: Annotated[str, described("the `hash` of the entry before (64 zeros for "
+                                        "the first)")]
+    hash: Annotated[str, described(
+        "SHA-256 (hex) over `prev_hash` and this entry: an edited, deleted or inserted "
+        "entry breaks the chain (`waystation audit verify`)")]
+
+
+@with_config(_STRICT)
+class AuditPage(TypedDict):
+    """Entries matching the filters, oldest first."""
+
+    entries: list[AuditEntry]
+    has_more: Annotated[bool, described("ask again with `after` = the last id of this page")]

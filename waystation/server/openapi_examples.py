@@ -137,6 +137,16 @@ STATS: dict[str, Any] = {
     "delay_ms": {"p50": 4200, "p95": 86400000},
 }
 
+AUDIT_ENTRY: dict[str, Any] = {
+    "id": "3", "at": "2026-12-05T10:53:59.857Z", "action": "sync.pull",
+    "user_id": "01a245d6-aad3-7fad-9dd2-6c909633d267", "device_id": "d-tablet1",
+    "client_address": "127.0.0.1", "outcome": "ok", "target": None,
+    "details": {"count": 8, "cursor": "14", "has_more": True, "since": "5"},
+    "scopes": ["facility:f-1", "patient:p-1", "patient:p-2"],
+    "prev_hash": "b9aae5816fb74941e72c72947e051602ceb64783ceea6b9ebdd719e9071c5c18",
+    "hash": "fa1308ccfd3cde9f07a346cedfa28c7fdefd27d324b35fe63dd297b7d4409005",
+}
+
 
 def _error(code: str, message: str, **details: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details}

@@ -26,6 +26,7 @@ from waystation.core.protocol import (
 )
 from waystation.core.resolution import ResolveRequest
 from waystation.server.openapi_examples import (
+    AUDIT_ENTRY,
     CONFLICT,
     DEVICE,
     ERROR_EXAMPLES,
@@ -120,6 +121,8 @@ HEADERS: dict[str, Any] = {
     "WWW-Authenticate": {"description": "always `Bearer`", "schema": {"type": "string"}},
     "Retry-After": {"description": "seconds to wait before trying again",
                     "schema": {"type": "integer"}},
+    "Cache-Control": {"description": "`no-store`: no cache (a browser's, a proxy's) may "
+                                     "keep the answer", "schema": {"type": "string"}},
 }
 
 
@@ -149,7 +152,7 @@ SHAPES: list[tuple[type[Any], JsonSchemaMode]] = [
         wire.ErrorAnswer, wire.TokenAnswer, wire.DeviceAnswer, wire.PushAnswer,
         wire.PullPage, wire.EventsAnswer, wire.StatusAnswer, wire.RecordAnswer,
         wire.ConflictPage, wire.Conflict, wire.ResolvedConflict, wire.StatsAnswer,
-        wire.HealthAnswer, wire.ReadyAnswer)),
+        wire.HealthAnswer, wire.ReadyAnswer, wire.AuditPage)),
 ]
 
 TAGS = [
@@ -158,6 +161,7 @@ TAGS = [
     {"name": "records", "description": "Read and write one record (admin tools, "
                                        "integrations that keep no replica)."},
     {"name": "conflicts", "description": "Review the ops held for a person."},
+    {"name": "audit", "description": "The audit trail: who did what, for administrators."},
     {"name": "health", "description": "Probes for load balancers and clients."},
 ]
 
@@ -401,6 +405,33 @@ _OPERATIONS = [
             "client wins": {"value": {"resolution": "client_wins"}},
             "merge": {"value": {"resolution": "merge",
                                 "fields": {"dose": "500 mg", "frequency": "twice daily"}}}},
+    )),
+    ("get", "/v1/audit", Operation(
+        "list_audit", "audit", "Read the audit trail",
+        "The hash-chained audit trail, oldest first, a page at a time (repeat with `after` "
+        "= the last `id` while `has_more`): logins, refreshes, registrations, pulls with "
+        "the scopes of the records they delivered, pushes, record reads and writes, "
+        "resolutions, stats and audit reads. Filters combine (all must match). Every read "
+        "of the trail is itself recorded (`audit.read`, with the filters given), a refused "
+        "one too (outcome `denied`); a read that cannot be recorded fails. The answer is "
+        "never cached (`Cache-Control: no-store`).",
+        Auth.ADMIN,
+        {200: ok(wire.AuditPage, "a page of entries", headers=("Cache-Control",),
+                 example={"entries": [AUDIT_ENTRY], "has_more": False}),
+         400: fail("VALIDATION_ERROR", text="a malformed filter (`details.field` names it): "
+                   "a time that is not RFC 3339 with an offset, an `after` that is not an "
+                   "entry id, a `limit` below 1, a NUL in a text filter"),
+         403: fail("FORBIDDEN", text="not an administrator (the refusal is recorded)")},
+        parameters={"user_id": "only entries whose actor is this user",
+                    "device_id": "only entries whose actor is this device",
+                    "scope": "only entries concerning records of this scope (e.g. "
+                             "`patient:p-1`: the pulls that delivered p-1's records)",
+                    "action": "only this action (e.g. `sync.pull`)",
+                    "since": "only entries at or after this time (RFC 3339 with an "
+                             "offset, e.g. 2025-11-30T00:00:00Z)",
+                    "until": "only entries before this time (RFC 3339 with an offset)",
+                    "after": "the last `id` of the previous page (absent: from the first)",
+                    "limit": "page size (default 100); larger values are clamped to 1000"},
     )),
 ]
 

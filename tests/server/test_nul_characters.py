@@ -2,9 +2,11 @@
 other (400 VALIDATION_ERROR naming the field, or a rejected op), never a 500.
 
 PostgreSQL text cannot hold NUL, so before these checks a NUL in a lookup (a username, a
-record id in a URL, a conflict id, a stats filter) or in a stored value (a device name, a
-pushed op's collection, clock or field value) failed the request with a 500 on PostgreSQL
-(and a whole push batch with it); schemathesis found them (test_openapi_conformance.py).
+record id in a URL, a conflict id, a stats filter, a refresh token's device) or in a stored
+value (a device name, a pushed op's collection, clock or field value) failed the request
+with a 500 on PostgreSQL (and a whole push batch with it); schemathesis found them
+(test_openapi_conformance.py). A stats ``since`` ending in a NUL was read as the time
+before it (``datetime.fromisoformat`` stops at a NUL).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def admin(make_device: MakeDevice) -> SyncApi:
         ("GET", f"/v1/conflicts?collection=patients{ENCODED}", "collection"),
         ("GET", f"/v1/sync/stats?user_id=u{ENCODED}1", "user_id"),
         ("GET", f"/v1/sync/stats?device_id=d{ENCODED}1", "device_id"),
+        ("GET", f"/v1/sync/stats?since=2025-11-30T00:00:00Z{ENCODED}", "since"),
     ],
 )
 def test_hole_11_a_nul_in_a_url_is_a_400_not_a_500(admin: SyncApi, method: str, url: str,
@@ -61,6 +64,7 @@ def test_hole_11_a_nul_in_a_url_is_a_400_not_a_500(admin: SyncApi, method: str, 
     [
         ("/v1/auth/token", {"username": f"admin{NUL}", "password": "pw"}, "username"),
         ("/v1/devices", {"name": f"tablet{NUL}"}, "name"),
+        ("/v1/auth/refresh", {"refresh_token": f"d-1{NUL}.{'x' * 43}"}, "refresh_token"),
     ],
 )
 def test_hole_11_a_nul_in_a_body_is_a_400_not_a_500(admin: SyncApi, url: str,

@@ -142,7 +142,7 @@ class RefreshRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=500, description=(
+    refresh_token: str = Field(min_length=1, max_length=500, pattern=NO_NUL, description=(
         "the refresh token of the last registration or refresh (single use)"))
 
 

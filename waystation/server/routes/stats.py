@@ -51,7 +51,8 @@ def parse_since(text: str | None, field: str = "since") -> int | None:
         moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None or "T" not in text.upper():
+    # "\x00": fromisoformat stops reading at a NUL, and takes what came before it
+    if moment is None or moment.tzinfo is None or "T" not in text.upper() or "\x00" in text:
         raise ValidationError(
             f"{field}={text!r} is not an RFC 3339 time with an offset, such as "
             "2025-11-30T00:00:00Z",

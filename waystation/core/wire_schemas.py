@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict  # a TypedDict pydantic can read on Python 3.11
 
+from waystation.core.audit import ACTIONS
 from waystation.core.protocol import ErrorBody, OpKind, OpResult, PulledChange, described
 from waystation.core.resolution import ConflictKind, Resolution, Target
 from waystation.core.schema import Policy, Role
@@ -254,11 +255,10 @@ class AuditEntry(TypedDict):
                                  "last id of a page")]
     at: Time
     action: Annotated[str, described(
-        "what was done: auth.login, auth.refresh, device.register, device.revoke, user.add, "
-        "user.update, sync.pull, sync.push, conflict.resolve, record.get, record.put, "
-        "stats.read, audit.read, ... (docs/operations.md, \"The audit trail\")")]
-    user_id: Annotated[str | None, described("the acting user; null when unknown (a login "
-                                             "with a name no user has)")]
+        f"what was done: {', '.join(ACTIONS)}, ... (docs/operations.md, section 7)")]
+    user_id: Annotated[str | None, described(
+        "the acting user (`cli` for the admin commands run on the server's machine); null "
+        "when unknown (a login with a name no user has)")]
     device_id: Annotated[str | None, described("the acting device; null for a user token")]
     client_address: Annotated[str | None, described("the caller's IP address")]
     outcome: Annotated[str, described(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +41,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     in the test cluster (started on first use)."""
     cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
     return database_url(request.param, tmp_path, cluster)
+
+
+# -- figures a test measured, shown at the end of the run (CI's log) -----------------------
+
+FIGURE = "figure"  # record_property(FIGURE, "one line of text")
+_figures: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the figures of each test (from xdist's workers too: their reports carry
+    ``user_properties`` to the controller, which prints the summary)."""
+    if report.when == "call":
+        _figures.extend(str(value) for name, value in report.user_properties
+                        if name == FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures:
+        terminalreporter.section("figures")
+        for line in _figures:
+            terminalreporter.write_line(line)

@@ -3,7 +3,9 @@
 Request bodies are parsed with these models; a push's changes are parsed one by one
 (``parse_change``) so one malformed op is rejected alone and never fails its batch.
 Responses on the hot paths (push results, pull pages) are plain dicts serialised with
-orjson; their shape is documented here by the TypedDicts.
+orjson; their shape is documented here by the TypedDicts (core/wire_schemas.py has the
+other answers), from which the server's OpenAPI document derives its JSON Schemas
+(server/openapi.py). They forbid extra keys so that the document lists every key sent.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from pydantic import ValidationError as PydanticValidationError
+from typing_extensions import TypedDict  # a TypedDict pydantic can read on Python 3.11
 
 from waystation.core.errors import ValidationError
 from waystation.core.validation import check_fields_shape
@@ -22,6 +25,9 @@ from waystation.core.validation import check_fields_shape
 OpKind = Literal["upsert", "delete", "increment"]
 OpStatus = Literal["applied", "duplicate", "conflict", "rejected"]
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# Free text may hold anything but NUL (U+0000), which PostgreSQL text cannot store: refused
+# as bad input rather than failing the request in the database.
+NO_NUL = r"^[^\x00]*$"
 MAX_CHANGES_PER_PUSH = 5000
 MAX_VERSION = 2**31 - 1  # record versions are 32-bit integers in the database
 
@@ -31,14 +37,22 @@ class Change(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    op_id: str = Field(pattern=ID_PATTERN)
-    collection: str = Field(min_length=1, max_length=64)
-    record_id: str = Field(pattern=ID_PATTERN)
+    op_id: str = Field(pattern=ID_PATTERN, description=(
+        "made on the device (UUIDv7); unique per user: the idempotency key of the op"))
+    collection: str = Field(min_length=1, max_length=64, pattern=NO_NUL,
+                            description="a declared collection")
+    record_id: str = Field(pattern=ID_PATTERN, description="made on the device (UUIDv7)")
     op: OpKind
-    fields: dict[str, Any] = Field(default_factory=dict)
-    hlc: str = Field(min_length=1, max_length=100)
-    base_version: int = Field(default=0, ge=0, le=MAX_VERSION)
-    created_at_client: dt.datetime | None = None
+    fields: dict[str, Any] = Field(default_factory=dict, description=(
+        "upsert: the fields to set (a create carries the required and scope fields); "
+        "increment: integer deltas of counter fields; delete: absent or {}"))
+    hlc: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description=(
+        "the op's hybrid logical clock: WWWWWWWWWWWWWWW-CCCCC-NODE (wall ms, counter, "
+        "device id), e.g. 001764496800000-00000-d-7f3a"))
+    base_version: int = Field(default=0, ge=0, le=MAX_VERSION, description=(
+        "the record version the device last saw; 0 for a new record"))
+    created_at_client: dt.datetime | None = Field(default=None, description=(
+        "when the user made the change (RFC 3339); kept for audit and delay statistics"))
 
 
 _CHANGE = TypeAdapter(Change)
@@ -104,59 +118,108 @@ def _shaped(change: Change) -> Change | BadChange:
 
 
 class PushRequest(BaseModel):
+    """``POST /v1/sync/push``. ``changes`` are parsed op by op (``parse_changes``), so the
+    OpenAPI document describes each as a Change."""
+
     model_config = ConfigDict(extra="forbid")
 
-    device_id: str = Field(pattern=ID_PATTERN)
-    changes: list[Any] = Field(max_length=MAX_CHANGES_PER_PUSH)
+    device_id: str = Field(pattern=ID_PATTERN, description="the device of the token")
+    changes: list[Any] = Field(max_length=MAX_CHANGES_PER_PUSH, description=(
+        "the ops, oldest first; may be empty"))
 
 
 class TokenRequest(BaseModel):
+    """``POST /v1/auth/token``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=1000)
 
 
 class RefreshRequest(BaseModel):
+    """``POST /v1/auth/refresh``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=500)
+    refresh_token: str = Field(min_length=1, max_length=500, pattern=NO_NUL, description=(
+        "the refresh token of the last registration or refresh (single use)"))
 
 
 class DeviceRequest(BaseModel):
+    """``POST /v1/devices``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="device", min_length=1, max_length=200)
-    device_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    name: str = Field(default="device", min_length=1, max_length=200, pattern=NO_NUL, description=(
+        "shown to administrators"))
+    device_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
+        "the id the device already stamps its clocks with; the server makes one when absent"))
 
 
+class RecordWrite(BaseModel):
+    """``PUT /v1/records/{collection}/{id}``: the fields to set. The route reads the raw body
+    itself (server/routes/records.py); this model describes it in the OpenAPI document.
+    Other keys are ignored."""
+
+    fields: dict[str, Any] = Field(description="only these fields change")
+
+
+def described(text: str) -> Any:
+    """A key's description in the OpenAPI document: ``Annotated[type, described(...)]``."""
+    return Field(description=text)
+
+
+@with_config(ConfigDict(extra="forbid"))
 class ErrorBody(TypedDict):
-    code: str
-    message: str
-    details: dict[str, Any]
+    """What went wrong: branch on ``code`` and ``details``, show ``message`` to a person."""
+
+    code: Annotated[str, described("e.g. VALIDATION_ERROR, FORBIDDEN, UNIQUE_VIOLATION")]
+    message: Annotated[str, described("for a person: says what to do; never parse it")]
+    details: Annotated[dict[str, Any], described(
+        "machine-readable context: `field` (the offending input), `existing_id`, `limit`, "
+        "`wipe`, `reason`, `version`/`expected`, ...")]
 
 
+@with_config(ConfigDict(extra="forbid"))
 class OpResult(TypedDict):
-    op_id: str | None
-    status: OpStatus
-    version: NotRequired[int]
-    seq: NotRequired[str]
-    hlc: NotRequired[str]
-    restamped: NotRequired[bool]
-    superseded: NotRequired[list[str]]
-    conflict_id: NotRequired[str]
-    error: NotRequired[ErrorBody]
-    duplicate: NotRequired[bool]
+    """The outcome of one pushed op, in the order the ops were sent."""
+
+    op_id: Annotated[str | None, described(
+        "the op's id; null when the op was too malformed to have a readable one")]
+    status: Annotated[OpStatus, described(
+        "applied (merged), duplicate (applied before: treat as applied), conflict (held "
+        "whole for review), rejected (invalid or forbidden: resending cannot succeed)")]
+    version: NotRequired[Annotated[int, described("the record's version after this op")]]
+    seq: NotRequired[Annotated[str, described("the record's feed position after the batch")]]
+    hlc: NotRequired[Annotated[str, described(
+        "the op's effective clock: adopt it when it differs from the one sent")]]
+    restamped: NotRequired[Annotated[bool, described(
+        "true when the server replaced the op's clock (it ran too far ahead)")]]
+    superseded: NotRequired[Annotated[list[str], described(
+        "fields of the op that did not take effect because a newer or authoritative value "
+        "stands; `_deleted` for a delete that did not delete")]]
+    conflict_id: NotRequired[Annotated[str, described("the open conflict holding the op")]]
+    error: NotRequired[Annotated[ErrorBody, described(
+        "why the op conflicted or was rejected: VALIDATION_ERROR, FORBIDDEN, NOT_FOUND, "
+        "UNIQUE_VIOLATION, MANUAL_REVIEW")]]
+    duplicate: NotRequired[Annotated[bool, described(
+        "true on a re-send of an op whose first outcome was a conflict or a rejection")]]
 
 
+@with_config(ConfigDict(extra="forbid"))
 class PulledChange(TypedDict):
+    """The newest state of one record (a pull page's entry)."""
+
     collection: str
     id: str
-    version: int
-    seq: str
-    deleted: bool
-    fields: dict[str, Any]
-    clocks: dict[str, str]
-    deleted_hlc: NotRequired[str]
-    conflict: bool
-    updated_at: str
+    version: Annotated[int, described("the record's current version")]
+    seq: Annotated[str, described("its position in the change feed")]
+    deleted: Annotated[bool, described("true for a tombstone: delete the local record")]
+    fields: Annotated[dict[str, Any], described("the record's fields; {} when deleted")]
+    clocks: Annotated[dict[str, str], described(
+        "the HLC of each field's last write (counters: of their last increment)")]
+    deleted_hlc: NotRequired[Annotated[str, described(
+        "the tombstone's clock, once the record has been deleted (also after it came back)")]]
+    conflict: Annotated[bool, described("true while the record has an open MANUAL_REVIEW conflict")]
+    updated_at: Annotated[str, described("server time of the record's last change (RFC 3339)")]

@@ -39,7 +39,8 @@ def _scalar_problem(kind: FieldType, value: Any) -> str | None:
     that a valid value (nearly all of them) costs no string building."""
     if kind == "string":
         if isinstance(value, str):
-            return None
+            # PostgreSQL text cannot hold NUL, and a scope or unique key is text
+            return None if "\x00" not in value else "NUL characters (U+0000) are not allowed"
         return f"expected a string, got {type(value).__name__}"
     if kind in ("integer", "counter"):
         if isinstance(value, int) and not isinstance(value, bool):

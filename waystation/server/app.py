@@ -1,4 +1,4 @@
-"""Build the ASGI app: routes, error shape, gzip responses."""
+"""Build the ASGI app: routes, error shape, gzip responses, the OpenAPI document and /docs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import logging
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute
 
 from waystation import __version__
 from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
+from waystation.server.docs_page import install_docs_page
 from waystation.server.errors import install_error_handlers
 from waystation.server.gc_tuning import tune_gc_for_serving
 from waystation.server.login_gate import LoginGate
 from waystation.server.maintenance import lifespan
+from waystation.server.openapi import SUMMARY, TITLE, install_openapi
 from waystation.server.responses import GZIP_MIN_SIZE, NoStoreMiddleware
 from waystation.server.routes import (
     audit,
@@ -29,14 +32,22 @@ from waystation.server.settings import Settings
 from waystation.store import Store
 from waystation.store.notify import source_for
 
+ROUTERS = tuple(module.router for module in (health, auth, sync, events, records, conflicts,
+                                            stats, audit))
+
+
+def api_routes() -> list[BaseRoute]:
+    """Every route of the API, without an app (tests build the OpenAPI document from them)."""
+    return [route for router in ROUTERS for route in router.routes]
+
 
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     """The Waystation server over ``store``; the caller owns the store's lifetime."""
     app = FastAPI(
-        title="Waystation",
+        title=TITLE,
         version=__version__,
-        summary="Offline-first sync for health services (protocol v1)",
-        docs_url="/docs",
+        summary=SUMMARY,
+        docs_url=None,  # ours, without a CDN (server/docs_page.py)
         redoc_url=None,
         lifespan=closing_broadcaster(lifespan),
     )
@@ -53,8 +64,11 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # answers, are compressed by their route (routes/sync.py) and pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
     app.add_middleware(NoStoreMiddleware)
-    for module in (health, auth, sync, events, records, conflicts, stats, audit):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
+    # The routes parse raw bytes, so the document is described by hand (server/openapi.py).
+    install_openapi(app)
+    install_docs_page(app, TITLE)
     return app
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger("waystation.server")
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHORIZED",
                403: "FORBIDDEN", 413: "PAYLOAD_TOO_LARGE"}
+# Where FastAPI found a bad parameter: ``details.field`` names the parameter alone.
+_LOCATIONS = ("query", "path", "body", "header")
 
 
 def error_response(status: int, code: str, message: str,
@@ -50,7 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"] if p not in ("query", "body", "header"))
+        path = ".".join(str(p) for p in first["loc"] if p not in _LOCATIONS)
         return error_response(400, "VALIDATION_ERROR", f"{path}: {first['msg']}",
                               {"field": path})
 

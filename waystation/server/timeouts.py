@@ -10,6 +10,10 @@ chunk a deadline of its own.
 
 The timeout reaches every ``--workers`` process through the environment (uvicorn hands its
 workers the protocol class by reference, not its settings), set by ``waystation serve``.
+
+A request the parser refuses (a malformed header, say) is answered here too, in the
+protocol's error shape rather than uvicorn's plain text: clients branch on ``error.code``
+whatever went wrong.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import asyncio
 import os
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEADER_TIMEOUT_ENV = "WAYSTATION_HEADER_TIMEOUT"
 DEFAULT_HEADER_TIMEOUT_S = 15.0
@@ -70,3 +75,17 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refuses, as a JSON error body."""
+        body = orjson.dumps({"error": {"code": "VALIDATION_ERROR",
+                                       "message": f"invalid HTTP request: {msg}",
+                                       "details": {}}})
+        head = [STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"content-type: application/json\r\n",
+                 b"content-length: " + str(len(body)).encode() + b"\r\n",
+                 b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()

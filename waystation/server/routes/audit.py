@@ -9,6 +9,7 @@ one (outcome ``denied``).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.errors import Forbidden, ValidationError
+from waystation.core.protocol import NO_NUL
 from waystation.server.auditing import audit_event, given, record
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
@@ -25,15 +27,19 @@ from waystation.store.audit import AuditFilter
 router = APIRouter(prefix="/v1")
 
 MAX_LIMIT = 1000
+_ENTRY_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit takes '²' too)
+MAX_ENTRY_ID = 2**63 - 1  # ids are 64-bit integers in the database
+# Text filters are compared in the database, whose text cannot hold NUL (PostgreSQL).
+Text = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
 
 
 @router.get("/audit")
 async def list_audit(
     request: Request,
-    user_id: Annotated[str | None, Query(max_length=64)] = None,
-    device_id: Annotated[str | None, Query(max_length=64)] = None,
-    scope: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    user_id: Text = None,
+    device_id: Text = None,
+    scope: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    action: Text = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
     until: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[str | None, Query(max_length=20)] = None,
@@ -44,14 +50,14 @@ async def list_audit(
     principal = await caller(request)
     asked = given(user_id=user_id, device_id=device_id, scope=scope, action=action,
                   since=since, until=until, after=after,
-                  limit=limit if "limit" in request.query_params else None)
+                  limit=min(limit, MAX_LIMIT) if "limit" in request.query_params else None)
     if not principal.is_admin:
         await record(request, audit_event(request, "audit.read", principal, outcome="denied",
                                           details={"filters": asked}))
         raise Forbidden("the audit trail is for administrators")
     filters = AuditFilter(user_id, device_id, scope, action, parse_since(since),
                           parse_since(until, "until"))
-    if after is not None and not after.isdigit():
+    if after is not None and (not _ENTRY_ID.fullmatch(after) or int(after) > MAX_ENTRY_ID):
         raise ValidationError(f"after={after!r} is not an entry id; use the id of the last "
                               "entry of the previous page", {"field": "after"})
     # Recorded before the read: a read of who saw what that cannot be recorded is refused.

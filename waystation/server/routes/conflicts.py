@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from waystation.core.protocol import ID_PATTERN
+from waystation.core.protocol import ID_PATTERN, NO_NUL
 from waystation.core.resolution import ResolveRequest
 from waystation.server.auditing import audit_event
 from waystation.server.body import read_json
@@ -17,6 +17,7 @@ from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
 
 router = APIRouter(prefix="/v1/conflicts")
+ConflictId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 MAX_LIMIT = 1000
 
@@ -25,10 +26,10 @@ MAX_LIMIT = 1000
 async def list_conflicts(
     request: Request,
     status: Literal["open", "resolved"] = "open",
-    collection: Annotated[str | None, Query(max_length=64)] = None,
+    collection: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     record_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1)] = 100,
-    after: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> Response:
     """``{"conflicts": [...], "has_more"}``, oldest first; page on with ``after`` = the last
     id of the previous page."""
@@ -42,7 +43,7 @@ async def list_conflicts(
 
 
 @router.get("/{conflict_id}")
-async def get_conflict(request: Request, conflict_id: str) -> Response:
+async def get_conflict(request: Request, conflict_id: ConflictId) -> Response:
     svc = services(request)
     principal = await caller(request)
     body = await run_in_threadpool(svc.store.get_conflict, principal, conflict_id)
@@ -50,7 +51,7 @@ async def get_conflict(request: Request, conflict_id: str) -> Response:
 
 
 @router.post("/{conflict_id}/resolve")
-async def resolve_conflict(request: Request, conflict_id: str) -> Response:
+async def resolve_conflict(request: Request, conflict_id: ConflictId) -> Response:
     """Apply the decision as new changes with fresh server clocks; 200 with the conflict
     (and ``changes``: what was written). 409 ALREADY_RESOLVED the second time."""
     svc = services(request)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.access import Principal
 from waystation.core.audit import AuditEvent
 from waystation.core.errors import ERRORS_BY_CODE, NotFound, ValidationError, WaystationError
-from waystation.core.protocol import MAX_VERSION
+from waystation.core.protocol import ID_PATTERN, MAX_VERSION
 from waystation.core.timefmt import rfc3339
 from waystation.server.auditing import audit_event
 from waystation.server.body import read_body
@@ -26,6 +26,7 @@ from waystation.store.store import StoredRecord
 
 router = APIRouter(prefix="/v1/records")
 _VERSION = re.compile(r"[0-9]{1,10}")  # ASCII digits only (str.isdigit takes '²' too)
+RecordId = Annotated[str, Path(pattern=ID_PATTERN)]  # as a pushed op's record_id
 
 
 def _visible(svc: Services, principal: Principal, collection: str, record_id: str
@@ -61,7 +62,7 @@ def _body(found: StoredRecord) -> dict[str, Any]:
 
 
 @router.get("/{collection}/{record_id}")
-async def get_record(request: Request, collection: str, record_id: str) -> Response:
+async def get_record(request: Request, collection: str, record_id: RecordId) -> Response:
     svc = services(request)
     principal = await caller(request)
     event = audit_event(request, "record.get", principal,
@@ -71,7 +72,7 @@ async def get_record(request: Request, collection: str, record_id: str) -> Respo
 
 
 @router.put("/{collection}/{record_id}")
-async def put_record(request: Request, collection: str, record_id: str) -> Response:
+async def put_record(request: Request, collection: str, record_id: RecordId) -> Response:
     svc = services(request)
     principal = await caller(request)
     expected = _if_match(request.headers.get("if-match"))

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.errors import Forbidden, ValidationError
+from waystation.core.protocol import ID_PATTERN
 from waystation.server.auditing import audit_event, given, record
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/v1/sync")
 @router.get("/stats")
 async def stats(
     request: Request,
-    user_id: Annotated[str | None, Query(max_length=64)] = None,
-    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    device_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     svc = services(request)
@@ -50,7 +51,8 @@ def parse_since(text: str | None, field: str = "since") -> int | None:
         moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None or "T" not in text.upper():
+    # "\x00": fromisoformat stops reading at a NUL, and takes what came before it
+    if moment is None or moment.tzinfo is None or "T" not in text.upper() or "\x00" in text:
         raise ValidationError(
             f"{field}={text!r} is not an RFC 3339 time with an offset, such as "
             "2025-11-30T00:00:00Z",

@@ -20,10 +20,11 @@ from sqlalchemy.engine import Connection
 from waystation.core.apply import ApplyContext
 from waystation.core.protocol import Change, OpResult
 from waystation.core.record import RecordState
-from waystation.store import bulk, notify
+from waystation.store import bulk
 from waystation.store.codec import dumps
 from waystation.store.sequence import advance_hlc, allocate_seqs
 from waystation.store.tables import records
+from waystation.store.transaction import Transaction
 
 _RECORD_COLUMNS = ("collection, id, seq, version, deleted, conflict, fields, clocks,"
                    " deleted_clock, field_meta, updated_at")
@@ -135,13 +136,14 @@ def _log_tuple(writer: BatchWriter, entry: LogEntry) -> tuple[Any, ...]:
     )
 
 
-def write_batch(conn: Connection, writer: BatchWriter, stored: set[tuple[str, str]]) -> None:
+def write_batch(tx: Transaction, writer: BatchWriter, stored: set[tuple[str, str]]) -> None:
     """Bulk-write the batch; allocate seqs first (it serialises writers until commit).
 
     ``stored`` names the records that have a row (all others are inserted, see above)."""
+    conn = tx.conn
     ctx = writer.ctx
     touched = list(writer.touched.values())
-    seqs = allocate_seqs(conn, len(touched)) if touched else range(0)
+    seqs = allocate_seqs(tx, len(touched)) if touched else range(0)
     new_rows: list[tuple[Any, ...]] = []
     record_rows: list[tuple[Any, ...]] = []
     changed_scopes: set[str] = set()
@@ -181,7 +183,7 @@ def write_batch(conn: Connection, writer: BatchWriter, stored: set[tuple[str, st
     for echo, first in writer.echoes:
         echo.update(echo_of(echo["op_id"] or "", first))
     if touched:
-        notify.note_changes(conn, {e.state.collection for e in touched}, changed_scopes)
+        tx.notes.note_changes({e.state.collection for e in touched}, changed_scopes)
     bulk.executemany(conn, _INSERT_RECORD, new_rows)
     bulk.executemany(conn, _UPSERT_RECORD, record_rows)
     bulk.executemany(conn, _DELETE_SCOPES, scope_deletes)

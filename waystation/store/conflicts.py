@@ -48,11 +48,11 @@ from waystation.core.resolution import (
 )
 from waystation.core.schema import Schema
 from waystation.core.timefmt import rfc3339
-from waystation.store import notify
 from waystation.store.codec import state_from_row
 from waystation.store.push import apply_batch
 from waystation.store.sequence import allocate_seqs
 from waystation.store.tables import conflicts, record_scopes, records
+from waystation.store.transaction import Transaction
 
 REVIEWER_ROLES = frozenset({"admin", "health_worker"})
 _SCAN = 500
@@ -177,7 +177,7 @@ def get_conflict(
 
 
 def resolve_conflict(
-    conn: Connection,
+    tx: Transaction,
     schema: Schema,
     clock: Clock,
     max_clock_skew_ms: int,
@@ -195,6 +195,7 @@ def resolve_conflict(
     the schema refuses) and UniqueViolation (the resolution would take a key another live
     record holds). Nothing is written when it raises.
     """
+    conn = tx.conn
     require_reviewer(principal)
     lock = not conn.dialect.name.startswith("sqlite")
     row = _find(conn, conflict_id, lock=lock)
@@ -240,7 +241,7 @@ def resolve_conflict(
          "base_version": c.base_version}
         for c in plan
     ]
-    results = (apply_batch(conn, ctx, parse_changes(changes), received_at=now) if changes
+    results = (apply_batch(tx, ctx, parse_changes(changes), received_at=now) if changes
                else [])
     for result in results:
         _raise_unless_applied(result)
@@ -251,7 +252,7 @@ def resolve_conflict(
                 resolved_by=principal.user_id, resolved_at=now)
     )
     written = {c["record_id"] for c in changes}
-    _settle_flag(conn, row.collection, row.record_id, row.record_id in written, now)
+    _settle_flag(tx, row.collection, row.record_id, row.record_id in written, now)
     body = conflict_body(_find(conn, row.id, lock=False), sight)
     body["changes"] = [
         {"collection": row.collection, "record_id": change["record_id"], "op": change["op"],
@@ -363,10 +364,11 @@ def _record_fields(conn: Connection, keys: list[tuple[str, str]]
     return found
 
 
-def _settle_flag(conn: Connection, collection: str, record_id: str, written: bool,
+def _settle_flag(tx: Transaction, collection: str, record_id: str, written: bool,
                  now: int) -> None:
     """Clear the record's ``conflict`` flag once no MANUAL_REVIEW conflict of it is open;
     give it a new seq unless the resolution just wrote it (so the change travels)."""
+    conn = tx.conn
     still_open = conn.execute(
         sa.select(sa.func.count()).select_from(conflicts).where(
             conflicts.c.collection == collection, conflicts.c.record_id == record_id,
@@ -387,8 +389,8 @@ def _settle_flag(conn: Connection, collection: str, record_id: str, written: boo
     scope_rows = (record_scopes.c.collection == collection,
                   record_scopes.c.record_id == record_id)
     scopes = set(conn.execute(sa.select(record_scopes.c.scope).where(*scope_rows)).scalars())
-    seq = allocate_seqs(conn, 1)[0]  # reads done: it serialises writers until commit
-    notify.note_changes(conn, {collection}, scopes)
+    seq = allocate_seqs(tx, 1)[0]  # reads done: it serialises writers until commit
+    tx.notes.note_changes({collection}, scopes)
     conn.execute(sa.update(records).where(*where).values(conflict=False, seq=seq,
                                                           updated_at=now))
     conn.execute(sa.update(record_scopes).where(*scope_rows).values(seq=seq))

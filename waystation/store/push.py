@@ -52,6 +52,7 @@ from waystation.store import bulk
 from waystation.store.batch_writer import BatchWriter, LogEntry, Touched, echo_of, write_batch
 from waystation.store.codec import dumps, state_from_row
 from waystation.store.tables import records
+from waystation.store.transaction import Transaction
 
 log = logging.getLogger("waystation.store")
 _CHUNK = 500
@@ -65,7 +66,7 @@ _Earlier = tuple[str, OpResult, bool]  # (user id, first result, first seen in t
 
 
 def apply_batch(
-    conn: Connection,
+    tx: Transaction,
     ctx: ApplyContext,
     parsed: Sequence[Change | BadChange],
     *,
@@ -78,6 +79,7 @@ def apply_batch(
     Runs inside the caller's write transaction. ``expected_version`` (for ``PUT`` with
     ``If-Match``) raises StaleUpdate when the single op's record moved on.
     """
+    conn = tx.conn
     writer = BatchWriter(ctx, received_at)
     ops = [c for c in parsed if isinstance(c, Change)]
     first_outcomes = _first_outcomes(conn, [c.op_id for c in ops])
@@ -112,7 +114,7 @@ def apply_batch(
         if verdict.state is not None and (verdict.changed or verdict.status == "conflict"):
             states[key] = verdict.state
         seen_in_batch[item.op_id] = (ctx.principal.user_id, result, True)
-    write_batch(conn, writer, stored)
+    write_batch(tx, writer, stored)
     return writer.results
 
 

@@ -57,6 +57,7 @@ from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
 from waystation.store.stats import sync_stats
 from waystation.store.tables import conflicts, records
+from waystation.store.transaction import Transaction
 
 PULL_TOUCH_INTERVAL_MS = 60_000
 
@@ -102,13 +103,13 @@ class Store:
         received = now_ms()
         parsed = parse_changes(changes)  # before the write transaction: it needs no lock
 
-        def work(conn: Connection) -> list[OpResult]:  # run again if it lost a race (PG)
-            results = apply_batch(conn, ctx, parsed, received_at=received)
+        def work(tx: Transaction) -> list[OpResult]:  # run again if it lost a race (PG)
+            results = apply_batch(tx, ctx, parsed, received_at=received)
             if principal.device_id:
-                accounts.touch_device(conn, principal.device_id, pushed_at=received)
+                accounts.touch_device(tx.conn, principal.device_id, pushed_at=received)
             if audit is not None:  # last: the trail's head is the last lock taken
                 by_status = Counter(result["status"] for result in results)
-                append(conn, replace(audit, details={
+                append(tx.conn, replace(audit, details={
                     **audit.details, "ops": len(results), "by_status": dict(by_status)}),
                     now=received)
             return results
@@ -127,7 +128,8 @@ class Store:
         """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
 
-        def work(conn: Connection) -> OpResult:  # run again if it lost a race (PG)
+        def work(tx: Transaction) -> OpResult:  # run again if it lost a race (PG)
+            conn = tx.conn
             if expected_version is None:
                 row = conn.execute(sa.select(records).where(
                     records.c.collection == collection, records.c.id == record_id)).first()
@@ -141,7 +143,7 @@ class Store:
                 "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
                 "base_version": base,
             }
-            result = apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
+            result = apply_batch(tx, ctx, parse_changes([change]), received_at=now_ms(),
                                  expected_version=expected_version)[0]
             if audit is not None:
                 append(conn, _put_event(audit, result,
@@ -322,12 +324,12 @@ class Store:
         resolution and the scopes of the records concerned (nothing when it raises)."""
         now = now_ms()
 
-        def work(conn: Connection) -> dict[str, Any]:
-            resolved = resolve_conflict(conn, self.schema, self.clock,
+        def work(tx: Transaction) -> dict[str, Any]:
+            resolved = resolve_conflict(tx, self.schema, self.clock,
                                         self.max_clock_skew_ms, principal, conflict_id,
                                         request, now=now)
             if audit is not None:
-                append(conn, self._resolve_event(conn, audit, resolved), now=now)
+                append(tx.conn, self._resolve_event(tx.conn, audit, resolved), now=now)
             return resolved
 
         return self.db.transact(work)
@@ -361,7 +363,7 @@ class Store:
     def audit(self, event: AuditEvent) -> int:
         """Append ``event`` to the audit trail in a transaction of its own; returns its id.
         Raises BrokenChain when the chain's head was tampered with."""
-        return self.db.transact(lambda conn: append(conn, event, now=now_ms()))
+        return self.db.transact(lambda tx: append(tx.conn, event, now=now_ms()))
 
     def audit_head(self) -> ChainHead:
         """The chain's head as stored (raises BrokenChain when missing)."""

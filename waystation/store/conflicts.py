@@ -36,14 +36,14 @@ from waystation.core.errors import (
     WaystationError,
 )
 from waystation.core.hlc import Clock
-from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult, parse_changes
+from waystation.core.protocol import OpResult
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
     EXISTING_GONE,
     HeldOp,
     ResolveRequest,
     plan_resolution,
+    stamp_changes,
     stored_resolution,
 )
 from waystation.core.schema import Schema
@@ -235,14 +235,8 @@ def resolve_conflict(
     reviewer = Principal(principal.user_id, principal.username, principal.role,
                          principal.scopes, None)
     ctx = ApplyContext(schema, reviewer, clock, max_clock_skew_ms)
-    changes = [
-        {"op_id": uuid7(), "collection": row.collection, "record_id": c.record_id,
-         "op": c.op, "fields": c.fields, "hlc": str(clock.send()),
-         "base_version": c.base_version}
-        for c in plan
-    ]
-    results = (apply_batch(tx, ctx, parse_changes(changes), received_at=now) if changes
-               else [])
+    changes = stamp_changes(row.collection, plan, clock)
+    results = apply_batch(tx, ctx, changes, received_at=now) if changes else []
     for result in results:
         _raise_unless_applied(result)
     conn.execute(
@@ -251,13 +245,13 @@ def resolve_conflict(
         .values(status="resolved", resolution=stored_resolution(request),
                 resolved_by=principal.user_id, resolved_at=now)
     )
-    written = {c["record_id"] for c in changes}
+    written = {c.record_id for c in plan}
     _settle_flag(tx, row.collection, row.record_id, row.record_id in written, now)
     body = conflict_body(_find(conn, row.id, lock=False), sight)
     body["changes"] = [
-        {"collection": row.collection, "record_id": change["record_id"], "op": change["op"],
+        {"collection": row.collection, "record_id": planned.record_id, "op": planned.op,
          "version": result.get("version"), "seq": result.get("seq"), "hlc": result.get("hlc")}
-        for change, result in zip(changes, results, strict=True)
+        for planned, result in zip(plan, results, strict=True)
     ]
     return body
 

@@ -23,7 +23,7 @@ from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visib
 from waystation.core.audit import AuditEvent
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult, parse_changes
+from waystation.core.protocol import OpResult, make_change, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
@@ -138,12 +138,10 @@ class Store:
                 base = visible_version(principal, self.schema.get(collection), state)
             else:
                 base = expected_version
-            change = {
-                "op_id": uuid7(), "collection": collection, "record_id": record_id,
-                "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
-                "base_version": base,
-            }
-            result = apply_batch(tx, ctx, parse_changes([change]), received_at=now_ms(),
+            change = make_change(op_id=uuid7(), collection=collection, record_id=record_id,
+                                 op="upsert", fields=fields, hlc=str(self.clock.send()),
+                                 base_version=base)
+            result = apply_batch(tx, ctx, [change], received_at=now_ms(),
                                  expected_version=expected_version)[0]
             if audit is not None:
                 append(conn, _put_event(audit, result,

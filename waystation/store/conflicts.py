@@ -6,8 +6,9 @@ worker's scopes is reported as missing, as records are: its existence is itself
 information about a patient.
 
 A resolution is carried out as ordinary changes (core/resolution.py plans them) stamped
-with fresh server clocks and applied through the push path (``apply_batch``), so they get
-seqs, op-log rows and scope rows like any push, and every replica pulls them. The
+with fresh server clocks and applied through the push path (``plan_batch``; ``write_plan``
+once every one of them is applied), so they get seqs, op-log rows and scope rows like any
+push, and every replica pulls them. The
 conflict's row flips to ``resolved`` in the same transaction; when the record's last open
 ``MANUAL_REVIEW`` conflict closes, its ``conflict`` flag clears and the record gets a new
 seq (if the resolution did not already give it one) so the cleared flag travels too.
@@ -49,10 +50,11 @@ from waystation.core.resolution import (
 from waystation.core.schema import Schema
 from waystation.core.timefmt import rfc3339
 from waystation.store.codec import state_from_row
-from waystation.store.push import apply_batch
+from waystation.store.push import plan_batch
 from waystation.store.sequence import allocate_seqs
 from waystation.store.tables import conflicts, record_scopes, records
 from waystation.store.transaction import Transaction
+from waystation.store.write_plan import write_plan
 
 REVIEWER_ROLES = frozenset({"admin", "health_worker"})
 _SCAN = 500
@@ -236,9 +238,12 @@ def resolve_conflict(
                          principal.scopes, None)
     ctx = ApplyContext(schema, reviewer, clock, max_clock_skew_ms)
     changes = stamp_changes(row.collection, plan, clock)
-    results = apply_batch(tx, ctx, changes, received_at=now) if changes else []
-    for result in results:
-        _raise_unless_applied(result)
+    results: list[OpResult] = []
+    if changes:
+        batch = plan_batch(conn, ctx, changes, received_at=now)
+        for answer in batch.results_before_seqs():
+            _raise_unless_applied(answer)
+        results = write_plan(tx, batch)
     conn.execute(
         sa.update(conflicts)
         .where(conflicts.c.id == row.id, conflicts.c.status == "open")

@@ -52,12 +52,13 @@ from waystation.store.conflicts import (
 from waystation.store.database import Database
 from waystation.store.migrate import upgrade
 from waystation.store.pull import Cursor, Page, changes_since
-from waystation.store.push import apply_batch
+from waystation.store.push import plan_batch
 from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
 from waystation.store.stats import sync_stats
 from waystation.store.tables import conflicts, records
 from waystation.store.transaction import Transaction
+from waystation.store.write_plan import write_plan
 
 PULL_TOUCH_INTERVAL_MS = 60_000
 
@@ -104,7 +105,7 @@ class Store:
         parsed = parse_changes(changes)  # before the write transaction: it needs no lock
 
         def work(tx: Transaction) -> list[OpResult]:  # run again if it lost a race (PG)
-            results = apply_batch(tx, ctx, parsed, received_at=received)
+            results = write_plan(tx, plan_batch(tx.conn, ctx, parsed, received_at=received))
             if principal.device_id:
                 accounts.touch_device(tx.conn, principal.device_id, pushed_at=received)
             if audit is not None:  # last: the trail's head is the last lock taken
@@ -141,8 +142,9 @@ class Store:
             change = make_change(op_id=uuid7(), collection=collection, record_id=record_id,
                                  op="upsert", fields=fields, hlc=str(self.clock.send()),
                                  base_version=base)
-            result = apply_batch(tx, ctx, [change], received_at=now_ms(),
-                                 expected_version=expected_version)[0]
+            plan = plan_batch(conn, ctx, [change], received_at=now_ms(),
+                              expected_version=expected_version)
+            result = write_plan(tx, plan)[0]
             if audit is not None:
                 append(conn, _put_event(audit, result,
                                         stored_scopes(conn, collection, [record_id])),

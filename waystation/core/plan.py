@@ -26,7 +26,7 @@ class Answer:
     ``result`` is complete but for its seq. An applied op reports the seq of ``seq_of``:
     the new seq when the batch writes that record, else ``stored_seq`` (the record's seq
     as read; None when it has none). A re-send of an op first seen in the same batch
-    (``repeats``: that op's answer index) repeats that answer once it has its seq.
+    (``repeats``: that op's answer index) reports the seq that answer gets, if any.
     """
 
     result: OpResult
@@ -103,18 +103,3 @@ class BatchPlan:
         """The answers as they stand before writing (no seqs): enough to know each op's
         status and error."""
         return [answer.result for answer in self.answers]
-
-
-def echo_of(op_id: str, first: OpResult) -> OpResult:
-    """What a re-send is told: ``duplicate`` for an applied op, else the same verdict.
-
-    A duplicate repeats the first outcome's version, seq, effective clock, ``restamped`` and
-    ``superseded``: a device whose ack was lost must still adopt a re-stamped clock.
-    """
-    if first["status"] not in ("applied", "duplicate"):
-        return {**first, "op_id": op_id, "duplicate": True}
-    result: OpResult = {"op_id": op_id, "status": "duplicate"}
-    for name in ("version", "seq", "hlc", "restamped", "superseded"):
-        if name in first:
-            result[name] = first[name]
-    return result

@@ -22,7 +22,6 @@ from waystation.core.plan import (
     LogEntry,
     RecordKey,
     RecordWrite,
-    echo_of,
 )
 from waystation.core.protocol import Change, OpResult
 from waystation.core.record import RecordState
@@ -216,6 +215,21 @@ class PlanBuilder:
                 self._batch_keys[slot] = None  # released (re-claimed just below if kept)
         for name, value in live_keys(spec, state).items():
             self._batch_keys[(state.collection, name, value)] = state.id
+
+
+def echo_of(op_id: str, first: OpResult) -> OpResult:
+    """What a re-send is told: ``duplicate`` for an applied op, else the same verdict.
+
+    A duplicate repeats the first outcome's version, seq, effective clock, ``restamped`` and
+    ``superseded``: a device whose ack was lost must still adopt a re-stamped clock.
+    """
+    if first["status"] not in ("applied", "duplicate"):
+        return {**first, "op_id": op_id, "duplicate": True}
+    result: OpResult = {"op_id": op_id, "status": "duplicate"}
+    for name in ("version", "seq", "hlc", "restamped", "superseded"):
+        if name in first:
+            result[name] = first[name]
+    return result
 
 
 def rejected(op_id: str | None, error: WaystationError) -> OpResult:

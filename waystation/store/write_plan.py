@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from waystation.core.plan import BatchPlan, LogEntry, RecordKey, echo_of
+from waystation.core.plan import BatchPlan, LogEntry, RecordKey
 from waystation.core.protocol import OpResult
 from waystation.store import bulk
 from waystation.store.codec import dumps
@@ -119,18 +119,18 @@ def write_plan(tx: Transaction, plan: BatchPlan) -> list[OpResult]:
 
 def _answers(plan: BatchPlan, new_seqs: dict[RecordKey, int]) -> list[OpResult]:
     """Each answer with its seq: an applied op reports its record's new seq (or the seq it
-    had, when the batch did not write it); a re-send in the same batch repeats its first
-    answer, seq included."""
+    had, when the batch did not write it); a re-send in the same batch reports the seq of
+    the answer it repeats."""
     results: list[OpResult] = []
+    given: list[int | None] = []
     for answer in plan.answers:
-        result = answer.result
+        seq: int | None = None
         if answer.repeats is not None:
-            result = {**result, **echo_of(result["op_id"] or "", results[answer.repeats])}
+            seq = given[answer.repeats]
         elif answer.seq_of is not None:
             seq = new_seqs.get(answer.seq_of, answer.stored_seq)
-            if seq is not None:
-                result = {**result, "seq": str(seq)}
-        results.append(result)
+        given.append(seq)
+        results.append(answer.result if seq is None else {**answer.result, "seq": str(seq)})
     return results
 
 

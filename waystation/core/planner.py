@@ -43,9 +43,11 @@ class Earlier:
 
 @dataclass(slots=True)
 class _Touched:
-    state: RecordState  # its newest state
     existed: bool  # it existed before the batch
     old_keys: dict[str, str]  # the unique keys it held before the batch
+    state: RecordState  # its newest state ...
+    deleted: bool  # ... whether that state is deleted
+    keys: dict[str, str]  # ... and the unique keys it holds
 
 
 class PlanBuilder:
@@ -57,6 +59,7 @@ class PlanBuilder:
                  stored_seqs: Mapping[RecordKey, int]) -> None:
         self.ctx = ctx
         self.received_at = received_at
+        self._collections = ctx.schema.collections
         self._states = dict(states)
         self._stored = frozenset(states)
         self._stored_seqs = stored_seqs
@@ -66,7 +69,7 @@ class PlanBuilder:
         self._touched: dict[RecordKey, _Touched] = {}
         # unique keys claimed or released within this batch: slot -> record id, or None
         self._batch_keys: dict[KeySlot, str | None] = {}
-        self._seen: dict[str, Earlier] = {}
+        self._seen: dict[str, int] = {}  # op id -> its answer's index
 
     # -- what later ops of the batch see ------------------------------------------------
 
@@ -76,7 +79,10 @@ class PlanBuilder:
 
     def seen(self, op_id: str) -> Earlier | None:
         """The outcome of ``op_id`` when an earlier op of this batch had it."""
-        return self._seen.get(op_id)
+        index = self._seen.get(op_id)
+        if index is None:
+            return None
+        return Earlier(self.ctx.principal.user_id, self._answers[index].result, index)
 
     @property
     def batch_keys(self) -> Mapping[KeySlot, str | None]:
@@ -130,31 +136,24 @@ class PlanBuilder:
             if verdict.superseded:
                 result["superseded"] = verdict.superseded
             if verdict.changed:
-                self._touch(self.ctx.schema.collections[op.collection], before, verdict.state)
+                self._touch(self._collections[op.collection], before, verdict.state)
             answer = Answer(result, seq_of=key, stored_seq=self._stored_seqs.get(key))
         self._answers.append(answer)
         self._log.append(LogEntry(op, verdict.hlc, index, False))
         if after is not None and (verdict.changed or verdict.status == "conflict"):
             self._states[key] = after
-        self._seen[op.op_id] = Earlier(self.ctx.principal.user_id, answer.result, index)
+        self._seen[op.op_id] = index
 
     def finish(self) -> BatchPlan:
         """The plan of everything recorded."""
-        collections = self.ctx.schema.collections
-        records = []
-        for key, touched in self._touched.items():
-            state = touched.state
-            spec = collections[state.collection]
-            deleted = state.is_deleted(spec.counters)
-            records.append(RecordWrite(
-                state=state,
-                stored=key in self._stored,
-                deleted=deleted,
-                scopes=spec.scopes_of(state.id, state.fields),
-                replace_scopes=touched.existed,
-                unique_keys={} if deleted else spec.unique_keys_of(state.fields),
-                old_keys=touched.old_keys,
-            ))
+        collections = self._collections
+        stored = self._stored
+        records = [
+            RecordWrite(t.state, key in stored, t.deleted,
+                        collections[key[0]].scopes_of(key[1], t.state.fields), t.existed,
+                        t.keys, t.old_keys)
+            for key, t in self._touched.items()
+        ]
         principal = self.ctx.principal
         return BatchPlan(
             user_id=principal.user_id,
@@ -184,7 +183,7 @@ class PlanBuilder:
         if draft.code == "MANUAL_REVIEW" and after is not None and not after.conflict:
             after = after.copy()
             after.conflict = True
-            self._touch(self.ctx.schema.collections[op.collection], before, after)
+            self._touch(self._collections[op.collection], before, after)
         result: OpResult = {
             "op_id": op.op_id,
             "status": "conflict",
@@ -203,17 +202,20 @@ class PlanBuilder:
     def _touch(self, spec: CollectionSpec, before: RecordState | None,
                state: RecordState) -> None:
         key = (state.collection, state.id)
+        released = live_keys(spec, before)
+        deleted = state.is_deleted(spec.counters)
+        keys = {} if deleted or not state.exists else spec.unique_keys_of(state.fields)
         entry = self._touched.get(key)
         if entry is None:
-            entry = _Touched(state, before is not None and before.exists,
-                             live_keys(spec, before))
-            self._touched[key] = entry
-        entry.state = state
-        for name, value in live_keys(spec, before).items():
+            self._touched[key] = _Touched(before is not None and before.exists, released,
+                                          state, deleted, keys)
+        else:
+            entry.state, entry.deleted, entry.keys = state, deleted, keys
+        for name, value in released.items():
             slot = (state.collection, name, value)
             if self._batch_keys.get(slot, state.id) == state.id:
                 self._batch_keys[slot] = None  # released (re-claimed just below if kept)
-        for name, value in live_keys(spec, state).items():
+        for name, value in keys.items():
             self._batch_keys[(state.collection, name, value)] = state.id
 
 

@@ -227,6 +227,12 @@ def test_records_endpoint_errors(nurse: SyncApi, facility: str,
            "VALIDATION_ERROR")
     _error(nurse.http.put(f"/v1/records/patients/{pid}", json={"fields": {}},
                           headers={"If-Match": "yesterday"}), 400, "VALIDATION_ERROR")
+    # a PUT is held to a pushed op's rules: an id or fields a push would refuse
+    bad_id = nurse.http.put(f"/v1/records/patients/{'r' * 129}",
+                            json={"fields": {"name": "A", "facility_id": facility}})
+    assert _error(bad_id, 400, "VALIDATION_ERROR")["details"] == {"field": "record_id"}
+    too_big = nurse.http.put(f"/v1/records/patients/{pid}", json={"fields": {"phone": 2**60}})
+    assert _error(too_big, 400, "VALIDATION_ERROR")["details"] == {"field": "fields.phone"}
     _error(nurse.http.get(f"/v1/records/patients/{uuid7()}"), 404, "NOT_FOUND")
     _error(nurse.http.get(f"/v1/records/vaccinations/{pid}"), 404, "NOT_FOUND")
     stranger = make_device("health_worker", ("facility:f-elsewhere",))

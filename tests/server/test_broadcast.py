@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from waystation.server.broadcast import Broadcaster, Heard
-from waystation.store.notify import ANYTHING, MAX_PAYLOAD, ChangeNotice, Deliver
+from waystation.store.notice import ANYTHING, MAX_PAYLOAD, ChangeNotice, Deliver
 
 
 class ManualSource:

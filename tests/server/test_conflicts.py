@@ -45,6 +45,13 @@ class Clinic:
         return held
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 def resolve(api: SyncApi, conflict_id: str, **body: Any) -> Any:
     return api.http.post(f"/v1/conflicts/{conflict_id}/resolve", json=body)
 
@@ -165,6 +172,8 @@ def test_a_merge_needs_fields_the_schema_accepts_and_a_bad_one_changes_nothing(
     for body, field in (
         ({"resolution": "merge"}, "fields"),
         ({"resolution": "merge", "fields": {"duration_days": 0}}, "fields.duration_days"),
+        # refused as a pushed op's fields would be: nested too deep, wherever
+        ({"resolution": "merge", "fields": {"dose": _nested(40)}}, "fields.dose" + ".a" * 7),
         ({"resolution": "merge", "fields": {"dose": "x"}, "target": "existing"}, "target"),
         ({"resolution": "client_wins", "fields": {"dose": "x"}}, "fields"),
         ({"resolution": "coin_toss"}, "resolution"),

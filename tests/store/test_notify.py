@@ -15,8 +15,10 @@ from tests.store.conftest import ADMIN
 from tests.store.test_store import patients, upsert
 from waystation.core.schema import health_schema
 from waystation.store import Store, open_store
-from waystation.store.notify import ANYTHING, ChangeNotice, NoticeSource, source_for
+from waystation.store.notice import ANYTHING, ChangeNotice
+from waystation.store.notify import NoticeSource, source_for
 from waystation.store.sequence import allocate_seqs
+from waystation.store.transaction import Transaction
 
 
 @pytest.fixture
@@ -43,9 +45,13 @@ def test_a_commit_announces_its_newest_seq_collections_and_scopes(
     assert notice.scopes is not None
     assert {"facility:f-1", "patient:p-9"} <= notice.scopes
     store.push(ADMIN, [])  # nothing changed: nothing to announce
-    with pytest.raises(RuntimeError), store.db.write() as conn:
-        allocate_seqs(conn, 1)
+
+    def refused(tx: Transaction) -> None:
+        allocate_seqs(tx, 1)
         raise RuntimeError("rolled back: nothing to announce")
+
+    with pytest.raises(RuntimeError):
+        store.db.transact(refused)
     with pytest.raises(queue.Empty):
         heard.get(timeout=0.5)
 

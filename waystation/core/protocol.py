@@ -108,6 +108,19 @@ def parse_changes(raws: Sequence[Any]) -> list[Change | BadChange]:
     return parsed
 
 
+def make_change(*, op_id: str, collection: str, record_id: str, op: OpKind,
+                fields: dict[str, Any], hlc: str, base_version: int) -> Change | BadChange:
+    """A change the server makes itself (``PUT /v1/records``, a conflict's resolution),
+    built from its values and held to the rules of a pushed op: an id or fields that a push
+    would refuse make a BadChange carrying the same error as the push's answer."""
+    try:
+        change = Change(op_id=op_id, collection=collection, record_id=record_id, op=op,
+                        fields=fields, hlc=hlc, base_version=base_version)
+    except PydanticValidationError as exc:
+        return BadChange(op_id, describe_pydantic_error(exc))
+    return _shaped(change)
+
+
 def _shaped(change: Change) -> Change | BadChange:
     if change.fields:
         try:

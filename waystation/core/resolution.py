@@ -26,13 +26,17 @@ it, nothing is written; the record still gets a new seq when its conflict flag c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from waystation.core.errors import ValidationError
+from waystation.core.hlc import Clock
+from waystation.core.ids import uuid7
 from waystation.core.merge import DELETED
+from waystation.core.protocol import BadChange, Change, make_change
 from waystation.core.record import RecordState
 
 # One answer whether the record holding the key was deleted or is outside the reviewer's
@@ -122,6 +126,18 @@ def plan_resolution(
         assert held.existing_id is not None
         return [*_reassert(held, record, counters), _upsert(held.existing_id, merged, existing)]
     return [_upsert(held.record_id, merged, record)]
+
+
+def stamp_changes(collection: str, planned: Sequence[PlannedChange], clock: Clock
+                  ) -> list[Change | BadChange]:
+    """The planned changes as ops for the push path: each with a fresh op id and a fresh
+    clock of the server's, in order. Fields a push would refuse (a merge's ``fields`` nested
+    too deep, say) make a BadChange, which the push path rejects."""
+    return [
+        make_change(op_id=uuid7(), collection=collection, record_id=c.record_id, op=c.op,
+                    fields=c.fields, hlc=str(clock.send()), base_version=c.base_version)
+        for c in planned
+    ]
 
 
 def _check_shape(held: HeldOp, request: ResolveRequest) -> None:

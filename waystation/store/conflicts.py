@@ -6,8 +6,9 @@ worker's scopes is reported as missing, as records are: its existence is itself
 information about a patient.
 
 A resolution is carried out as ordinary changes (core/resolution.py plans them) stamped
-with fresh server clocks and applied through the push path (``apply_batch``), so they get
-seqs, op-log rows and scope rows like any push, and every replica pulls them. The
+with fresh server clocks and applied through the push path (``plan_batch``; ``write_plan``
+once every one of them is applied), so they get seqs, op-log rows and scope rows like any
+push, and every replica pulls them. The
 conflict's row flips to ``resolved`` in the same transaction; when the record's last open
 ``MANUAL_REVIEW`` conflict closes, its ``conflict`` flag clears and the record gets a new
 seq (if the resolution did not already give it one) so the cleared flag travels too.
@@ -36,23 +37,24 @@ from waystation.core.errors import (
     WaystationError,
 )
 from waystation.core.hlc import Clock
-from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult, parse_changes
+from waystation.core.protocol import OpResult
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
     EXISTING_GONE,
     HeldOp,
     ResolveRequest,
     plan_resolution,
+    stamp_changes,
     stored_resolution,
 )
 from waystation.core.schema import Schema
 from waystation.core.timefmt import rfc3339
-from waystation.store import notify
 from waystation.store.codec import state_from_row
-from waystation.store.push import apply_batch
+from waystation.store.push import plan_batch
 from waystation.store.sequence import allocate_seqs
 from waystation.store.tables import conflicts, record_scopes, records
+from waystation.store.transaction import Transaction
+from waystation.store.write_plan import write_plan
 
 REVIEWER_ROLES = frozenset({"admin", "health_worker"})
 _SCAN = 500
@@ -177,7 +179,7 @@ def get_conflict(
 
 
 def resolve_conflict(
-    conn: Connection,
+    tx: Transaction,
     schema: Schema,
     clock: Clock,
     max_clock_skew_ms: int,
@@ -195,6 +197,7 @@ def resolve_conflict(
     the schema refuses) and UniqueViolation (the resolution would take a key another live
     record holds). Nothing is written when it raises.
     """
+    conn = tx.conn
     require_reviewer(principal)
     lock = not conn.dialect.name.startswith("sqlite")
     row = _find(conn, conflict_id, lock=lock)
@@ -234,29 +237,26 @@ def resolve_conflict(
     reviewer = Principal(principal.user_id, principal.username, principal.role,
                          principal.scopes, None)
     ctx = ApplyContext(schema, reviewer, clock, max_clock_skew_ms)
-    changes = [
-        {"op_id": uuid7(), "collection": row.collection, "record_id": c.record_id,
-         "op": c.op, "fields": c.fields, "hlc": str(clock.send()),
-         "base_version": c.base_version}
-        for c in plan
-    ]
-    results = (apply_batch(conn, ctx, parse_changes(changes), received_at=now) if changes
-               else [])
-    for result in results:
-        _raise_unless_applied(result)
+    changes = stamp_changes(row.collection, plan, clock)
+    results: list[OpResult] = []
+    if changes:
+        batch = plan_batch(conn, ctx, changes, received_at=now)
+        for answer in batch.results_before_seqs():
+            _raise_unless_applied(answer)
+        results = write_plan(tx, batch)
     conn.execute(
         sa.update(conflicts)
         .where(conflicts.c.id == row.id, conflicts.c.status == "open")
         .values(status="resolved", resolution=stored_resolution(request),
                 resolved_by=principal.user_id, resolved_at=now)
     )
-    written = {c["record_id"] for c in changes}
-    _settle_flag(conn, row.collection, row.record_id, row.record_id in written, now)
+    written = {c.record_id for c in plan}
+    _settle_flag(tx, row.collection, row.record_id, row.record_id in written, now)
     body = conflict_body(_find(conn, row.id, lock=False), sight)
     body["changes"] = [
-        {"collection": row.collection, "record_id": change["record_id"], "op": change["op"],
+        {"collection": row.collection, "record_id": planned.record_id, "op": planned.op,
          "version": result.get("version"), "seq": result.get("seq"), "hlc": result.get("hlc")}
-        for change, result in zip(changes, results, strict=True)
+        for planned, result in zip(plan, results, strict=True)
     ]
     return body
 
@@ -363,10 +363,11 @@ def _record_fields(conn: Connection, keys: list[tuple[str, str]]
     return found
 
 
-def _settle_flag(conn: Connection, collection: str, record_id: str, written: bool,
+def _settle_flag(tx: Transaction, collection: str, record_id: str, written: bool,
                  now: int) -> None:
     """Clear the record's ``conflict`` flag once no MANUAL_REVIEW conflict of it is open;
     give it a new seq unless the resolution just wrote it (so the change travels)."""
+    conn = tx.conn
     still_open = conn.execute(
         sa.select(sa.func.count()).select_from(conflicts).where(
             conflicts.c.collection == collection, conflicts.c.record_id == record_id,
@@ -387,8 +388,8 @@ def _settle_flag(conn: Connection, collection: str, record_id: str, written: boo
     scope_rows = (record_scopes.c.collection == collection,
                   record_scopes.c.record_id == record_id)
     scopes = set(conn.execute(sa.select(record_scopes.c.scope).where(*scope_rows)).scalars())
-    seq = allocate_seqs(conn, 1)[0]  # reads done: it serialises writers until commit
-    notify.note_changes(conn, {collection}, scopes)
+    seq = allocate_seqs(tx, 1)[0]  # reads done: it serialises writers until commit
+    tx.notes.note_changes({collection}, scopes)
     conn.execute(sa.update(records).where(*where).values(conflict=False, seq=seq,
                                                           updated_at=now))
     conn.execute(sa.update(record_scopes).where(*scope_rows).values(seq=seq))

@@ -1,9 +1,9 @@
 """The engine and its transactions: SQLite pragmas, one writer, explicit BEGIN IMMEDIATE.
 
 SQLite: WAL with ``synchronous=FULL`` so an acknowledged write survives a power cut; every
-write transaction starts with ``BEGIN IMMEDIATE`` (taking the write lock up front, so two
-writers never deadlock upgrading a read lock), and writes inside one process go through a
-lock (SQLite has one writer anyway; queueing in Python is cheaper than busy-waiting).
+write transaction starts with ``BEGIN IMMEDIATE`` under a lock of the process
+(``store/transaction.py``), and write work that arrives together shares one COMMIT
+(``store/group_commit.py``).
 
 PostgreSQL (psycopg 3): a pool of connections per process; writes run in READ COMMITTED
 (a ``SELECT ... FOR UPDATE`` that waited for another writer then sees its committed row),
@@ -14,7 +14,9 @@ same op id. The loser hits a real unique index; ``transact()`` rolls it back and
 again, and the second run sees the winner's row (see ``store/push.py``). The ordering of
 the change sequence is handled where it is allocated (``store/sequence.py``).
 
-Both engines announce the changes a write transaction made (``store/notify.py``).
+Both engines announce the changes a write transaction made: the work of ``transact`` notes
+them on the ``Transaction`` it is handed, and the notice is published at commit
+(``store/transaction.py``, ``store/publish.py``).
 
 A new SQLite database file is created readable by its owner only (it holds every record and
 the token signing key); SQLite gives its WAL and SHM files the same mode.
@@ -30,7 +32,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,8 +41,9 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
-from waystation.store import notify
 from waystation.store.group_commit import GroupCommit
+from waystation.store.publish import LocalListeners
+from waystation.store.transaction import Transaction, begin_postgres, begin_sqlite
 
 log = logging.getLogger("waystation.store")
 T = TypeVar("T")
@@ -73,8 +77,8 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.Lock()
-        self._notice_listeners: list[notify.Deliver] = []
-        self._group_commit = GroupCommit(self.write)
+        # SQLite: who in this process hears of its commits (store/notify.py, LocalSource)
+        self.listeners = LocalListeners()
         # Write transactions run again after a lost race, by SQLSTATE (observability).
         self.lost_races: Counter[str] = Counter()
         if self.is_sqlite:
@@ -91,44 +95,25 @@ class Database:
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                 isolation_level="READ COMMITTED",
             )
+        # Opens a write transaction (store/transaction.py): a function of the engine, so
+        # that the group commit (SQLite) is handed how to begin and nothing of Database.
+        self._begin: Callable[[], AbstractContextManager[Transaction]] = (
+            partial(begin_sqlite, self.engine, self._write_lock, self.listeners)
+            if self.is_sqlite else partial(begin_postgres, self.engine))
+        self._group_commit = GroupCommit(self._begin)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception.
+        """A write transaction for what is no change to records (accounts, settings,
+        migrations): committed on success, rolled back on any exception. It announces
+        nothing; changes to records go through ``transact``, whose work notes them."""
+        with self._begin() as tx:
+            yield tx.conn
 
-        Changes it allocated seqs for are announced: on PostgreSQL inside the transaction
-        (delivered at commit), on SQLite to this process's listeners right after commit.
-        """
-        if self.is_sqlite:
-            with self._write_lock, self.engine.connect() as conn:
-                notify.reset(conn)
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.rollback()
-                    notify.reset(conn)
-                    raise
-                conn.commit()
-                notice = notify.take(conn)
-                if notice is not None:  # still under the lock: listeners hear commit order
-                    for listener in list(self._notice_listeners):
-                        listener(notice)
-        else:
-            with self.engine.begin() as conn:
-                notify.reset(conn)
-                try:
-                    yield conn
-                except BaseException:
-                    notify.reset(conn)
-                    raise
-                notice = notify.take(conn)
-                if notice is not None:
-                    notify.send_before_commit(conn, notice)
-
-    def transact(self, work: Callable[[Connection], T], *,
+    def transact(self, work: Callable[[Transaction], T], *,
                  attempts: int = WRITE_ATTEMPTS) -> T:
-        """Run ``work`` in a write transaction; on SQLite, perhaps one shared with other
+        """Run ``work`` in a write transaction; the changes it notes on the ``Transaction``
+        are announced once committed. On SQLite, perhaps one shared with other
         callers' work (``store/group_commit.py``); on PostgreSQL, run it again (up to
         ``attempts`` times in all) when it lost a race to a concurrent writer (a unique
         index, a deadlock or a serialization failure). ``work`` must have no effects outside
@@ -142,8 +127,8 @@ class Database:
         while True:
             attempt += 1
             try:
-                with self.write() as conn:
-                    return work(conn)
+                with self._begin() as tx:
+                    return work(tx)
             except exc.DBAPIError as error:
                 if self.is_sqlite or attempt >= attempts or not _lost_race(error):
                     raise
@@ -165,15 +150,6 @@ class Database:
                 yield conn
             finally:
                 conn.rollback()
-
-    def add_notice_listener(self, listener: notify.Deliver) -> None:
-        """SQLite: call ``listener`` with the notice of every write committed by this
-        process (on the writer's thread, in commit order)."""
-        self._notice_listeners.append(listener)
-
-    def remove_notice_listener(self, listener: notify.Deliver) -> None:
-        if listener in self._notice_listeners:
-            self._notice_listeners.remove(listener)
 
     def dispose(self) -> None:
         self.engine.dispose()

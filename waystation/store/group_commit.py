@@ -20,9 +20,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.engine import Connection
-
-from waystation.store import notify
+from waystation.store.transaction import Transaction
 
 T = TypeVar("T")
 MAX_GROUP = 32
@@ -31,7 +29,7 @@ MAX_GROUP = 32
 class _Job(Generic[T]):
     __slots__ = ("error", "event", "finished", "lead", "result", "work")
 
-    def __init__(self, work: Callable[[Connection], T]) -> None:
+    def __init__(self, work: Callable[[Transaction], T]) -> None:
         self.work = work
         self.event = threading.Event()  # set when finished, or when promoted to lead
         self.lead = False
@@ -41,9 +39,10 @@ class _Job(Generic[T]):
 
 
 class GroupCommit:
-    """Runs write work in shared transactions opened by ``begin`` (``Database.write``)."""
+    """Runs write work in shared transactions, each opened by calling ``begin``
+    (``store/transaction.py``, ``begin_sqlite``)."""
 
-    def __init__(self, begin: Callable[[], AbstractContextManager[Connection]]) -> None:
+    def __init__(self, begin: Callable[[], AbstractContextManager[Transaction]]) -> None:
         self._begin = begin
         self._lock = threading.Lock()
         self._queue: list[_Job[Any]] = []
@@ -51,7 +50,7 @@ class GroupCommit:
         self.groups = 0  # transactions committed (observability: jobs / groups = group size)
         self.jobs = 0
 
-    def run(self, work: Callable[[Connection], T]) -> T:
+    def run(self, work: Callable[[Transaction], T]) -> T:
         """Run ``work`` in a write transaction (perhaps shared); its result once committed."""
         job: _Job[T] = _Job(work)
         with self._lock:
@@ -87,9 +86,9 @@ class GroupCommit:
 
     def _run_group(self, group: list[_Job[Any]]) -> None:
         try:
-            with self._begin() as conn:
+            with self._begin() as tx:
                 for job in group:
-                    _run_in_savepoint(conn, job)
+                    _run_in_savepoint(tx, job)
         except BaseException as error:  # the COMMIT (or BEGIN) failed: nothing was written
             for job in group:
                 job.result, job.error = None, error
@@ -99,15 +98,15 @@ class GroupCommit:
         self.jobs += len(group)
 
 
-def _run_in_savepoint(conn: Connection, job: _Job[Any]) -> None:
-    saved = notify.save(conn)
-    conn.exec_driver_sql("SAVEPOINT job")
+def _run_in_savepoint(tx: Transaction, job: _Job[Any]) -> None:
+    saved = tx.notes.copy()
+    tx.conn.exec_driver_sql("SAVEPOINT job")
     try:
-        job.result = job.work(conn)
+        job.result = job.work(tx)
     except Exception as error:
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT job")
-        conn.exec_driver_sql("RELEASE SAVEPOINT job")
-        notify.restore(conn, saved)  # its changes are gone, so is their notice
+        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT job")
+        tx.conn.exec_driver_sql("RELEASE SAVEPOINT job")
+        tx.notes = saved  # its changes are gone, so is their notice
         job.error = error
         return
-    conn.exec_driver_sql("RELEASE SAVEPOINT job")
+    tx.conn.exec_driver_sql("RELEASE SAVEPOINT job")

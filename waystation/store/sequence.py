@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from waystation.core.hlc import HLC
-from waystation.store import notify
 from waystation.store.tables import counters, meta
+from waystation.store.transaction import Transaction
 
 _BUMP = sa.text("UPDATE counters SET value = value + :n WHERE name = :name RETURNING value")
 _INSERT_META = sa.text("INSERT INTO meta (key, value) VALUES (:key, :value)"
@@ -45,14 +45,15 @@ naive_allocation = os.environ.get("WAYSTATION_UNSAFE_NAIVE_SEQ") == "1"
 _warned = False
 
 
-def allocate_seqs(conn: Connection, n: int) -> range:
+def allocate_seqs(tx: Transaction, n: int) -> range:
     """Reserve ``n`` consecutive seqs; call it once all reads are done (it serialises
     writers until commit). The transaction's change notice will name them."""
+    conn = tx.conn
     if naive_allocation and conn.dialect.name == "postgresql":
         top = _allocate_committed_at_once(conn, n)
     else:
         top = conn.execute(_BUMP, {"n": n, "name": "seq"}).scalar_one()
-    notify.note_seq(conn, top)
+    tx.notes.note_seqs(top)
     return range(top - n + 1, top + 1)
 
 

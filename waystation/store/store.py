@@ -23,7 +23,7 @@ from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visib
 from waystation.core.audit import AuditEvent
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
-from waystation.core.protocol import OpResult, parse_changes
+from waystation.core.protocol import OpResult, make_change, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
@@ -52,11 +52,13 @@ from waystation.store.conflicts import (
 from waystation.store.database import Database
 from waystation.store.migrate import upgrade
 from waystation.store.pull import Cursor, Page, changes_since
-from waystation.store.push import apply_batch
+from waystation.store.push import plan_batch
 from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
 from waystation.store.stats import sync_stats
 from waystation.store.tables import conflicts, records
+from waystation.store.transaction import Transaction
+from waystation.store.write_plan import write_plan
 
 PULL_TOUCH_INTERVAL_MS = 60_000
 
@@ -102,13 +104,13 @@ class Store:
         received = now_ms()
         parsed = parse_changes(changes)  # before the write transaction: it needs no lock
 
-        def work(conn: Connection) -> list[OpResult]:  # run again if it lost a race (PG)
-            results = apply_batch(conn, ctx, parsed, received_at=received)
+        def work(tx: Transaction) -> list[OpResult]:  # run again if it lost a race (PG)
+            results = write_plan(tx, plan_batch(tx.conn, ctx, parsed, received_at=received))
             if principal.device_id:
-                accounts.touch_device(conn, principal.device_id, pushed_at=received)
+                accounts.touch_device(tx.conn, principal.device_id, pushed_at=received)
             if audit is not None:  # last: the trail's head is the last lock taken
                 by_status = Counter(result["status"] for result in results)
-                append(conn, replace(audit, details={
+                append(tx.conn, replace(audit, details={
                     **audit.details, "ops": len(results), "by_status": dict(by_status)}),
                     now=received)
             return results
@@ -127,7 +129,8 @@ class Store:
         """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
 
-        def work(conn: Connection) -> OpResult:  # run again if it lost a race (PG)
+        def work(tx: Transaction) -> OpResult:  # run again if it lost a race (PG)
+            conn = tx.conn
             if expected_version is None:
                 row = conn.execute(sa.select(records).where(
                     records.c.collection == collection, records.c.id == record_id)).first()
@@ -136,13 +139,12 @@ class Store:
                 base = visible_version(principal, self.schema.get(collection), state)
             else:
                 base = expected_version
-            change = {
-                "op_id": uuid7(), "collection": collection, "record_id": record_id,
-                "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
-                "base_version": base,
-            }
-            result = apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
-                                 expected_version=expected_version)[0]
+            change = make_change(op_id=uuid7(), collection=collection, record_id=record_id,
+                                 op="upsert", fields=fields, hlc=str(self.clock.send()),
+                                 base_version=base)
+            plan = plan_batch(conn, ctx, [change], received_at=now_ms(),
+                              expected_version=expected_version)
+            result = write_plan(tx, plan)[0]
             if audit is not None:
                 append(conn, _put_event(audit, result,
                                         stored_scopes(conn, collection, [record_id])),
@@ -322,12 +324,12 @@ class Store:
         resolution and the scopes of the records concerned (nothing when it raises)."""
         now = now_ms()
 
-        def work(conn: Connection) -> dict[str, Any]:
-            resolved = resolve_conflict(conn, self.schema, self.clock,
+        def work(tx: Transaction) -> dict[str, Any]:
+            resolved = resolve_conflict(tx, self.schema, self.clock,
                                         self.max_clock_skew_ms, principal, conflict_id,
                                         request, now=now)
             if audit is not None:
-                append(conn, self._resolve_event(conn, audit, resolved), now=now)
+                append(tx.conn, self._resolve_event(tx.conn, audit, resolved), now=now)
             return resolved
 
         return self.db.transact(work)
@@ -361,7 +363,7 @@ class Store:
     def audit(self, event: AuditEvent) -> int:
         """Append ``event`` to the audit trail in a transaction of its own; returns its id.
         Raises BrokenChain when the chain's head was tampered with."""
-        return self.db.transact(lambda conn: append(conn, event, now=now_ms()))
+        return self.db.transact(lambda tx: append(tx.conn, event, now=now_ms()))
 
     def audit_head(self) -> ChainHead:
         """The chain's head as stored (raises BrokenChain when missing)."""

@@ -16,6 +16,7 @@ from waystation.server.maintenance import lifespan
 from waystation.server.responses import GZIP_MIN_SIZE
 from waystation.server.routes import auth, conflicts, events, health, records, stats, sync
 from waystation.server.settings import Settings
+from waystation.server.static import mount_web
 from waystation.store import Store
 from waystation.store.notify import source_for
 
@@ -41,6 +42,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
     for module in (health, auth, sync, events, records, conflicts, stats):
         app.include_router(module.router)
+    mount_web(app)  # the JS client under /web/, the patient portal under /portal/
     return app
 
 

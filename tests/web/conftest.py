@@ -1,0 +1,148 @@
+"""Fixtures of the web tests: a real ``waystation serve`` seeded with a clinic, and Debian's
+chromium driven by Playwright.
+
+- ``clinic`` (one server per test module): facility ``f-1`` with a health worker
+  (``clinic.worker``) and an admin; ``clinic.new_patient()`` adds a patient user with their
+  own ``patients`` record, so each test works on data no other test touches.
+- ``browser`` (one chromium per test process), ``context`` / ``page`` (fresh per test: an
+  empty IndexedDB, no service worker), at a phone's size, with ``base_url`` = the server.
+- ``lib_page``: a page on the server's origin with the JS client library loaded as
+  ``window.ws`` (``replica.js``'s exports) and ``window.wsErrors`` (``errors.js``).
+
+The browser is Debian's ``/usr/bin/chromium`` (Playwright's own download does not work
+offline); without it the tests fail saying how to install it (scripts/test does, as root).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.support import LiveServer, SyncApi
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 360, "height": 740}
+FACILITY = "f-1"
+
+
+@dataclass(frozen=True)
+class Person:
+    username: str
+    password: str
+    user_id: str
+    patient_id: str | None = None
+
+
+@dataclass
+class Clinic:
+    """A running server with facility ``f-1``'s staff; patients are added per test."""
+
+    server: LiveServer
+    worker: Person
+    admin: Person
+    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def api(self, person: Person) -> SyncApi:
+        """A registered device of ``person`` speaking protocol v1 (close it after use)."""
+        return SyncApi(self.url, person.username, person.password)
+
+    def new_patient(self, *, password: str | None = None) -> Person:
+        """A patient user with their own ``patients`` record in facility ``f-1``."""
+        n = next(self._numbers)
+        patient_id = f"p-{n}"
+        username = f"patient{n}"
+        secret = password or f"{username}-secret"
+        user_id = self.server.add_user(username, "patient", [f"patient:{patient_id}"], secret)
+        api = self.api(self.worker)
+        try:
+            (result,) = api.push([api.change("patients", patient_id, {
+                "name": f"Patient {n}", "facility_id": FACILITY, "village": "Ahero"})])
+            assert result["status"] == "applied", result
+        finally:
+            api.close()
+        return Person(username, secret, user_id, patient_id)
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
+    server = LiveServer(tmp_path_factory.mktemp("web-server"))
+    server.start()
+    worker_pw, admin_pw = "worker-secret", "admin-secret"
+    worker = Person("worker", worker_pw,
+                    server.add_user("worker", "health_worker", [f"facility:{FACILITY}"],
+                                    worker_pw))
+    admin = Person("admin", admin_pw, server.add_user("admin", "admin", [], admin_pw))
+    yield Clinic(server, worker, admin)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install "
+                    "chromium), as scripts/test does when run as root")
+    found = CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
+    browser = playwright_driver.chromium.launch(executable_path=found, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser, clinic: Clinic) -> Iterator[BrowserContext]:
+    """A fresh browser profile (empty IndexedDB and caches) at a phone's size."""
+    ctx = browser.new_context(base_url=clinic.url, viewport=PHONE)  # type: ignore[arg-type]
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def load_library(page: Page) -> None:
+    """Open a page on the server's origin (a secure context: IndexedDB, WebCrypto) and
+    import the library into ``window.ws`` / ``window.wsErrors``."""
+    page.goto("/healthz")
+    page.evaluate("""async () => {
+        window.ws = await import('/web/client/replica.js');
+        window.wsErrors = await import('/web/client/errors.js');
+    }""")
+
+
+@pytest.fixture
+def lib_page(page: Page) -> Page:
+    load_library(page)
+    return page
+
+
+def js(page: Page, body: str, arg: Any = None) -> Any:
+    """Run ``body`` (the inside of an async function of ``arg``) in the page."""
+    return page.evaluate(f"async (arg) => {{ {body} }}", arg)

@@ -60,6 +60,22 @@ export function retryAfterMs(value) {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
 }
 
+/**
+ * Whether the server answers GET /healthz within 5 s (never throws).
+ * @param {typeof fetch} fetchFn
+ * @param {URL} target
+ */
+async function reachable(fetchFn, target) {
+  try {
+    const prefix = target.pathname.split("/v1/")[0]; // a server mounted under a path
+    const probe = await fetchFn(new URL(`${prefix}/healthz`, target).href,
+      { cache: "no-store", credentials: "omit", signal: AbortSignal.timeout(5000) });
+    return probe.ok;
+  } catch {
+    return false;
+  }
+}
+
 function browserOffline() {
   return globalThis.navigator !== undefined && globalThis.navigator.onLine === false;
 }
@@ -122,7 +138,12 @@ export async function exchange(fetchFn, method, url, { body, params, headers, to
       throw new ServerUnavailable(`no answer from ${target.host} within ${timeoutMs} ms`, { timeout: true });
     }
     // fetch says only "failed": refused, unreachable, or cut off after the request left.
-    throw new Offline(`cannot reach ${target.host}: ${/** @type {any} */ (error)?.message || error}`, { sent: "unknown" });
+    // If the server answers a probe, it was the answer that got lost.
+    const reason = /** @type {any} */ (error)?.message || String(error);
+    if (!target.pathname.endsWith("/healthz") && await reachable(fetchFn, target)) {
+      throw new ServerUnavailable(`the answer from ${target.host} was lost (${reason})`, { lost: true });
+    }
+    throw new Offline(`cannot reach ${target.host}: ${reason}`, { sent: "unknown" });
   }
   const bytesSent = content ? content.byteLength : 0;
   const length = Number(response.headers.get("Content-Length"));

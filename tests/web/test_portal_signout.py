@@ -1,0 +1,100 @@
+"""What the portal leaves on a phone: nothing readable while it holds the patient's data
+(IndexedDB holds ciphertext), and nothing at all after sign-out or after the clinic
+revokes the phone with a wipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.web.conftest import Clinic
+from tests.web.portal_steps import SLOW_MS, add_log, sign_in
+from waystation.core.schema import health_schema
+from waystation.store import open_store
+
+DB_NAME = "waystation-portal"
+
+# Every value of every object store of the portal's database, as text (binary values as
+# their bytes decoded as Latin-1, so a value stored in clear would show up in it).
+_DUMP_JS = """async (name) => {
+  const db = await new Promise((ok, fail) => {
+    const req = indexedDB.open(name);
+    req.onsuccess = () => ok(req.result);
+    req.onerror = () => fail(req.error);
+  });
+  const text = (value) => {
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
+      const bytes = new Uint8Array(value.buffer ?? value, value.byteOffset ?? 0, value.byteLength);
+      return Array.from(bytes, (b) => String.fromCharCode(b)).join('');
+    }
+    if (value && typeof value === 'object') {
+      return Object.entries(value).map(([k, v]) => `${k}=${text(v)}`).join(' ');
+    }
+    return String(value);
+  };
+  const out = [];
+  for (const store of db.objectStoreNames) {
+    const all = await new Promise((ok, fail) => {
+      const req = db.transaction(store).objectStore(store).getAll();
+      req.onsuccess = () => ok(req.result);
+      req.onerror = () => fail(req.error);
+    });
+    for (const value of all) out.push(`${store}: ${text(value)}`);
+  }
+  db.close();
+  return out.join('\\n');
+}"""
+
+
+def databases(page: Page) -> list[str]:
+    names: list[str] = page.evaluate("async () => (await indexedDB.databases()).map(d => d.name)")
+    return names
+
+
+def stored_device(page: Page) -> Any:
+    return page.evaluate(
+        "async (name) => (await import('/web/client/replica.js')).stored({name})", DB_NAME)
+
+
+def test_the_phone_holds_no_readable_patient_data_and_sign_out_erases_it(
+    clinic: Clinic, context: BrowserContext, page: Page
+) -> None:
+    patient = clinic.new_patient()
+    sign_in(page, patient)
+    context.set_offline(True)
+    add_log(page, "2025-12-06", ["diarrhoea"], severity=7, temperature=38.8,
+            notes="Ate at the wedding of Wanjiru")
+    dump = page.evaluate(_DUMP_JS, DB_NAME)
+    assert "records:" in dump and "outbox:" in dump  # the log is in there, sealed
+    assert "2025-12-06" not in dump and "Wanjiru" not in dump and "diarrhoea" not in dump
+    assert f"Patient {patient.patient_id[2:]}" not in dump  # the pulled patient record
+    assert patient.password not in dump and patient.username not in dump
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("1 entry has not reached the clinic yet")).to_be_visible()
+    page.get_by_role("button", name="Sign out anyway").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert DB_NAME not in databases(page)
+    page.reload()  # offline still: the shell opens, with nothing to unlock
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_phone_revoked_with_wipe_is_erased_and_back_at_sign_in(
+    clinic: Clinic, page: Page
+) -> None:
+    patient = clinic.new_patient()
+    sign_in(page, patient)
+    device_id = stored_device(page)["deviceId"]
+    store = open_store(clinic.server.db_url, health_schema())
+    try:
+        assert store.revoke_device(device_id, wipe=True)
+    finally:
+        store.close()
+
+    page.locator("#status-toggle").click()
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=SLOW_MS)
+    expect(page.locator("#notice")).to_contain_text("erased")
+    assert DB_NAME not in databases(page)

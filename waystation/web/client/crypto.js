@@ -9,7 +9,9 @@
 // non-extractable and lives only in memory.
 //
 // Each value is sealed with a fresh 12-byte IV and with its storage address (store and
-// key) as additional data, so a sealed value moved to another record does not open.
+// key) as additional data, so a sealed value moved to another record does not open. A
+// sealed value is one byte array, the IV followed by the ciphertext and its tag (one
+// object for IndexedDB to copy, not two).
 
 import { WrongPassword } from "./errors.js";
 
@@ -26,7 +28,7 @@ const KEYRING_VERSION = 1;
  * @property {ArrayBuffer} wrapped the data key, wrapped
  */
 
-/** @typedef {{iv: Uint8Array, data: ArrayBuffer}} Sealed */
+/** @typedef {Uint8Array} Sealed  IV (12 bytes), then ciphertext and tag */
 
 const subtle = () => globalThis.crypto.subtle;
 const encoder = new TextEncoder();
@@ -109,7 +111,10 @@ export async function seal(key, aad, value) {
   const iv = random(12);
   const data = await subtle().encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(aad) },
     key, encoder.encode(JSON.stringify(value)));
-  return { iv, data };
+  const sealed = new Uint8Array(12 + data.byteLength);
+  sealed.set(iv);
+  sealed.set(new Uint8Array(data), 12);
+  return sealed;
 }
 
 /**
@@ -122,6 +127,7 @@ export async function seal(key, aad, value) {
  */
 export async function open(key, aad, sealed) {
   const plain = await subtle().decrypt(
-    { name: "AES-GCM", iv: sealed.iv, additionalData: encoder.encode(aad) }, key, sealed.data);
+    { name: "AES-GCM", iv: sealed.subarray(0, 12), additionalData: encoder.encode(aad) }, key,
+    sealed.subarray(12));
   return JSON.parse(decoder.decode(plain));
 }

@@ -5,9 +5,11 @@
 //   meta     keyPath "k". In clear: "keyring" (salt, iterations, wrapped key: crypto.js) and
 //            "device" (server URL and device id, so a page can tell that a replica exists
 //            and where it syncs before it is unlocked). Every other value is sealed.
-//   records  keyPath ["c", "i"] (collection, record id). In clear: those two, "x" (1 when
-//            the record is visible), "f" (1 when visible and flagged in conflict), "g" (the
-//            pull generation). Sealed: the server's copy and what the app sees.
+//   records  keyPath ["c", "i"] (collection, record id). In clear: those two, "g" (the
+//            pull generation), and only where they apply "h" (1: not visible, e.g. deleted)
+//            and "f" (1: visible and flagged in conflict), so their indexes hold only those
+//            few rows and cost a pulled page nothing. Sealed: the server's copy and what
+//            the app sees.
 //   outbox   keyPath "seq" (auto-increment: push order within a priority). In clear: op
 //            id, status, collection, record id, priority, next attempt time, retry count,
 //            in-doubt flag, acknowledged version and time. Sealed: the op (kind, fields,
@@ -65,7 +67,7 @@ export function openDatabase(name) {
     if (!idb.objectStoreNames.contains("meta")) idb.createObjectStore("meta", { keyPath: "k" });
     if (!idb.objectStoreNames.contains("records")) {
       const records = idb.createObjectStore("records", { keyPath: ["c", "i"] });
-      records.createIndex("visible", "x");
+      records.createIndex("hidden", "h");
       records.createIndex("flagged", "f");
     }
     if (!idb.objectStoreNames.contains("outbox")) {

@@ -260,7 +260,7 @@ export class LocalReplica {
   async readMeta(k, fallback = null) {
     const row = await this.db.transaction(["meta"], "readonly", (tx) => request(tx.objectStore("meta").get(k)));
     if (!row) return fallback;
-    const value = await this.db.unseal(`meta|${k}`, row);
+    const value = await this.db.unseal(`meta|${k}`, row.v);
     return value === null || value === undefined ? fallback : value;
   }
 
@@ -269,8 +269,7 @@ export class LocalReplica {
    * @param {any} value
    */
   async metaRow(k, value) {
-    const { iv, data } = await this.db.seal(`meta|${k}`, value);
-    return { k, iv, data };
+    return { k, v: await this.db.seal(`meta|${k}`, value) };
   }
 
   /**
@@ -399,7 +398,7 @@ export class LocalReplica {
    */
   async get(c, i) {
     const row = await this.db.transaction(["records"], "readonly", (tx) => request(tx.objectStore("records").get([c, i])));
-    if (!row || !row.x) return null;
+    if (!row || row.h) return null;
     const fields = records.shown(await records.fromRow(this.db, row));
     return fields ? { id: i, ...fields } : null;
   }
@@ -412,7 +411,7 @@ export class LocalReplica {
   async query(c, equals = {}) {
     const rows = await this.db.transaction(["records"], "readonly",
       (tx) => request(tx.objectStore("records").getAll(IDBKeyRange.bound([c], [c, []]))));
-    const shownRows = rows.filter((r) => r.x);
+    const shownRows = rows.filter((r) => !r.h);
     const bodies = await Promise.all(shownRows.map((r) => records.fromRow(this.db, r)));
     /** @type {Record<string, any>[]} */
     const found = [];
@@ -462,11 +461,11 @@ export class LocalReplica {
   async recordCounts() {
     return this.db.transaction(["records"], "readonly", async (tx) => {
       const store = tx.objectStore("records");
-      const [shownCount, flagged] = await Promise.all([
-        request(store.index("visible").count(IDBKeyRange.only(1))),
-        request(store.index("flagged").count(IDBKeyRange.only(1))),
+      const [all, hidden, flagged] = await Promise.all([
+        request(store.count()), request(store.index("hidden").count()),
+        request(store.index("flagged").count()),
       ]);
-      return { records: shownCount, flaggedRecords: flagged };
+      return { records: all - hidden, flaggedRecords: flagged };
     });
   }
 

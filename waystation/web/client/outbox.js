@@ -64,8 +64,7 @@ export const STATUSES = Object.values(OpStatus);
  * @property {number} d 1 when in doubt
  * @property {number} rv acknowledged version (0 until SYNCED)
  * @property {number} a acknowledged at (epoch ms, 0 until answered)
- * @property {Uint8Array} iv
- * @property {ArrayBuffer} data
+ * @property {Uint8Array} v the sealed op
  */
 
 /** @param {number} ms */
@@ -119,12 +118,11 @@ function secretOf(e) {
  * @returns {Promise<OutboxRow>}
  */
 export async function toRow(db, e) {
-  const { iv, data } = await db.seal(aadOf(e.opId), secretOf(e));
   /** @type {OutboxRow} */
   const row = {
     id: e.opId, s: e.status, c: e.collection, i: e.recordId, p: e.priority,
     n: e.nextAttemptAt || 0, r: e.retryCount, d: e.inDoubt ? 1 : 0, rv: e.resultVersion || 0,
-    a: e.ackedAt ? Date.parse(e.ackedAt) : 0, iv, data,
+    a: e.ackedAt ? Date.parse(e.ackedAt) : 0, v: await db.seal(aadOf(e.opId), secretOf(e)),
   };
   if (e.seq !== undefined) row.seq = e.seq;
   return row;
@@ -137,7 +135,7 @@ export async function toRow(db, e) {
  * @returns {Promise<OutboxEntry>}
  */
 export async function fromRow(db, row) {
-  const secret = await db.unseal(aadOf(row.id), row);
+  const secret = await db.unseal(aadOf(row.id), row.v);
   return {
     seq: row.seq,
     opId: row.id,

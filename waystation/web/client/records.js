@@ -8,7 +8,7 @@
 // kept through the delete), a delete hides the record, an increment adds to its counter
 // whether or not the record is deleted.
 //
-// A stored record row is {c, i, x, f, g, iv, data}; `data` seals {s, v, o}: `s` the
+// A stored record row is {c, i, g, h?, f?, v}; `v` seals {s, v, o}: `s` the
 // server's copy (or null before any pull delivered it), `o` whether ops overlay it and,
 // when they do, `v` the visible fields (null: not visible). Without overlay the visible
 // fields are the server copy's own, stored once.
@@ -103,22 +103,21 @@ export function aadOf(collection, id) {
  * @param {number} generation the pull generation that delivered the server copy
  */
 export async function toRow(db, collection, id, body, generation) {
-  const { iv, data } = await db.seal(aadOf(collection, id), body);
-  const isShown = shown(body) !== null;
-  return {
-    c: collection, i: id, x: isShown ? 1 : 0, f: isShown && body.s?.conflict ? 1 : 0,
-    g: generation, iv, data,
-  };
+  /** @type {{c: string, i: string, g: number, v: Uint8Array, h?: number, f?: number}} */
+  const row = { c: collection, i: id, g: generation, v: await db.seal(aadOf(collection, id), body) };
+  if (shown(body) === null) row.h = 1;
+  else if (body.s && body.s.conflict) row.f = 1;
+  return row;
 }
 
 /**
  * A stored row's body.
  * @param {import("./db.js").LocalDB} db
- * @param {{c: string, i: string, iv: Uint8Array, data: ArrayBuffer}} row
+ * @param {{c: string, i: string, v: Uint8Array}} row
  * @returns {Promise<RecordBody>}
  */
 export function fromRow(db, row) {
-  return db.unseal(aadOf(row.c, row.i), row);
+  return db.unseal(aadOf(row.c, row.i), row.v);
 }
 
 /**

@@ -67,3 +67,33 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
         (date, symptoms, severity, temperature, notes or None)
         for date, symptoms, severity, temperature, notes in LOGS]
     assert server_record(clinic, "alerts", alert_id)["fields"]["read"] is True
+
+
+def test_background_sync_registered_offline_makes_the_page_sync(
+    clinic: Clinic, context: BrowserContext, page: Page
+) -> None:
+    """The service worker cannot read the replica; on a Background Sync it asks the open
+    page to sync, and the page does."""
+    patient = clinic.new_patient()
+    sign_in(page, patient)
+    context.set_offline(True)
+    add_log(page, "2025-12-07", ["rash"], severity=1)
+    tags = "navigator.serviceWorker.getRegistration().then((r) => r.sync.getTags())"
+    page.wait_for_function(f"async () => (await {tags}).includes('waystation-outbox')")
+    context.set_offline(False)
+    wait_synced(page)
+
+    cdp = context.new_cdp_session(page)
+    registrations: list[dict[str, str]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated",
+           lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(100):  # the registration event arrives while the driver waits
+        if registrations:
+            break
+        page.wait_for_timeout(50)
+    (registration,) = [r for r in registrations if r["scopeURL"].endswith("/portal/")]
+    with page.expect_request(lambda r: "/v1/sync/pull" in r.url, timeout=5_000):
+        cdp.send("ServiceWorker.dispatchSyncEvent", {
+            "origin": clinic.url, "registrationId": registration["registrationId"],
+            "tag": "waystation-outbox", "lastChance": False})

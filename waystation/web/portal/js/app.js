@@ -103,32 +103,43 @@ async function signedOut(why) {
   notify(why);
 }
 
-/** Draw the page the address names. */
+/** Each drawing of a page gets a number; only the newest one reaches the screen. */
+let drawing = 0;
+
+/**
+ * Draw the page the address names. The page is built off screen and shown only if no
+ * newer drawing started meanwhile: a redraw after a sync that is still reading the replica
+ * must not replace the form the patient just opened.
+ */
 async function show() {
   const s = session;
   if (!s) return;
+  const mine = ++drawing;
   const route = current();
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.route === route.name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  const page = document.createElement("div");
   if (route.name === "logs" && route.arg) {
-    await logForm.render(main, s, route.arg, () => {});
+    await logForm.render(page, s, route.arg, () => {});
   } else if (route.name === "alerts") {
-    await alerts.render(main, s);
+    await alerts.render(page, s);
   } else if (route.name === "care") {
-    await care.render(main, s);
+    await care.render(page, s);
   } else if (route.name === "settings") {
-    await settings.render(main, s, async () => {
+    await settings.render(page, s, async () => {
       leaving = true;
       await s.signOut();
       await signedOut("Signed out. Your data was erased from this phone.");
     });
   } else if (route.name === "attention") {
-    await attention.render(main, s, notify);
+    await attention.render(page, s, notify);
   } else {
-    await logs.render(main, s);
+    await logs.render(page, s);
   }
+  if (mine !== drawing || session !== s) return;
+  main.replaceChildren(...page.childNodes);
   await counts();
 }
 

@@ -26,3 +26,14 @@ def test_the_js_client_passes_its_node_suite_and_the_shared_merge_vectors() -> N
     passed = re.search(r"^# pass (\d+)$", run.stdout, re.MULTILINE)
     assert passed is not None and int(passed.group(1)) >= 40, run.stdout[-2000:]
     assert re.search(r"^# fail 0$", run.stdout, re.MULTILINE), run.stdout[-2000:]
+
+
+def test_the_js_client_type_checks_with_tsc() -> None:
+    """The library's JSDoc types hold under ``tsc --checkJs --strict`` (tests/web/jsconfig.json)."""
+    tsc = NODE_TESTS.parent / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        pytest.fail("tsc not found: run scripts/test, which installs typescript for the web "
+                    "tests (npm install --prefix tests/web)")
+    run = subprocess.run([str(tsc), "-p", str(NODE_TESTS.parent / "jsconfig.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

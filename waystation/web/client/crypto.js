@@ -23,12 +23,12 @@ const KEYRING_VERSION = 1;
  * @property {number} v format version
  * @property {string} kdf "PBKDF2-SHA-256"
  * @property {number} iterations
- * @property {Uint8Array} salt
- * @property {Uint8Array} iv the IV that wrapped the key
+ * @property {Uint8Array<ArrayBuffer>} salt
+ * @property {Uint8Array<ArrayBuffer>} iv the IV that wrapped the key
  * @property {ArrayBuffer} wrapped the data key, wrapped
  */
 
-/** @typedef {Uint8Array} Sealed  IV (12 bytes), then ciphertext and tag */
+/** @typedef {Uint8Array<ArrayBuffer>} Sealed  IV (12 bytes), then ciphertext and tag */
 
 const subtle = () => globalThis.crypto.subtle;
 const encoder = new TextEncoder();
@@ -42,7 +42,7 @@ function random(n) {
 /**
  * The key that wraps the data key, from the password.
  * @param {string} password
- * @param {Uint8Array} salt
+ * @param {Uint8Array<ArrayBuffer>} salt
  * @param {number} iterations
  */
 async function wrappingKey(password, salt, iterations) {

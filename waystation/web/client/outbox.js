@@ -64,7 +64,7 @@ export const STATUSES = Object.values(OpStatus);
  * @property {number} d 1 when in doubt
  * @property {number} rv acknowledged version (0 until SYNCED)
  * @property {number} a acknowledged at (epoch ms, 0 until answered)
- * @property {Uint8Array} v the sealed op
+ * @property {Uint8Array<ArrayBuffer>} v the sealed op
  */
 
 /** @param {number} ms */

@@ -103,7 +103,7 @@ export function aadOf(collection, id) {
  * @param {number} generation the pull generation that delivered the server copy
  */
 export async function toRow(db, collection, id, body, generation) {
-  /** @type {{c: string, i: string, g: number, v: Uint8Array, h?: number, f?: number}} */
+  /** @type {{c: string, i: string, g: number, v: Uint8Array<ArrayBuffer>, h?: number, f?: number}} */
   const row = { c: collection, i: id, g: generation, v: await db.seal(aadOf(collection, id), body) };
   if (shown(body) === null) row.h = 1;
   else if (body.s && body.s.conflict) row.f = 1;
@@ -113,7 +113,7 @@ export async function toRow(db, collection, id, body, generation) {
 /**
  * A stored row's body.
  * @param {import("./db.js").LocalDB} db
- * @param {{c: string, i: string, v: Uint8Array}} row
+ * @param {{c: string, i: string, v: Uint8Array<ArrayBuffer>}} row
  * @returns {Promise<RecordBody>}
  */
 export function fromRow(db, row) {

@@ -106,7 +106,7 @@ export class Replica {
    * Use `Replica.login` or `Replica.unlock`.
    * @param {LocalReplica} local
    * @param {HttpTransport} transport
-   * @param {{id: string, username: string, role: string, scopes: string[]}} user
+   * @param {{id: string, username: string, role: string, scopes: string[]} | null} user
    */
   constructor(local, transport, user) {
     this.local = local;
@@ -148,7 +148,7 @@ export class Replica {
         }
         throw error;
       }
-      if (replica.user.username !== username || replica.server !== url) {
+      if (!replica.user || replica.user.username !== username || replica.server !== url) {
         replica.close();
         throw new ReplicaExists(`this browser keeps the data of another sign-in on ${replica.server}: sign out first`);
       }

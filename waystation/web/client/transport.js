@@ -105,7 +105,7 @@ export async function exchange(fetchFn, method, url, { body, params, headers, to
   /** @type {Record<string, string>} */
   const send = { Accept: "application/json", ...(headers || {}) };
   if (token) send.Authorization = `Bearer ${token}`;
-  /** @type {Uint8Array | undefined} */
+  /** @type {Uint8Array<ArrayBuffer> | undefined} */
   let content;
   if (body !== undefined) {
     const text = JSON.stringify(body);

@@ -1,7 +1,7 @@
 """Fixtures of the web tests: a real ``waystation serve`` seeded with a clinic, and Debian's
 chromium driven by Playwright.
 
-- ``clinic`` (one server per test module): facility ``f-1`` with a health worker
+- ``clinic`` (one server per test process): facility ``f-1`` with a health worker
   (``clinic.worker``) and an admin; ``clinic.new_patient()`` adds a patient user with their
   own ``patients`` record, so each test works on data no other test touches.
 - ``browser`` (one chromium per test process), ``context`` / ``page`` (fresh per test: an
@@ -84,7 +84,7 @@ class Clinic:
         return Person(username, secret, user_id, patient_id)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     server = LiveServer(tmp_path_factory.mktemp("web-server"))
     server.start()

@@ -16,8 +16,9 @@ def test_a_lost_push_answer_leaves_the_ops_in_doubt_and_the_resend_counts_once(
     lib_page: Page, clinic: Clinic
 ) -> None:
     api = clinic.api(clinic.worker)
-    item = f"item-{api.device_id}"
-    api.push([api.change("pharmacy_inventory", item, {"facility_id": "f-1", "medicine_id": "m-1"})])
+    item, medicine = f"item-{api.device_id}", f"m-{api.device_id}"
+    api.push([api.change("pharmacy_inventory", item, {"facility_id": "f-1",
+                                                      "medicine_id": medicine})])
     api.push([api.change("pharmacy_inventory", item, {"quantity": 100}, op="increment")])
     api.close()
     sign_in(lib_page, clinic.worker, faulty=True)
@@ -43,7 +44,8 @@ def test_a_lost_push_answer_leaves_the_ops_in_doubt_and_the_resend_counts_once(
     """, item)
     assert settled["result"]["duplicates"] == 1 and settled["result"]["ok"], settled["result"]
     assert settled["shown"]["quantity"] == 95  # not 90: the pulled copy already holds the -5
-    assert server_records(clinic, "pharmacy_inventory", medicine_id="m-1")[0]["quantity"] == 95
+    (on_server,) = server_records(clinic, "pharmacy_inventory", medicine_id=medicine)
+    assert on_server["quantity"] == 95
 
 
 def test_server_failures_spend_retries_until_failed_and_retry_failed_sends_again(

@@ -70,16 +70,23 @@ def add_log(page: Page, date: str, symptoms: Sequence[str] = (), severity: int |
     expect(page.locator(f'.log[data-date="{date}"]')).to_be_visible()
 
 
-def server_logs(clinic: Clinic, patient: Person) -> list[dict[str, Any]]:
-    """The patient's live symptom logs as the server holds them, read by the health worker
-    through the API (each record once: the pull carries each record's newest state)."""
-    api = clinic.api(clinic.worker)
+def server_records(clinic: Clinic, collection: str, *,
+                   by: Person | None = None) -> list[dict[str, Any]]:
+    """The live records of ``collection`` as the server holds them, read through the API by
+    the health worker (or ``by``): each record once, as the pull carries each record's
+    newest state."""
+    api = clinic.api(by or clinic.worker)
     try:
-        records, _ = api.pull_all(collections="symptom_logs")
+        records, _ = api.pull_all(collections=collection)
     finally:
         api.close()
-    return [{"id": c["id"], **c["fields"]} for c in records.values()
-            if not c["deleted"] and c["fields"].get("patient_id") == patient.patient_id]
+    return [{"id": c["id"], **c["fields"]} for c in records.values() if not c["deleted"]]
+
+
+def server_logs(clinic: Clinic, patient: Person) -> list[dict[str, Any]]:
+    """The patient's symptom logs on the server, as their health worker reads them."""
+    return [log for log in server_records(clinic, "symptom_logs")
+            if log.get("patient_id") == patient.patient_id]
 
 
 def server_record(clinic: Clinic, collection: str, record_id: str) -> dict[str, Any]:

@@ -3,6 +3,9 @@ offline, says so, and delivers everything exactly once when the network returns.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.web.conftest import FACILITY, Clinic
@@ -10,6 +13,7 @@ from tests.web.portal_steps import (
     add_log,
     server_logs,
     server_record,
+    server_records,
     sign_in,
     unlock,
     wait_state,
@@ -56,6 +60,17 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
     wait_state(page, "offline")
     assert waiting(page) == 4
 
+    # Offline still: change a contact preference, and take a copy of everything.
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Email").check()
+    expect(page.locator("#status-waiting")).to_have_text("· 5 waiting")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download my data").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert sorted(log["date"] for log in exported["records"]["symptom_logs"]) == [
+        date for date, *_ in LOGS]
+    assert len(exported["not_yet_sent"]) == 5 and exported["needs_attention"] == []
+
     context.set_offline(False)
     wait_synced(page, timeout=10_000)
     page.get_by_role("link", name="Symptoms").click()
@@ -67,6 +82,10 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
         (date, symptoms, severity, temperature, notes or None)
         for date, symptoms, severity, temperature, notes in LOGS]
     assert server_record(clinic, "alerts", alert_id)["fields"]["read"] is True
+    # Contact preferences are the patient's alone: the admin reads them.
+    (prefs,) = [p for p in server_records(clinic, "notification_preferences", by=clinic.admin)
+                if p["patient_id"] == patient.patient_id]
+    assert prefs["email"] is True
 
 
 def test_background_sync_registered_offline_makes_the_page_sync(

@@ -88,6 +88,7 @@ def test_every_page_fits_a_phone_is_labelled_and_readable_online_and_offline(
     pages.check("saved-offline")
     page.locator("#status-toggle").click()
     pages.check("status-offline")
+    page.locator("#status-toggle").click()
     pages.visit_all("offline")
     page.reload()
     pages.check("unlock-offline")

@@ -105,7 +105,7 @@ export class Session {
   subscribe(listener) { return this.replica.subscribe(listener); }
 
   /** Sync on the library's triggers: `online`, an interval, live changes, local writes. */
-  startAuto() { this.replica.startAuto({ interval: 60_000, live: true }); }
+  startAuto() { this.replica.startAuto({ intervalMs: 60_000, live: true }); }
 
   stopAuto() { this.replica.stopAuto(); }
 

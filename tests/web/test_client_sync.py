@@ -141,3 +141,40 @@ def test_a_log_from_the_portal_reaches_a_python_replica_and_an_alert_from_it_arr
     assert time.monotonic() - started < 10
     assert js(lib_page, "return changes.some((e) => e.collections.includes('alerts'));")
     js(lib_page, "rep.stopAuto();")
+
+
+def test_a_pull_never_overwrites_a_pending_edit_and_the_server_decides_when_it_arrives(
+    lib_page: Page, clinic: Clinic
+) -> None:
+    patient = clinic.new_patient()
+    sign_in(lib_page, patient)
+    log_id = js(lib_page, """
+        const id = await rep.put('symptom_logs', arg);
+        await rep.sync();
+        await rep.put('symptom_logs', {severity: 8}, id);   // pending here
+        return id;
+    """, symptom_log(patient, "2025-09-05", severity=1, notes="first"))
+    # Later (a higher clock), a nurse changes the same log on the server.
+    api = clinic.api(clinic.worker)
+    api.push([api.change("symptom_logs", log_id, {"notes": "seen by the nurse", "severity": 2},
+                         base_version=1)])
+    api.close()
+    outcome = js(lib_page, """
+        const pulled = (await rep.sync({maxItems: 0})).toJSON();   // pull only
+        const during = await rep.get('symptom_logs', arg);
+        const pushed = (await rep.sync()).toJSON();
+        const synced = await rep.outbox({status: 'SYNCED', recordId: arg,
+                                         collection: 'symptom_logs'});
+        const entry = synced.find((e) => e.fields.severity === 8);
+        return {pulled, during, pushed, entry, after: await rep.get('symptom_logs', arg)};
+    """, log_id)
+    assert outcome["pulled"]["pulled"] >= 1 and outcome["pulled"]["pushed"] == 0
+    # The pulled copy brought the nurse's notes; the pending severity still shows over it.
+    assert (outcome["during"]["severity"], outcome["during"]["notes"]) == (8, "seen by the nurse")
+    # Sent, the older edit loses the field to the nurse's newer one (last writer wins) and
+    # the outbox says so; the replica then shows the server's value.
+    assert outcome["pushed"]["applied"] == 1
+    assert outcome["entry"]["superseded"] == ["severity"]
+    assert (outcome["after"]["severity"], outcome["after"]["notes"]) == (2, "seen by the nurse")
+    (on_server,) = server_records(clinic, "symptom_logs", patient_id=patient.patient_id)
+    assert (on_server["severity"], on_server["notes"]) == (2, "seen by the nurse")

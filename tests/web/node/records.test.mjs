@@ -27,7 +27,7 @@ test("fields the server said were superseded do not show", () => {
 });
 
 test("stored bodies: the server copy shows as it is unless ops overlay it", () => {
-  const s = { version: 1, seq: "1", deleted: false, fields: { a: 1 }, clocks: {}, conflict: false, updatedAt: null, deletedHlc: null };
+  const s = { version: 1, seq: "1", deleted: false, fields: { a: 1 }, conflict: false, updatedAt: null, deletedHlc: null };
   assert.deepEqual(shown({ s, o: false }), { a: 1 });
   assert.equal(shown({ s: { ...s, deleted: true }, o: false }), null);
   assert.deepEqual(shown({ s, o: true, v: { a: 2 } }), { a: 2 });

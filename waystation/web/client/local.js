@@ -19,6 +19,8 @@ const { OpStatus } = outbox;
 /** Statuses whose ops may still show in a record (outbox.overlays decides per version). */
 const OVERLAY_STATUSES = [OpStatus.PENDING, OpStatus.SYNCING, OpStatus.FAILED, OpStatus.SYNCED];
 const ACCESS_MARGIN_MS = 30_000;
+/** Records of a pulled page encrypted and written per IndexedDB transaction. */
+const PAGE_CHUNK = 1000;
 
 /** @param {string} c @param {string} i */
 const keyOf = (c, i) => `${c}\u0000${i}`;
@@ -585,15 +587,23 @@ export class LocalReplica {
   }
 
   /**
-   * Store a pulled page: the server copies, what the app sees, and the pull position, in
-   * one transaction. A pull never overwrites a pending edit: records with overlaying ops
-   * are replayed.
+   * Store a pulled page: the server copies, what the app sees, and the pull position. A
+   * pull never overwrites a pending edit: records with overlaying ops are replayed.
+   *
+   * Records no op overlays (nearly all of them) are written in chunks of `PAGE_CHUNK`,
+   * the next chunk encrypted while the previous one is written; the records with ops and
+   * the new cursor are committed last, in one transaction. A page closed halfway leaves
+   * some server copies newer than the saved cursor: the next pull delivers them again and
+   * they are replaced by the same state, so nothing is skipped.
    * @param {any[]} changes
-   * @param {(m: Mutation) => Promise<void>} position sets the cursor meta in the same commit
+   * @param {(m: Mutation) => Promise<void>} position sets the cursor meta in the last commit
    * @param {number} generation
    */
-  applyPage(changes, position, generation) {
-    return this.mutate(async (m) => {
+  async applyPage(changes, position, generation) {
+    const m = new Mutation(this);
+    /** @type {Set<string>} */
+    const collections = new Set();
+    await this.db.exclusive(async () => {
       /** @type {Map<string, outbox.OutboxRow[]>} */
       const opsOf = new Map();
       for (const row of await m.rows(OVERLAY_STATUSES)) {
@@ -602,17 +612,38 @@ export class LocalReplica {
         if (list) list.push(row);
         else opsOf.set(k, [row]);
       }
+      /** @type {[string, string, records.RecordBody][]} */
+      const plain = [];
       for (const change of changes) {
         const copy = records.serverCopy(change);
         const c = String(change.collection);
         const i = String(change.id);
+        collections.add(c);
         const mine = (opsOf.get(keyOf(c, i)) || []).filter((r) => outbox.overlays(r, copy.version));
-        m.putRecord(c, i, { s: copy, o: false }, generation);
-        if (mine.length) m.refreshLater(c, i);
+        if (mine.length) {
+          m.putRecord(c, i, { s: copy, o: false }, generation);
+          m.refreshLater(c, i);
+        } else {
+          plain.push([c, i, { s: copy, o: false }]);
+        }
       }
+      /** @type {Promise<unknown>} */
+      let writing = Promise.resolve();
+      for (let first = 0; first < plain.length; first += PAGE_CHUNK) {
+        const rows = await Promise.all(plain.slice(first, first + PAGE_CHUNK)
+          .map(([c, i, body]) => records.toRow(this.db, c, i, body, generation)));
+        await writing;
+        writing = this.db.transaction(["records"], "readwrite", (tx) => {
+          const store = tx.objectStore("records");
+          for (const row of rows) store.put(row);
+        });
+      }
+      await writing;
       await position(m);
-      return changes.length;
-    }, "pull");
+      await m.commit();
+    });
+    if (collections.size) this.announce([...collections], "pull");
+    return changes.length;
   }
 
   /**

@@ -14,12 +14,13 @@
 // fields are the server copy's own, stored once.
 
 /**
- * @typedef {object} ServerCopy  a record as the last pull delivered it
+ * @typedef {object} ServerCopy  a record as the last pull delivered it. The per-field
+ *   clocks are not kept: the server merges, the replica only overlays, and leaving them
+ *   out halves what each pulled record costs to encrypt and store.
  * @property {number} version
  * @property {string} seq
  * @property {boolean} deleted
  * @property {Record<string, any>} fields
- * @property {Record<string, string>} clocks
  * @property {boolean} conflict
  * @property {string | null} updatedAt
  * @property {string | null} deletedHlc
@@ -69,7 +70,6 @@ export function serverCopy(change) {
     seq: String(change.seq),
     deleted: Boolean(change.deleted),
     fields: change.fields || {},
-    clocks: change.clocks || {},
     conflict: Boolean(change.conflict),
     updatedAt: change.updated_at ?? null,
     deletedHlc: change.deleted_hlc ?? null,

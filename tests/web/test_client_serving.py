@@ -31,10 +31,14 @@ def test_every_library_module_is_served_as_javascript_with_security_headers(clin
 def test_a_missing_file_is_a_protocol_404_not_a_stack_trace(clinic: Clinic) -> None:
     with httpx.Client(base_url=clinic.url) as http:
         resp = http.get("/web/client/nope.js")
-        escape = http.get("/web/../server/app.py")
+        escapes = [http.get(path) for path in (
+            "/web/client/%2e%2e/%2e%2e/server/app.py", "/web/client/..%2f..%2fserver%2fapp.py",
+            "/portal/%2e%2e/%2e%2e/server/static.py")]
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "NOT_FOUND"
-    assert escape.status_code == 404
+    for escape in escapes:
+        assert escape.status_code == 404, escape.url
+        assert "import" not in escape.text
 
 
 def test_the_library_imports_only_its_own_modules() -> None:

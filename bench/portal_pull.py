@@ -16,7 +16,8 @@ median over the runs of:
   second of it — the client's own cost, without the wait for the server;
 - ``idle_sync_ms``: the next sync, which is one request answered 304.
 
-Prints a markdown table and one JSON line per size.
+Prints a markdown table (median, min-max) and writes every run's figures to
+``bench/results/portal-<UTC timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -34,6 +36,8 @@ from playwright.sync_api import sync_playwright
 
 from tests.support import LiveServer, SyncApi
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PATIENT_PW = "bench-patient"
 WORKER_PW = "bench-worker"
@@ -122,7 +126,12 @@ def main() -> None:
                         runs.append(run)
                         time.sleep(0.5)
                     apply_s = statistics.median(r["applyMs"] for r in runs) / 1000
+                    rates = [r["pulled"] / (r["applyMs"] / 1000) for r in runs]
+                    times = [r["syncMs"] / 1000 for r in runs]
                     rows.append({
+                        "apply_rate_range": [round(min(rates)), round(max(rates))],
+                        "sync_s_range": [round(min(times), 3), round(max(times), 3)],
+                        "raw": runs,
                         "records": size,
                         "pulled": runs[0]["pulled"],
                         "pages": runs[0]["pages"],
@@ -143,10 +152,16 @@ def main() -> None:
           "| idle sync (ms) | wire (KB) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['records']:,} | {r['sync_s']} | {r['sync_rate']:,} | {r['apply_s']} "
-              f"| {r['apply_rate']:,} | {r['idle_sync_ms']} | {r['wire_kb']} |")
-    for r in rows:
-        print(json.dumps(r))
+        lo, hi = r["sync_s_range"]
+        rlo, rhi = r["apply_rate_range"]
+        print(f"| {r['records']:,} | {r['sync_s']} ({lo}-{hi}) | {r['sync_rate']:,} "
+              f"| {r['apply_s']} | {r['apply_rate']:,} ({rlo:,}-{rhi:,}) "
+              f"| {r['idle_sync_ms']} | {r['wire_kb']} |")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "bench" / "results" / f"portal-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"when": stamp, "load": os.getloadavg(), "sizes": rows}, indent=1))
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -197,14 +197,20 @@ export class Replica {
   }
 
   /**
-   * Register this device (its id was made in the browser) and keep its tokens. A device id
-   * the administrator revoked is replaced by a fresh one (after a wipe when asked).
+   * Sign this replica in again (online) when its sign-in was lost (`status().loggedIn` is
+   * false: a revoked device, a refused refresh token): log in, register this device and
+   * keep its tokens. A device id the administrator revoked is replaced by a fresh one
+   * (after erasing the data when asked). Throws ReplicaExists for another user's name,
+   * Unauthorized, Offline, ServerUnavailable.
    * @param {string} username
    * @param {string} password
    * @param {string} [deviceName]
    * @param {string} [userToken] from a login just made
    */
   async register(username, password, deviceName, userToken) {
+    if (this.user && this.user.username !== username) {
+      throw new ReplicaExists(`this replica belongs to ${this.user.username}: sign out first`);
+    }
     const fetcher = this.transport.fetch;
     let token = userToken;
     if (!token) {

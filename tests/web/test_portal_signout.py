@@ -9,7 +9,14 @@ from typing import Any
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.web.conftest import Clinic
-from tests.web.portal_steps import SLOW_MS, add_log, sign_in
+from tests.web.portal_steps import (
+    SLOW_MS,
+    add_log,
+    server_logs,
+    sign_in,
+    wait_state,
+    wait_synced,
+)
 from waystation.core.schema import health_schema
 from waystation.store import open_store
 
@@ -81,20 +88,49 @@ def test_the_phone_holds_no_readable_patient_data_and_sign_out_erases_it(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
+def revoke(clinic: Clinic, device_id: str, *, wipe: bool) -> None:
+    """What ``waystation devices revoke DEVICE_ID [--wipe]`` does."""
+    store = open_store(clinic.server.db_url, health_schema())
+    try:
+        assert store.revoke_device(device_id, wipe=wipe)
+    finally:
+        store.close()
+
+
 def test_a_phone_revoked_with_wipe_is_erased_and_back_at_sign_in(
     clinic: Clinic, page: Page
 ) -> None:
     patient = clinic.new_patient()
     sign_in(page, patient)
-    device_id = stored_device(page)["deviceId"]
-    store = open_store(clinic.server.db_url, health_schema())
-    try:
-        assert store.revoke_device(device_id, wipe=True)
-    finally:
-        store.close()
+    revoke(clinic, stored_device(page)["deviceId"], wipe=True)
 
     page.locator("#status-toggle").click()
     page.get_by_role("button", name="Sync now").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=SLOW_MS)
     expect(page.locator("#notice")).to_contain_text("erased")
     assert DB_NAME not in databases(page)
+
+
+def test_a_phone_revoked_without_wipe_keeps_what_waits_and_sends_it_after_signing_in_again(
+    clinic: Clinic, context: BrowserContext, page: Page
+) -> None:
+    patient = clinic.new_patient()
+    sign_in(page, patient)
+    context.set_offline(True)
+    add_log(page, "2025-12-08", ["cough"], severity=3, notes="made before the revocation")
+    old_device = stored_device(page)["deviceId"]
+    revoke(clinic, old_device, wipe=False)
+
+    context.set_offline(False)
+    wait_state(page, "attention")
+    page.locator("#status-toggle").click()
+    expect(page.locator("#status-detail")).to_contain_text("signed out by the clinic")
+    page.get_by_role("link", name="See what needs attention").click()
+    expect(page.locator(".log")).to_have_count(0)  # the attention page, not the logs
+    page.get_by_label(f"Password for {patient.username}").fill(patient.password)
+    page.get_by_role("button", name="Sign in again").click()
+
+    wait_synced(page)
+    assert stored_device(page)["deviceId"] != old_device  # a revoked id is never reused
+    (log,) = server_logs(clinic, patient)
+    assert (log["date"], log["notes"]) == ("2025-12-08", "made before the revocation")

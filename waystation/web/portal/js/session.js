@@ -7,13 +7,17 @@ import { Replica, erase, stored } from "/web/client/replica.js";
 /** The name of the replica's IndexedDB database in this browser. */
 const DB_NAME = "waystation-portal";
 
+/** Sync answers a person fixes by signing in again, not by waiting for the network. */
+export const LOGIN_CODES = new Set(["LOGIN_REQUIRED", "DEVICE_REVOKED"]);
+
 /**
  * @typedef {{id: string, [field: string]: unknown}} Rec
  * @typedef {{opId: string, collection: string, recordId: string, op: string,
  *   fields: Record<string, unknown>, status: string, conflictId?: string | null,
  *   lastError?: {code: string, message: string, details?: Record<string, unknown>} | null}} Entry
  * @typedef {{pending?: number, failed?: number, conflicts?: number, rejected?: number,
- *   lastSyncAt?: string | null}} Status
+ *   lastSyncAt?: string | null, loggedIn?: boolean,
+ *   lastSync?: {errorCode?: string | null} | null}} Status
  * @typedef {{type: string, phase?: string, source?: string, pending?: number, toPush?: number,
  *   pushed?: number, pulled?: number, error?: string | null, errorCode?: string | null,
  *   connected?: boolean}} ReplicaEvent
@@ -111,6 +115,26 @@ export class Session {
 
   /** Sync as soon as possible (once more after a sync in progress). */
   syncSoon() { this.replica.syncSoon(); }
+
+  /**
+   * Whether syncing needs the patient's password again: the refresh token was refused, or
+   * the clinic revoked this phone without a wipe. What is on the phone is kept meanwhile.
+   * @param {Status} status
+   */
+  static loginNeeded(status) {
+    return status.loggedIn === false || LOGIN_CODES.has(status.lastSync?.errorCode ?? "");
+  }
+
+  /**
+   * Sign in again on this phone (online): registers the device again — under a new device
+   * id if the clinic revoked the old one — keeping every entry not yet sent, then syncs.
+   * Rejects with the library's error (code UNAUTHORIZED for a wrong password).
+   * @param {string} password
+   */
+  async signInAgain(password) {
+    await this.replica.register(this.user.username, password);
+    this.startAuto(); // the library's loop stopped when the sign-in ended; it syncs at once
+  }
 
   /** Erase the replica (records, outbox, keys) and forget the device. */
   async signOut() {

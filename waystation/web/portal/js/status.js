@@ -8,8 +8,8 @@
 
 import { byId } from "./dom.js";
 import { ago, plural } from "./format.js";
+import { LOGIN_CODES, Session } from "./session.js";
 
-const LOGIN_CODES = new Set(["LOGIN_REQUIRED", "DEVICE_REVOKED"]);
 // The last sync could not reach the server, or reached it without an answer it could use.
 const UNREACHABLE = new Set(["OFFLINE", "SERVER_UNAVAILABLE", "OPS_IN_DOUBT", "RATE_LIMITED"]);
 
@@ -79,10 +79,16 @@ export class StatusIndicator {
     return this.state() === "offline" || !navigator.onLine;
   }
 
+  /** The phone must sign in again before it can sync (see Session.loginNeeded). */
+  get loginNeeded() {
+    return LOGIN_CODES.has(this.errorCode ?? "")
+      || (this.errorCode === null && Session.loginNeeded(this.counts));
+  }
+
   state() {
     const c = this.counts;
     const problems = (c.rejected ?? 0) + (c.conflicts ?? 0) + (c.failed ?? 0);
-    if (problems > 0 || LOGIN_CODES.has(this.errorCode ?? "")) return "attention";
+    if (problems > 0 || this.loginNeeded) return "attention";
     if (this.syncing) return "syncing";
     if (!navigator.onLine || UNREACHABLE.has(this.errorCode ?? "")) return "offline";
     return "online";
@@ -103,7 +109,7 @@ export class StatusIndicator {
     this.waiting.hidden = pending === 0;
     this.waiting.textContent = `· ${pending} waiting`;
     this.progress.hidden = state !== "syncing";
-    this.issuesLink.hidden = problems === 0;
+    this.issuesLink.hidden = problems === 0 && !this.loginNeeded;
     this.detail.textContent = this.explain(state, pending, problems);
     this.lastLine.textContent = `Last synced: ${ago(this.counts.lastSyncAt)}`;
   }
@@ -113,10 +119,10 @@ export class StatusIndicator {
     const waiting = pending
       ? `${plural(pending, "entry is", "entries are")} saved on this phone, waiting to be sent.`
       : "Everything you entered has reached the clinic.";
-    if (LOGIN_CODES.has(this.errorCode ?? "")) {
+    if (this.loginNeeded) {
       return this.errorCode === "DEVICE_REVOKED"
-        ? "This phone was signed out by the clinic. Sign in again."
-        : "Please sign in again to keep syncing.";
+        ? `This phone was signed out by the clinic: sign in again to keep syncing. ${waiting}`
+        : `Please sign in again to keep syncing. ${waiting}`;
     }
     if (problems) return `${plural(problems, "entry needs", "entries need")} your attention. ${pending ? waiting : ""}`;
     if (state === "offline") {

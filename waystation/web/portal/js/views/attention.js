@@ -2,12 +2,12 @@
 // for a day that already has one, a value it refused, or one it kept failing on), what
 // happened in plain words, and a way to fix it here.
 
-import { h, replace } from "../dom.js";
+import { field, h, replace } from "../dom.js";
 import { readableDate } from "../format.js";
+import { Session } from "../session.js";
 import { logForm } from "./log-form.js";
 
 /**
- * @typedef {import("../session.js").Session} Session
  * @typedef {import("../session.js").Entry} Entry
  */
 
@@ -18,13 +18,47 @@ import { logForm } from "./log-form.js";
  */
 export async function render(main, session, notify) {
   const entries = await session.outbox({ status: ["CONFLICT", "REJECTED", "FAILED"] });
+  const signIn = Session.loginNeeded(await session.status()) ? signInAgain(session, notify) : null;
   const cards = [];
   for (const entry of entries) cards.push(await card(session, entry, notify));
   replace(main,
     h("h2", {}, "Needs attention"),
+    signIn,
     entries.length === 0
-      ? h("p", { class: "empty" }, "Nothing needs your attention: everything you entered was accepted.")
+      ? (signIn ? null : h("p", { class: "empty" }, "Nothing needs your attention: everything you entered was accepted."))
       : h("ul", { class: "list", "aria-label": "Entries that need attention" }, cards));
+}
+
+/**
+ * The phone's sign-in ended (the clinic revoked it, or it was away too long): the password
+ * registers it again, and what waits on the phone is then sent.
+ * @param {Session} session
+ * @param {(message: string) => void} notify
+ */
+function signInAgain(session, notify) {
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password" });
+  const problem = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card problem sign-in-again" },
+    h("h3", {}, "Sign in again"),
+    h("p", {}, "This phone is no longer signed in to the clinic, so nothing can be sent. "
+      + "Everything you entered is kept here; sign in again to send it."),
+    field("again-password", `Password for ${session.username}`, password),
+    problem,
+    h("div", { class: "actions" }, h("button", { class: "button", type: "submit" }, "Sign in again")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    problem.textContent = "";
+    try {
+      await session.signInAgain(/** @type {HTMLInputElement} */ (password).value);
+      notify("Signed in again. Sending what was waiting…");
+    } catch (err) {
+      const code = /** @type {{code?: string}} */ (err)?.code;
+      problem.textContent = code === "UNAUTHORIZED" ? "Wrong password."
+        : code === "OFFLINE" ? "No network: try again when you are online."
+          : err instanceof Error ? err.message : String(err);
+    }
+  });
+  return form;
 }
 
 /**

@@ -29,6 +29,14 @@ def test_portal_log_reaches_worker_replica_and_worker_alert_appears_live(
         assert (log["date"], log["symptoms"], log["severity"], log["notes"]) == (
             "2025-12-04", ["vomiting"], 5, "since lunch")
 
+        # The patient edits one field; the worker's replica gets that field and keeps the rest.
+        page.get_by_role("link", name="Edit the log of").click()
+        page.get_by_label("Severity (0 to 10)").fill("7")
+        page.get_by_role("button", name="Save changes").click()
+        wait_synced(page)
+        assert worker.sync().ok
+        assert worker.get("symptom_logs", log["id"]) == {**log, "severity": 7}
+
         page.get_by_role("link", name="Alerts").click()
         expect(page.locator(".alert")).to_have_count(0)
         page.evaluate("window.sameDocument = true")

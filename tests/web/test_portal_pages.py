@@ -102,4 +102,9 @@ def test_every_page_fits_a_phone_is_labelled_and_readable_online_and_offline(
     page.goto("/portal/#/attention")
     expect(page.locator(".card.problem")).to_have_count(1)
     pages.check("attention-online")
+
+    page.get_by_role("link", name="Alerts").click()
+    page.get_by_role("button", name="Mark all read").click()
+    expect(page.locator(".alert .tag.read")).to_have_count(2)
+    expect(page.locator("#unread")).to_be_hidden()
     assert pages.refused == []

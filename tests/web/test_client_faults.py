@@ -181,14 +181,16 @@ def test_a_revoked_device_without_wipe_keeps_its_data_and_signs_in_as_a_new_devi
     outcome = js(lib_page, """
         const id = await rep.put('symptom_logs', arg.log);
         const revoked = (await rep.sync()).toJSON();
-        rep.close();
-        window.rep = await ws.Replica.login({username: arg.username, password: arg.password});
+        const loggedIn = (await rep.status()).loggedIn;
+        await rep.register(arg.username, arg.password);   // sign in again, same page
         const again = (await rep.sync()).toJSON();
-        return {revoked, again, device: rep.deviceId, shown: await rep.get('symptom_logs', id)};
+        return {revoked, loggedIn, again, device: rep.deviceId,
+                shown: await rep.get('symptom_logs', id), stored: await ws.stored()};
     """, {"log": symptom_log(patient, "2025-08-07"), "username": patient.username,
           "password": patient.password})
-    assert outcome["revoked"]["errorCode"] == "DEVICE_REVOKED"
-    assert outcome["device"] != device and outcome["again"]["applied"] == 1
+    assert outcome["revoked"]["errorCode"] == "DEVICE_REVOKED" and not outcome["loggedIn"]
+    assert outcome["device"] != device and outcome["stored"]["deviceId"] == outcome["device"]
+    assert outcome["again"]["ok"] and outcome["again"]["applied"] == 1, outcome["again"]["error"]
     assert outcome["shown"] is not None
     assert len(server_records(clinic, "symptom_logs", patient_id=patient.patient_id)) == 1
 

@@ -17,6 +17,7 @@ import { SyncResult, syncOnce } from "./engine.js";
 import {
   DeviceRevoked, NoReplica, ReplicaExists, ValidationError, WrongPassword,
 } from "./errors.js";
+import { formatHlc, parseHlc } from "./hlc.js";
 import { newDeviceId, uuid7 } from "./ids.js";
 import { AutoSync } from "./live.js";
 import { LocalReplica, tokenFields } from "./local.js";
@@ -252,7 +253,7 @@ export class Replica {
         m.setMeta("lastSyncAt", null);
       }
       const clock = await m.meta("clock", null);
-      if (clock && clock.last) m.setMeta("clock", { ...clock, last: clock.last.replace(/-[A-Za-z0-9_-]+$/, `-${deviceId}`) });
+      if (clock && clock.last) m.setMeta("clock", { ...clock, last: formatHlc({ ...parseHlc(clock.last), node: deviceId }) });
     });
     await this.local.db.transaction(["meta"], "readwrite",
       (tx) => { tx.objectStore("meta").put({ k: "device", server: this.server, deviceId }); });

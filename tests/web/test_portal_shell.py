@@ -3,6 +3,7 @@ cleanly when a new version is deployed."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -40,6 +41,23 @@ def test_service_worker_precaches_every_file_the_portal_needs_offline() -> None:
               if p.is_file() and p.name != "sw.js"}
     library = {f"../web/{p.relative_to(WEB).as_posix()}" for p in (WEB / "client").glob("*.js")}
     assert shell_list() == {"./"} | portal | library
+
+
+def shell_digest() -> str:
+    """A digest of every file the worker caches (names and bytes), sw.js excluded."""
+    digest = hashlib.sha256()
+    for path in sorted(shell_list() - {"./"}):
+        file = WEB / path.removeprefix("../web/") if path.startswith("../web/") else PORTAL / path
+        digest.update(path.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def test_service_worker_version_changes_with_any_file_of_the_shell() -> None:
+    """The shell is served cache-first: a file changed without a new VERSION would never
+    reach a phone that has the old one. So VERSION is the digest of the files."""
+    assert sw_version() == shell_digest(), (
+        f'a file of the portal or the library changed: set `const VERSION = '
+        f'"{shell_digest()}";` in waystation/web/portal/sw.js')
 
 
 class _Markup(HTMLParser):

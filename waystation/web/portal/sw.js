@@ -11,9 +11,11 @@
 // - sync (Background Sync): the worker cannot read the replica (it is encrypted with a key
 //   that only lives in an unlocked page), so it asks the open pages to sync.
 //
-// Change VERSION whenever a file of the shell changes; an open page then offers "Update".
+// VERSION is a digest of every file of SHELL (tests/web/test_portal_shell.py computes it
+// and says the new value when a file changed): the shell is served from the cache first, so
+// a changed file reaches phones only under a new VERSION. An open page then offers "Update".
 
-const VERSION = "2025-12-05.1";
+const VERSION = "46f66e356aa8";
 const CACHE = `waystation-portal-${VERSION}`;
 const PREFIX = "waystation-portal-";
 const SYNC_TAG = "waystation-outbox";

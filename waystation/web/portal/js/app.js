@@ -28,6 +28,8 @@ let indicator = null;
 let noticeTimer = null;
 /** Set while the patient signs out (the replica's "wiped" event is then expected). */
 let leaving = false;
+/** Stops following the open replica's events. */
+let unsubscribe = () => {};
 
 /** @param {string} message shown a few seconds at the bottom, read out by screen readers */
 function notify(message) {
@@ -67,7 +69,7 @@ function started(opened) {
   leaving = false;
   nav.hidden = false;
   byId("status").hidden = false;
-  const stop = opened.subscribe((event) => {
+  unsubscribe = opened.subscribe((event) => {
     if (event.type === "sync") {
       indicator?.onSync(event);
       if (event.phase === "done") void counts();
@@ -79,7 +81,6 @@ function started(opened) {
       }
       void refresh();
     } else if (event.type === "wiped" && !leaving) {
-      stop();
       void signedOut("This phone's copy of your data was erased. Sign in again to continue.");
     }
   });
@@ -94,6 +95,7 @@ function started(opened) {
  * @param {string} why
  */
 async function signedOut(why) {
+  unsubscribe();
   syncer?.stop();
   syncer = null;
   session = null;

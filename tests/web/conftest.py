@@ -4,7 +4,7 @@ chromium driven by Playwright.
 - ``clinic`` (one server per test process): facility ``f-1`` with a health worker
   (``clinic.worker``) and an admin; ``clinic.new_patient()`` adds a patient user with their
   own ``patients`` record, so each test works on data no other test touches.
-- ``browser`` (one chromium per test process), ``context`` / ``page`` (fresh per test: an
+- ``browser`` (one chromium per test module), ``context`` / ``page`` (fresh per test: an
   empty IndexedDB, no service worker), at a phone's size, with ``base_url`` = the server.
 - ``lib_page``: a page on the server's origin with the JS client library loaded as
   ``window.ws`` (``replica.js``'s exports) and ``window.wsErrors`` (``errors.js``).
@@ -97,13 +97,17 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Playwright's sync API keeps an asyncio loop running in the main thread while it is open:
+# it must be closed before the worker runs another module's tests (pytest-xdist hands a
+# worker web and server modules alike, and server tests call asyncio.run). So the driver
+# and the browser live for one test module.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install "

@@ -35,6 +35,11 @@ from waystation.store import open_store
 _TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
+def hash_test_password(password: str) -> str:
+    """An argon2 hash with the tests' cheap parameters."""
+    return _TEST_HASHER.hash(password)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,7 +113,8 @@ class LiveServer:
         """Create a user straight in the database (as ``waystation users add`` does)."""
         store = open_store(self.db_url, health_schema(), migrate=True)
         try:
-            return store.add_user(username, _TEST_HASHER.hash(password), role, list(scopes)).id
+            return store.add_user(username, hash_test_password(password), role,
+                                  list(scopes)).id
         finally:
             store.close()
 

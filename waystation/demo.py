@@ -60,7 +60,7 @@ def seed_demo(store: Store) -> None:
                                  user.scopes)
         admin = created if user.role == "admin" else admin
     assert admin is not None
-    store.add_device(SEED_DEVICE, admin.id, "demo seed", "-")
+    store.add_device(SEED_DEVICE, admin.id, "demo seed", "-", refresh_expires_at=0)
     principal = Principal(admin.id, admin.username, "admin", frozenset(), SEED_DEVICE)
     clock = Clock(SEED_DEVICE)
     changes: list[dict[str, Any]] = []

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import MakeReplica, new_user, symptom_log
-from tests.support import LiveServer
+from tests.support import LiveServer, hash_test_password
 from waystation.client import OpStatus, Replica
+from waystation.core.schema import health_schema
+from waystation.store import open_store
+from waystation.store.accounts import User
 
 
 def test_offline_writes_are_kept_then_one_sync_delivers_them_all(
@@ -250,3 +253,54 @@ def test_a_refused_refresh_asks_to_log_in_again_and_keeps_the_ops(
     assert result.needs_login and result.error_code == "LOGIN_REQUIRED"
     assert "waystation login" in (result.error or "")
     assert [e.status for e in rep.outbox()] == [OpStatus.PENDING]
+
+
+def test_hole_2_a_replica_whose_user_lost_a_scope_drops_its_records_after_login(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
+    """A demotion ends the device's session; when it logs in again, the next sync
+    re-pulls from zero and the records of the lost facility leave the device (its own
+    pending edits stay)."""
+    name = new_user(shared_server, scopes=("facility:f-1", "facility:f-lost"))
+    rep = make_replica(shared_server, name)
+    kept = rep.put("symptom_logs", symptom_log("2025-07-01"))
+    lost = rep.put("symptom_logs", {**symptom_log("2025-07-01"), "facility_id": "f-lost"})
+    assert rep.sync().ok
+    store = open_store(shared_server.db_url, health_schema())
+    try:
+        user = store.find_user(username=name)
+        assert user is not None
+        assert store.update_user(User(user.id, name, hash_test_password("pw"), user.role,
+                                      ("facility:f-1",)))
+    finally:
+        store.close()
+    pending = rep.put("symptom_logs", symptom_log("2025-07-02"))
+    assert rep.sync().needs_login
+    rep.login(shared_server.url, name, "pw")
+    assert rep.sync().ok
+    assert rep.get("symptom_logs", kept) is not None
+    assert rep.get("symptom_logs", pending) is not None
+    assert rep.get("symptom_logs", lost) is None
+
+
+def test_hole_2_a_replica_whose_user_was_demoted_re_pulls_after_login(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
+    """An admin sees every facility; demoted to health worker with the same (no) scopes,
+    the device must not keep what an admin saw."""
+    admin = new_user(shared_server, role="admin", scopes=())
+    rep = make_replica(shared_server, admin)
+    elsewhere = rep.put("symptom_logs", {**symptom_log("2025-07-03"), "facility_id": "f-far"})
+    assert rep.sync().ok
+    store = open_store(shared_server.db_url, health_schema())
+    try:
+        user = store.find_user(username=admin)
+        assert user is not None
+        assert store.update_user(User(user.id, admin, user.password_hash, "health_worker",
+                                      ("facility:f-1",)))
+    finally:
+        store.close()
+    assert rep.sync().needs_login
+    rep.login(shared_server.url, admin, "pw")
+    assert rep.sync().ok
+    assert rep.get("symptom_logs", elsewhere) is None

@@ -128,6 +128,27 @@ def rejected(verdict: Verdict, code: str) -> dict[str, Any]:
     return verdict.error.details
 
 
+def as_if_missing(
+    server: Server, who: Principal, op: str, collection: str, record_id: str,
+    fields: dict[str, Any] | None = None,
+) -> str:
+    """Push an op at a record ``who`` may not see, and the same op at an id nobody used:
+    both are rejected with the same code, message (ids aside) and details. Returns the
+    code."""
+    base = server.version(collection, record_id)
+    hidden = server.push(who, op, collection, record_id, fields, base_version=base)
+    missing = server.push(who, op, collection, "never-used", fields, base_version=base)
+    for verdict in (hidden, missing):
+        assert verdict.status == "rejected"
+        assert verdict.error is not None and verdict.state is None
+    assert hidden.error is not None and missing.error is not None
+    assert hidden.error.code == missing.error.code
+    assert hidden.error.message.replace(record_id, "<id>") == missing.error.message.replace(
+        "never-used", "<id>")
+    assert hidden.error.details == missing.error.details
+    return hidden.error.code
+
+
 # --- who may write what --------------------------------------------------------------------
 
 
@@ -141,12 +162,13 @@ def test_a_patient_cannot_write_another_patients_records(server: Server) -> None
     theirs = {**SYMPTOMS, "patient_id": "p-2"}
     rejected(server.push(PATIENT, "upsert", "symptom_logs", "s-2", theirs), "FORBIDDEN")
     applied(server.push(OTHER_PATIENT, "upsert", "symptom_logs", "s-2", theirs))
-    rejected(server.push(PATIENT, "upsert", "symptom_logs", "s-2", {"severity": 9}), "FORBIDDEN")
+    # the other patient's log is, to this patient, a log that does not exist
+    assert as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2",
+                         {"severity": 9}) == "NOT_FOUND"
     # nor take it over by rewriting whose record it is
-    rejected(
-        server.push(PATIENT, "upsert", "symptom_logs", "s-2", {"patient_id": "p-1"}), "FORBIDDEN"
-    )
-    rejected(server.push(PATIENT, "delete", "symptom_logs", "s-2"), "FORBIDDEN")
+    assert as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2",
+                         {"patient_id": "p-1"}) == "NOT_FOUND"
+    assert as_if_missing(server, PATIENT, "delete", "symptom_logs", "s-2") == "NOT_FOUND"
     assert server.fields("symptom_logs", "s-2") == theirs
 
 
@@ -220,10 +242,8 @@ def test_a_patient_sets_their_own_notification_preferences_and_nobody_else_does(
     rejected(
         server.push(HW, "upsert", "notification_preferences", "n-1", {"sms": False}), "FORBIDDEN"
     )
-    rejected(
-        server.push(OTHER_PATIENT, "upsert", "notification_preferences", "n-1", {"sms": False}),
-        "FORBIDDEN",
-    )
+    assert as_if_missing(server, OTHER_PATIENT, "upsert", "notification_preferences", "n-1",
+                         {"sms": False}) == "NOT_FOUND"
     assert server.fields("notification_preferences", "n-1")["sms"] is True
 
 
@@ -241,7 +261,7 @@ def test_a_write_may_not_move_a_record_into_a_scope_the_caller_lacks(server: Ser
     )
     # an admin may transfer the patient; then f-1 can no longer touch the record
     applied(server.push(ADMIN, "upsert", "patients", "p-1", {"facility_id": "f-2"}))
-    rejected(server.push(HW, "upsert", "patients", "p-1", {"phone": "0700"}), "FORBIDDEN")
+    assert as_if_missing(server, HW, "upsert", "patients", "p-1", {"phone": "0700"}) == "NOT_FOUND"
     applied(server.push(HW_F2, "upsert", "patients", "p-1", {"phone": "0700"}))
 
 
@@ -271,10 +291,13 @@ def test_a_health_worker_cannot_reach_into_another_facility(server: Server) -> N
     applied(
         server.push(HW, "upsert", "encounters", "e-1", {"patient_id": "p-1", "facility_id": "f-1"})
     )
-    rejected(server.push(HW_F2, "upsert", "encounters", "e-1", {"diagnosis": "flu"}), "FORBIDDEN")
+    # another facility's encounter is, to them, one that does not exist
+    assert as_if_missing(server, HW_F2, "upsert", "encounters", "e-1",
+                         {"diagnosis": "flu"}) == "NOT_FOUND"
     # even while moving it into their own facility
-    rejected(server.push(HW_F2, "upsert", "encounters", "e-1", {"facility_id": "f-2"}), "FORBIDDEN")
-    rejected(server.push(HW_F2, "delete", "encounters", "e-1"), "FORBIDDEN")
+    assert as_if_missing(server, HW_F2, "upsert", "encounters", "e-1",
+                         {"facility_id": "f-2"}) == "NOT_FOUND"
+    assert as_if_missing(server, HW_F2, "delete", "encounters", "e-1") == "NOT_FOUND"
     assert "diagnosis" not in server.fields("encounters", "e-1")
 
 
@@ -284,10 +307,8 @@ def test_a_pharmacist_keeps_stock_in_their_own_facility_only(server: Server) -> 
     applied(
         server.push(ADMIN, "upsert", "pharmacy_inventory", "i-2", {**STOCK, "facility_id": "f-2"})
     )
-    rejected(
-        server.push(PHARMACIST, "increment", "pharmacy_inventory", "i-2", {"quantity": -1}),
-        "FORBIDDEN",
-    )
+    assert as_if_missing(server, PHARMACIST, "increment", "pharmacy_inventory", "i-2",
+                         {"quantity": -1}) == "NOT_FOUND"
     rejected(server.push(PHARMACIST, "upsert", "prescriptions", "rx-1", PRESCRIPTION), "FORBIDDEN")
     assert server.fields("pharmacy_inventory", "i-1")["quantity"] == 40
     assert "quantity" not in server.fields("pharmacy_inventory", "i-2")

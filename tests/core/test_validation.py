@@ -7,8 +7,23 @@ from typing import Any
 import pytest
 
 from waystation.core.errors import ValidationError
-from waystation.core.schema import CollectionSpec, Schema, health_schema, parse_schema
-from waystation.core.validation import validate_increment, validate_upsert
+from waystation.core.schema import (
+    DEFAULT_MAX_ITEM_LENGTH,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_STRING_LENGTH,
+    CollectionSpec,
+    Schema,
+    SchemaError,
+    health_schema,
+    parse_schema,
+)
+from waystation.core.validation import (
+    check_fields_shape,
+    check_record_size,
+    check_stored_numbers,
+    validate_increment,
+    validate_upsert,
+)
 
 SYMPTOM_LOG = {"patient_id": "p-1", "facility_id": "f-1", "date": "2025-11-30"}
 ENCOUNTER = {"patient_id": "p-1", "facility_id": "f-1"}
@@ -252,10 +267,10 @@ def test_a_create_needs_the_fields_its_scopes_are_made_of() -> None:
 
 def test_an_increment_carries_integer_deltas_of_counters(schema: Schema) -> None:
     spec = schema.collections["pharmacy_inventory"]
-    validate_increment(spec, {"quantity": -5})
-    validate_increment(spec, {"quantity": 0})
+    validate_increment(spec, {"quantity": -5}, {})
+    validate_increment(spec, {"quantity": 0}, {})
     with pytest.raises(ValidationError, match="at least one counter") as info:
-        validate_increment(spec, {})
+        validate_increment(spec, {}, {})
     assert info.value.details == {"field": "fields"}
     for fields, path in (
         ({"batch": 3}, "fields.batch"),
@@ -266,10 +281,98 @@ def test_an_increment_carries_integer_deltas_of_counters(schema: Schema) -> None
         ({"quantity": None}, "fields.quantity"),
     ):
         with pytest.raises(ValidationError) as info:
-            validate_increment(spec, fields)
+            validate_increment(spec, fields, {})
         assert info.value.details == {"field": path}
 
 
 def test_an_increment_of_a_collection_without_counters_is_refused(schema: Schema) -> None:
     with pytest.raises(ValidationError, match="counters: \\[\\]"):
-        validate_increment(schema.collections["patients"], {"name": 1})
+        validate_increment(schema.collections["patients"], {"name": 1}, {})
+
+
+def test_hole_3_a_delta_and_a_total_stay_within_bounds(schema: Schema) -> None:
+    spec = schema.collections["pharmacy_inventory"]
+    validate_increment(spec, {"quantity": 10**9}, {"quantity": 5})
+    for delta, current in ((10**9 + 1, 0), (-(10**9) - 1, 0), (2**63, 0), (1, 2**53 - 1),
+                           (-1, -(2**53) + 1)):
+        with pytest.raises(ValidationError) as info:
+            validate_increment(spec, {"quantity": delta}, {"quantity": current})
+        assert info.value.details == {"field": "fields.quantity"}
+
+
+def test_hole_3_max_delta_is_set_per_counter() -> None:
+    spec = parse_schema({"collections": {"stock": {
+        "scopes": ["*"], "fields": {"n": {"type": "counter", "max_delta": 10}}}}}
+    ).collections["stock"]
+    validate_increment(spec, {"n": -10}, {})
+    with pytest.raises(ValidationError, match="limit of \\+/-10"):
+        validate_increment(spec, {"n": 11}, {})
+
+
+def test_hole_3_integers_beyond_the_safe_range_are_refused(schema: Schema) -> None:
+    spec = schema.collections["encounters"]
+    assert rejects(spec, {"vitals": {"pulse": 2**60}}, creating=False) == "fields.vitals.pulse"
+
+
+def test_hole_3_a_stored_counter_out_of_range_blocks_further_writes(schema: Schema) -> None:
+    spec = schema.collections["pharmacy_inventory"]
+    check_stored_numbers(spec, {"quantity": 2**53 - 1})
+    with pytest.raises(ValidationError, match="administrator must repair"):
+        check_stored_numbers(spec, {"quantity": 2**63})
+
+
+_LIMITED = parse_schema({"collections": {"notes": {
+    "scopes": ["*"], "max_record_bytes": 300,
+    "fields": {
+        "text": {"type": "string"},
+        "tags": {"type": "array", "items": "string"},
+        "short_tags": {"type": "array", "items": "string", "max_items": 2,
+                       "max_item_length": 3},
+        "legacy": {"type": "array", "items": "integer", "max_length": 2},
+    }}}}).collections["notes"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"text": "x" * (DEFAULT_MAX_STRING_LENGTH + 1)}, "fields.text"),
+        ({"tags": ["a"] * (DEFAULT_MAX_ITEMS + 1)}, "fields.tags"),
+        ({"tags": ["x" * (DEFAULT_MAX_ITEM_LENGTH + 1)]}, "fields.tags[0]"),
+        ({"short_tags": ["a", "b", "c"]}, "fields.short_tags"),
+        ({"short_tags": ["abcd"]}, "fields.short_tags[0]"),
+        ({"legacy": [1, 2, 3]}, "fields.legacy"),
+    ],
+)
+def test_hole_6_limits_apply_with_their_defaults_when_unset(
+    fields: dict[str, Any], path: str,
+) -> None:
+    assert rejects(_LIMITED, fields, creating=False) == path
+
+
+def test_hole_6_the_record_size_counts_the_merged_fields() -> None:
+    check_record_size(_LIMITED, {"text": "x" * 280})
+    with pytest.raises(ValidationError, match="over the 300 bytes") as info:
+        check_record_size(_LIMITED, {"text": "x" * 280, "short_tags": ["abc"]})
+    assert info.value.details == {"field": "fields"}
+
+
+def test_hole_6_array_limits_belong_to_arrays_and_max_items_has_one_name() -> None:
+    with pytest.raises(SchemaError, match="only for arrays"):
+        parse_schema({"collections": {"c": {"scopes": ["*"], "fields": {
+            "s": {"type": "string", "max_items": 3}}}}})
+    with pytest.raises(SchemaError, match="not both"):
+        parse_schema({"collections": {"c": {"scopes": ["*"], "fields": {
+            "a": {"type": "array", "max_items": 3, "max_length": 3}}}}})
+
+
+def test_hole_7_fields_nested_too_deep_are_refused_without_recursion() -> None:
+    deep: Any = 1
+    for _ in range(100_000):  # far past Python's recursion limit
+        deep = {"a": deep}
+    with pytest.raises(ValidationError, match="nested deeper") as info:
+        check_fields_shape({"notes": deep})
+    assert info.value.details["field"].startswith("fields.notes.a")
+    check_fields_shape({"vitals": {"pulse": 80}, "symptoms": ["cough"]})
+    with pytest.raises(ValidationError) as info:
+        check_fields_shape({"symptoms": [1, 2**64]})
+    assert info.value.details == {"field": "fields.symptoms[1]"}

@@ -301,7 +301,7 @@ class Convergence(RuleBasedStateMachine):
                 set_meta(conn, "device_id", device_id)
             local.close()
             user = self.template.users[i]
-            store.add_device(device_id, user, f"tablet {i}", "-")
+            store.add_device(device_id, user, f"tablet {i}", "-", refresh_expires_at=0)
             device = Device(device_id, Replica(path, retry_policy=NO_WAIT),
                             Principal(user, f"hw-{i}", "health_worker",
                                       frozenset({f"facility:{FACILITY}"}), device_id))

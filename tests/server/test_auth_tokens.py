@@ -1,4 +1,4 @@
-"""Access tokens in their compact form ``<kind>.<subject>.<expiry>.<mac>``: short (they ride
+"""Access tokens in their compact form ``<kind>.<subject>.<gen>.<expiry>.<mac>``: short (they ride
 on every request, and an idle sync is one small 304), yet bound to one device, expiring and
 tamper-proof; JWTs issued before the compact form keep working until they expire."""
 
@@ -21,7 +21,7 @@ from tests.support import LiveServer, SyncApi
 from waystation.core.errors import Unauthorized
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.server.auth import TokenClaims, issue_token, verify_token
+from waystation.server.auth import TokenClaims, _mac, issue_token, verify_token
 from waystation.store import Store, open_store
 
 TTL = 30 * 24 * 3600
@@ -61,12 +61,14 @@ def nurse(make_device: MakeDevice, facility: str) -> SyncApi:
 
 
 def test_a_device_token_is_compact_and_syncs(shared_server: LiveServer, nurse: SyncApi) -> None:
-    match = re.fullmatch(r"d\.([A-Za-z0-9_-]+)\.([0-9]+)\.([A-Za-z0-9_-]{22})", nurse.token)
+    match = re.fullmatch(r"d\.([A-Za-z0-9_-]+)\.([0-9]+)\.([0-9]+)\.([A-Za-z0-9_-]{22})",
+                         nurse.token)
     assert match is not None, nurse.token
     assert match.group(1) == nurse.device_id
-    assert abs(int(match.group(2)) - (time.time() + TTL)) < 60
-    # 2 + 18 (a device id as the SDK makes them) + 1 + 10 + 1 + 22: a JWT was ~190
-    assert len(nurse.token) == 54
+    assert match.group(2) == "0"  # the device's session generation
+    assert abs(int(match.group(3)) - (time.time() + TTL)) < 60
+    # 2 + 18 (a device id as the SDK makes them) + 2 + 1 + 10 + 1 + 22: a JWT was ~190
+    assert len(nurse.token) == 56
     assert _pull(shared_server, nurse.token).status_code == 200
 
 
@@ -76,8 +78,8 @@ def test_a_user_token_names_the_user_and_cannot_sync(
     login = httpx.post(f"{shared_server.url}/v1/auth/token",
                        json={"username": nurse.user["username"], "password": "pw"}).json()
     token = login["access_token"]
-    assert token.startswith(f"u.{nurse.user['id']}.")
-    assert login["expires_in"] == TTL
+    assert token.startswith(f"u.{nurse.user['id']}.0.")
+    assert login["expires_in"] == 3600  # a user token only registers devices
     _error(_pull(shared_server, token), 403, "FORBIDDEN")
     status = httpx.get(f"{shared_server.url}/v1/sync/status",
                        headers={"Authorization": f"Bearer {token}"})
@@ -89,18 +91,20 @@ def test_tampered_tokens_are_refused(
     shared_server: LiveServer, nurse: SyncApi, make_device: MakeDevice, facility: str
 ) -> None:
     other = make_device("health_worker", (f"facility:{facility}",))
-    kind, device, expiry, mac = nurse.token.split(".")
+    kind, device, gen, expiry, mac = nurse.token.split(".")
     flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
     for token in (
-        f"{kind}.{other.device_id}.{expiry}.{mac}",  # another device, same MAC
-        f"{kind}.{device}.{int(expiry) + 86400}.{mac}",  # a longer life
-        f"u.{nurse.user['id']}.{expiry}.{mac}",  # a user token made of a device token
-        f"{kind}.{device}.{expiry}.{flipped}",
-        f"{kind}.{device}.{expiry}.{mac[:-1]}",
-        f"{kind}.{device}.{expiry}",
+        f"{kind}.{other.device_id}.{gen}.{expiry}.{mac}",  # another device, same MAC
+        f"{kind}.{device}.{gen}.{int(expiry) + 86400}.{mac}",  # a longer life
+        f"{kind}.{device}.{int(gen) + 1}.{expiry}.{mac}",  # a later generation
+        f"{kind}.{device}.{expiry}.{mac}",  # the generation dropped
+        f"u.{nurse.user['id']}.{gen}.{expiry}.{mac}",  # a user token made of a device token
+        f"{kind}.{device}.{gen}.{expiry}.{flipped}",
+        f"{kind}.{device}.{gen}.{expiry}.{mac[:-1]}",
+        f"{kind}.{device}.{gen}.{expiry}",
         f"{nurse.token}.",
-        f"x.{device}.{expiry}.{mac}",
-        f"{kind}.{device}.-{expiry}.{mac}",
+        f"x.{device}.{gen}.{expiry}.{mac}",
+        f"{kind}.{device}.{gen}.-{expiry}.{mac}",
         nurse.token.upper(),
     ):
         _refused(shared_server, token)
@@ -113,8 +117,8 @@ def test_a_token_of_another_server_is_refused(
     stranger = open_store(f"sqlite:///{tmp_path / 'elsewhere.db'}", health_schema(),
                           migrate=True)
     try:  # same device and user, signed with another server's key
-        forged = issue_token(stranger, nurse.user["id"], nurse.device_id, TTL)
-        forged_expired = issue_token(stranger, nurse.user["id"], nurse.device_id, -60)
+        forged = issue_token(stranger, nurse.user["id"], nurse.device_id, TTL, gen=0)
+        forged_expired = issue_token(stranger, nurse.user["id"], nurse.device_id, -60, gen=0)
     finally:
         stranger.close()
     _refused(shared_server, forged)
@@ -125,7 +129,7 @@ def test_an_expired_token_says_how_to_recover(
     shared_server: LiveServer, server_store: Store, nurse: SyncApi
 ) -> None:
     for ttl in (-3600, 0):
-        expired = issue_token(server_store, nurse.user["id"], nurse.device_id, ttl)
+        expired = issue_token(server_store, nurse.user["id"], nurse.device_id, ttl, gen=0)
         error = _error(_pull(shared_server, expired), 401, "UNAUTHORIZED")
         assert error["details"] == {"reason": "expired"}
         assert "POST /v1/auth/refresh" in error["message"]
@@ -134,7 +138,7 @@ def test_an_expired_token_says_how_to_recover(
 def test_a_genuine_token_of_an_unregistered_device_is_refused(
     shared_server: LiveServer, server_store: Store, nurse: SyncApi
 ) -> None:
-    token = issue_token(server_store, nurse.user["id"], "d-never-registered", TTL)
+    token = issue_token(server_store, nurse.user["id"], "d-never-registered", TTL, gen=0)
     _refused(shared_server, token)
 
 
@@ -226,15 +230,27 @@ def test_jwts_issued_before_the_compact_form_work_until_they_expire(
     _error(_pull(shared_server, user_only), 403, "FORBIDDEN")
 
 
+def test_tokens_of_the_earlier_four_part_form_count_as_generation_zero(
+    shared_server: LiveServer, server_store: Store, nurse: SyncApi,
+) -> None:
+    """Devices offline across the upgrade keep syncing with the token they hold."""
+    expiry = int(time.time()) + 3600
+    signed = f"d.{nurse.device_id}.{expiry}"
+    old_form = f"{signed}.{_mac(server_store.signing_key, signed)}"
+    assert verify_token(server_store.signing_key, old_form) == TokenClaims(
+        nurse.device_id, None, 0)
+    assert _pull(shared_server, old_form).status_code == 200
+
+
 def test_verifying_a_token_reads_no_database(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'keys.db'}", health_schema(), migrate=True)
     key = store.signing_key
-    device_token = issue_token(store, "u-1", "d-7f3a", TTL)
-    user_token = issue_token(store, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", None, TTL)
+    device_token = issue_token(store, "u-1", "d-7f3a", TTL, gen=0)
+    user_token = issue_token(store, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", None, TTL, gen=0)
     store.close()  # verification needs the key only
-    assert verify_token(key, device_token) == TokenClaims("d-7f3a", None)
+    assert verify_token(key, device_token) == TokenClaims("d-7f3a", None, 0)
     assert verify_token(key, user_token) == TokenClaims(
-        None, "01a201a7-6188-7ed0-b3b5-180ea467fa0c")
+        None, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", 0)
     with pytest.raises(Unauthorized):
         verify_token(key + "x", device_token)
 
@@ -244,6 +260,6 @@ def test_ids_that_cannot_travel_in_a_token_are_not_signed(tmp_path: Path) -> Non
     try:
         for device_id in ("d.7f3a", "", "d" * 65):
             with pytest.raises(ValueError):
-                issue_token(store, "u-1", device_id, TTL)
+                issue_token(store, "u-1", device_id, TTL, gen=0)
     finally:
         store.close()

@@ -37,7 +37,7 @@ def patients(n: int, facility: str = "f-1") -> list[dict[str, Any]]:
 def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(db_url: str) -> None:
     path = db_url
     store = open_store(path, health_schema())
-    assert current_revision(store.db) == head_revision() == "0001"
+    assert current_revision(store.db) == head_revision() == "0003"
     store.push(ADMIN, patients(3))
     store.close()
     again = open_store(path, health_schema())
@@ -186,7 +186,9 @@ def test_a_resync_after_expiry_is_not_told_expired_again(store: Store) -> None:
 def test_a_device_id_taken_meanwhile_is_reported_not_raised(store: Store) -> None:
     """The registration route relies on this when two requests register one id at once."""
     user = store.add_user(f"u-{uuid7()[-8:]}", "-", "health_worker", [])
-    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-1") is True
-    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-2") is False
+    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-1",
+                            refresh_expires_at=0) is True
+    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-2",
+                            refresh_expires_at=0) is False
     device = store.find_device("d-tablet-race")
     assert device is not None and device.refresh_hash == "hash-1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from waystation.cli import conflicts, serve, sync, users
+from waystation.cli import audit, conflicts, serve, sync, users
 
 app = typer.Typer(
     name="waystation",
@@ -22,6 +22,7 @@ serve.register(app)
 users.register(app)
 sync.register(app)
 conflicts.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -102,7 +102,8 @@ def resolve(
     else:
         how = resolved["resolution"] + (" into the existing record"
                                          if resolved.get("target") == "existing" else "")
-        console.print(f"resolved {resolved['collection']}/{resolved['record_id']}: {how}")
+        record = resolved["record_id"] or "(a record outside your scopes)"
+        console.print(f"resolved {resolved['collection']}/{record}: {how}")
         for change in resolved.get("changes") or []:
             console.print(f"  wrote {change['collection']}/{change['record_id']} "
                           f"(version {change['version']})")
@@ -151,7 +152,8 @@ def _parse_fields(pairs: list[str]) -> dict[str, Any]:
 
 def _print_conflict(conflict: dict[str, Any]) -> None:
     """Both sides, field by field: what the server has and what the held op wanted."""
-    title = (f"{conflict['id']}  {conflict['collection']}/{conflict['record_id']}  "
+    record = conflict["record_id"] or "(a record outside your scopes)"
+    title = (f"{conflict['id']}  {conflict['collection']}/{record}  "
              f"{conflict['kind']} ({conflict['op']} from device {conflict['device_id']}, "
              f"{conflict['created_at']}, {conflict['status']})")
     table = Table(title=title, title_justify="left")
@@ -159,10 +161,14 @@ def _print_conflict(conflict: dict[str, Any]) -> None:
     other = "existing record" if conflict["kind"] == "UNIQUE_VIOLATION" else "server"
     table.add_column(other)
     table.add_column("held op (client)")
+    # a side outside the reviewer's scopes comes as null and is named in "hidden"
     server, client = conflict["server_fields"], conflict["client_fields"]
-    for name in sorted(set(server) | set(client)):
+    for name in sorted(set(server or {}) | set(client or {})):
         table.add_row(name, _show(server, name), _show(client, name))
     console.print(table)
+    for side in conflict.get("hidden") or []:
+        what = "the held op's record" if side == "record" else "the record holding the key"
+        console.print(f"  {what} is outside your scopes: its fields are not shown")
     if conflict.get("existing_id"):
         console.print(f"  the key is held by {conflict['existing_id']}")
     if conflict.get("resolution"):
@@ -170,5 +176,7 @@ def _print_conflict(conflict: dict[str, Any]) -> None:
                       f"at {conflict['resolved_at']}")
 
 
-def _show(fields: dict[str, Any], name: str) -> str:
+def _show(fields: dict[str, Any] | None, name: str) -> str:
+    if fields is None:
+        return "(hidden)"
     return orjson.dumps(fields[name]).decode() if name in fields else "-"

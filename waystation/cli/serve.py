@@ -27,19 +27,33 @@ _UVICORN_OPTIONS: dict[str, Any] = {"access_log": False, "timeout_graceful_shutd
                                     "server_header": False, "date_header": False}
 
 
-def _run(store: Store, host: str, port: int, settings: Settings, log_level: str) -> None:
+def _protocol_options(header_timeout: float, forwarded_allow_ips: str) -> dict[str, Any]:
+    """uvicorn's HTTP protocol with a deadline on request headers (server/timeouts.py; the
+    deadline travels in the environment, which ``--workers`` processes inherit), and the
+    proxies whose X-Forwarded-For names the client (logins are throttled per address)."""
+    from waystation.server.timeouts import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
+
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
+    return {"http": HeaderTimeoutProtocol, "proxy_headers": True,
+            "forwarded_allow_ips": forwarded_allow_ips}
+
+
+def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
+         protocol: dict[str, Any]) -> None:
     import uvicorn
 
     from waystation.server.app import create_served_app
 
     app = create_served_app(store, settings, log_level)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **_UVICORN_OPTIONS,
+                    **protocol)
     finally:
         store.close()
 
 
-def _run_workers(workers: int, config: WorkerConfig, host: str, port: int) -> None:
+def _run_workers(workers: int, config: WorkerConfig, host: str, port: int,
+                 protocol: dict[str, Any]) -> None:
     """Start ``workers`` processes sharing one socket, each with its own app and pool."""
     import uvicorn
 
@@ -47,7 +61,7 @@ def _run_workers(workers: int, config: WorkerConfig, host: str, port: int) -> No
 
     os.environ[CONFIG_ENV] = config.to_env()  # the spawned workers inherit it
     uvicorn.run(FACTORY, factory=True, workers=workers, host=host, port=port,
-                log_level=config.log_level, **_UVICORN_OPTIONS)
+                log_level=config.log_level, **_UVICORN_OPTIONS, **protocol)
 
 
 def serve(
@@ -65,6 +79,15 @@ def serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     workers: int = typer.Option(1, min=1, help="Server processes sharing the port "
                                 "(PostgreSQL only): one process uses one core."),
+    header_timeout: float = typer.Option(
+        15.0, min=0.1, help="Seconds a connection has to send a request's headers before "
+        "it is closed (slowloris)."),
+    body_timeout: float = typer.Option(
+        30.0, min=0.1, help="Seconds a request body may send nothing before it is "
+        "answered 408 and its connection closed."),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1", help="Reverse proxies (comma-separated addresses, or *) whose "
+        "X-Forwarded-For header names the client: logins are throttled per address."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
     from waystation.server import Settings
@@ -76,17 +99,19 @@ def serve(
                    "writer (and hears its own change events); run one process per database")
     store.max_clock_skew_ms = max_clock_skew * 1000
     settings = Settings(max_clock_skew_ms=max_clock_skew * 1000,
-                        tombstone_retention_s=int(tombstone_retention_days * 86400))
+                        tombstone_retention_s=int(tombstone_retention_days * 86400),
+                        body_timeout_s=body_timeout)
     plural = f" with {workers} worker processes" if workers > 1 else ""
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
                   f"on http://{host}:{port}{plural}")
+    protocol = _protocol_options(header_timeout, forwarded_allow_ips)
     if workers == 1:
-        _run(store, host, port, settings, log_level)
+        _run(store, host, port, settings, log_level, protocol)
         return
     from waystation.server.workers import WorkerConfig
 
     store.close()  # migrated; each worker opens its own
-    _run_workers(workers, WorkerConfig(db, schema, settings, log_level), host, port)
+    _run_workers(workers, WorkerConfig(db, schema, settings, log_level), host, port, protocol)
 
 
 def demo(
@@ -116,4 +141,7 @@ def demo(
                   f"{patient.password})", highlight=False)
     console.print(f"\nTry: curl -s -X POST {base}/v1/auth/token -H 'content-type: "
                   "application/json' -d '{\"username\":\"amina\",\"password\":\"amina-demo\"}'\n")
-    _run(store, host, port, Settings(), "info")
+    from waystation.server.timeouts import DEFAULT_HEADER_TIMEOUT_S
+
+    _run(store, host, port, Settings(), "info",
+         _protocol_options(DEFAULT_HEADER_TIMEOUT_S, "127.0.0.1"))

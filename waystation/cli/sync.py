@@ -30,7 +30,7 @@ from rich.table import Table
 from waystation.cli.common import console, err_console, fail_usage
 from waystation.client import Continuous, OpStatus, Replica, SyncEvent, SyncResult
 from waystation.client.errors import TransportError
-from waystation.core.errors import Unauthorized, WaystationError
+from waystation.core.errors import RateLimited, Unauthorized, WaystationError
 
 LOGIN_HINT = "waystation login --replica {replica} --server URL --username NAME"
 
@@ -67,6 +67,8 @@ def login(
         fail_usage(str(exc))
     except Unauthorized as exc:
         _fail_run(f"login refused: {exc.message}")
+    except RateLimited as exc:
+        _fail_run(f"login refused for now: {exc.message}")
     except TransportError as exc:
         _fail_run(f"could not reach the server: {exc.message}")
     except WaystationError as exc:

@@ -9,12 +9,13 @@ user's password, not the old registration, is the authority.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from waystation.client.auth import Registration, normalise_server_url, register_device
 from waystation.client.engine import refresh_collections
+from waystation.client.pull import start_full_repull
 from waystation.client.transport import HttpTransport
 from waystation.core.errors import DeviceRevoked, WaystationError
 
@@ -72,9 +73,21 @@ def login_replica(
                 f"instead of {replica.device_id!r}"
             )
         replica.session.store_registration(url, registration)
+        if user is not None and _may_see_less(user, registration.user):
+            # The user lost scopes or changed role since this replica last logged in: what
+            # it holds of them must go, and only a fresh snapshot tells what that is.
+            start_full_repull(replica)
         # Priorities and the clock offset are an optimisation; the next sync retries them.
         with contextlib.suppress(WaystationError):
             refresh_collections(replica, HttpTransport(url, replica.session, client))
     finally:
         if http is None:
             client.close()
+
+
+def _may_see_less(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether the user's grants shrank: a scope gone, or another role (an admin, who sees
+    everything, demoted keeps scopes that say nothing of it)."""
+    scopes_before = set(before.get("scopes") or [])
+    scopes_after = set(after.get("scopes") or [])
+    return before.get("role") != after.get("role") or not scopes_before <= scopes_after

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING
 from waystation.client.cursor import Cursor
 from waystation.client.db import get_meta, set_meta
 from waystation.client.events import SyncEvent
-from waystation.client.records import drop_older_generations, server_rows, store_server_rows
+from waystation.client.records import (
+    drop_older_generations,
+    forget_synced_without_copy,
+    server_rows,
+    store_server_rows,
+)
 from waystation.client.result import SyncResult
 from waystation.client.transport import Transport
 from waystation.core.errors import CursorExpired
@@ -96,6 +101,15 @@ def _position(replica: Replica) -> tuple[Cursor, str | None, int]:
     return cursor, etag, generation
 
 
+def start_full_repull(replica: Replica) -> None:
+    """Make the next sync pull everything afresh and then drop what the fresh snapshot
+    lacks (pending ops are kept): for a replica whose user lost scopes, which the change
+    feed would never tell it about."""
+    with replica.db.read() as conn:
+        generation = int(get_meta(conn, "generation", 0))
+    _start_full_repull(replica, generation + 1)
+
+
 def _start_full_repull(replica: Replica, generation: int) -> None:
     with replica.db.transaction() as conn:
         set_meta(conn, "generation", generation)
@@ -109,4 +123,5 @@ def _finish_full_repull(replica: Replica) -> None:
         if not get_meta(conn, "repull_active", False):
             return
         drop_older_generations(conn, int(get_meta(conn, "generation", 0)))
+        forget_synced_without_copy(conn)
         set_meta(conn, "repull_active", None)

@@ -206,6 +206,26 @@ def drop_older_generations(conn: sqlite3.Connection, generation: int, chunk: int
         after = (rows[-1][0], rows[-1][1])
 
 
+def forget_synced_without_copy(conn: sqlite3.Connection) -> int:
+    """After a full re-pull: SYNCED ops of records the fresh snapshot did not deliver stop
+    showing (they overlay only until the pulled copy catches up, and none will come: the
+    record was deleted and collected, or is outside the user's scopes now). Every SYNCED op
+    was acknowledged before the re-pull began (a sync pushes first), so the snapshot holds
+    whatever of them the device may still see. Returns how many records this hid."""
+    keys = conn.execute(
+        "SELECT DISTINCT collection, record_id FROM outbox AS o WHERE status = 'SYNCED'"
+        " AND NOT EXISTS (SELECT 1 FROM server_records AS s"
+        "                 WHERE s.collection = o.collection AND s.id = o.record_id)"
+    ).fetchall()
+    for collection, record_id in keys:
+        conn.execute(
+            "DELETE FROM outbox WHERE status = 'SYNCED' AND collection = ? AND record_id = ?",
+            (collection, record_id),
+        )
+        refresh_visible(conn, collection, record_id)
+    return len(keys)
+
+
 def get_visible(conn: sqlite3.Connection, collection: str, record_id: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT fields FROM records WHERE collection = ? AND id = ?", (collection, record_id)

@@ -7,6 +7,7 @@ forwarding to its upstream) can stand in.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -134,6 +135,8 @@ class HttpTransport:
     credentials: Credentials
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
     probe_timeout: float = 5.0
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                        repr=False)
 
     def __post_init__(self) -> None:
         trim_default_headers(self.http)
@@ -233,15 +236,24 @@ class HttpTransport:
             ) from exc
 
     def _refresh(self) -> str:
-        refresh = self.credentials.refresh_token()
-        if not refresh:
-            raise LoginRequired(
-                "this replica is not logged in (or its login expired); run "
-                "`waystation login --replica FILE --server URL --username NAME`"
-            )
-        tokens = refresh_tokens(self.http, self.server, refresh, self.credentials.device_id)
-        self.credentials.save_tokens(tokens)
-        return tokens.access_token
+        """Trade the refresh token for new tokens, one thread at a time: a refresh token
+        is single-use, and the server ends every session of a device that presents one
+        twice. A thread that waited finds the token another just stored."""
+        presented = self.credentials.refresh_token()
+        with self._refreshing:
+            refresh = self.credentials.refresh_token()
+            if refresh and refresh != presented:
+                token = self.credentials.access_token()
+                if token:
+                    return token
+            if not refresh:
+                raise LoginRequired(
+                    "this replica is not logged in (or its login expired); run "
+                    "`waystation login --replica FILE --server URL --username NAME`"
+                )
+            tokens = refresh_tokens(self.http, self.server, refresh, self.credentials.device_id)
+            self.credentials.save_tokens(tokens)
+            return tokens.access_token
 
 
 def _object(reply: Reply) -> dict[str, Any]:

@@ -102,3 +102,12 @@ def check_scopes(
             "hold; ask an administrator to move it",
             {"scopes": foreign},
         )
+
+
+def ends_sessions(old_role: str, old_scopes: Iterable[str], new_role: str,
+                  new_scopes: Iterable[str], *, password_changed: bool) -> bool:
+    """Whether changing a user this way must end their sessions and their devices' tokens:
+    a new password (the old one may have leaked), another role, or a scope taken away (a
+    device must not keep syncing what its user may no longer see). Adding scopes does not:
+    grants are read on every request."""
+    return password_changed or old_role != new_role or not set(old_scopes) <= set(new_scopes)

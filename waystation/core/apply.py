@@ -25,7 +25,12 @@ from waystation.core.merge import (
 from waystation.core.protocol import Change
 from waystation.core.record import RecordState
 from waystation.core.schema import CollectionSpec, Schema
-from waystation.core.validation import validate_increment, validate_upsert
+from waystation.core.validation import (
+    check_record_size,
+    check_stored_numbers,
+    validate_increment,
+    validate_upsert,
+)
 
 SERVER_DEVICE = "server"
 DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -40,6 +45,9 @@ class ConflictDraft:
     server_fields: dict[str, Any]
     client_fields: dict[str, Any]
     existing_id: str | None = None
+    # False when the pusher may not see the record holding the key: its answer then names
+    # neither that record's id nor its fields (the conflicts row keeps both for reviewers).
+    existing_visible: bool = True
 
 
 @dataclass(slots=True)
@@ -83,9 +91,14 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
     if spec is None:
         raise ValidationError(f"unknown collection {op.collection!r}", {"field": "collection"})
     hlc = HLC.parse(op.hlc)
-    exists = state is not None and state.exists
+    # A record outside the caller's read scopes is, for every answer, a record that does not
+    # exist: its existence is itself information about a patient (docs/security.md).
+    hidden = state is not None and state.exists and not may_read(ctx.principal, spec, state)
+    exists = state is not None and state.exists and not hidden
     current = state if state is not None and exists else RecordState(op.collection, op.record_id)
     check_role(ctx.principal, spec, op.fields, creating=not exists, deleting=op.op == "delete")
+    if exists:
+        check_stored_numbers(spec, current.fields)
     candidate = _validate(spec, op, current, exists)
     check_scopes(
         ctx.principal,
@@ -93,8 +106,36 @@ def _decide(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict
         spec.scopes_of(op.record_id, current.fields) if exists else None,
         spec.scopes_of(op.record_id, candidate),
     )
+    if hidden:
+        # A create whose id another record holds can be neither applied nor dropped; the
+        # answer is the one any unusable id gets, and never says whose or where.
+        raise id_unavailable(op.record_id)
     effective, restamped = _effective_clock(ctx, hlc)
-    return _apply_policy(ctx, spec, op, current, effective, restamped)
+    verdict = _apply_policy(ctx, spec, op, current, effective, restamped)
+    if op.op == "upsert" and verdict.changed and verdict.state is not None:
+        check_record_size(spec, verdict.state.fields)
+    return verdict
+
+
+def may_read(principal: Principal, spec: CollectionSpec, state: RecordState) -> bool:
+    """Whether the caller may see ``state`` (as it is stored: its scopes from its fields)."""
+    return principal.can_see(spec.scopes_of(state.id, state.fields))
+
+
+def visible_version(principal: Principal, spec: CollectionSpec | None,
+                    state: RecordState | None) -> int:
+    """The record's version as the caller may know it: 0 for a record it may not see."""
+    if state is None or spec is None or not may_read(principal, spec, state):
+        return 0
+    return state.version
+
+
+def id_unavailable(record_id: str) -> ValidationError:
+    """The one answer for a create whose id cannot be used."""
+    return ValidationError(
+        f"record id {record_id} cannot be used for a new record; make a fresh id (UUIDv7)",
+        {"field": "record_id"},
+    )
 
 
 def _validate(
@@ -113,7 +154,7 @@ def _validate(
         verb = "deleted" if op.op == "delete" else "incremented"
         raise NotFound(f"{spec.name}/{op.record_id} does not exist, so it cannot be {verb}")
     if op.op == "increment":
-        validate_increment(spec, op.fields)
+        validate_increment(spec, op.fields, current.fields)
     elif op.fields:
         raise ValidationError("a delete carries no fields", {"field": "fields"})
     return dict(current.fields)

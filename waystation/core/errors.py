@@ -8,6 +8,7 @@ The hierarchy::
     │   └── DeviceRevoked           DEVICE_REVOKED   401
     ├── Forbidden                   FORBIDDEN        403
     ├── NotFound                    NOT_FOUND        404
+    ├── RequestTimeout              REQUEST_TIMEOUT  408
     ├── StaleUpdate                 STALE_UPDATE     409
     ├── AlreadyResolved             ALREADY_RESOLVED 409
     ├── UniqueViolation             UNIQUE_VIOLATION 409
@@ -69,6 +70,13 @@ class NotFound(WaystationError):
     status = 404
 
 
+class RequestTimeout(WaystationError):
+    """The request's body stalled: no bytes for longer than the server's body timeout."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
+
+
 class StaleUpdate(WaystationError):
     code = "STALE_UPDATE"
     status = 409
@@ -112,6 +120,7 @@ ERRORS_BY_CODE: dict[str, type[WaystationError]] = {
         DeviceRevoked,
         Forbidden,
         NotFound,
+        RequestTimeout,
         StaleUpdate,
         AlreadyResolved,
         UniqueViolation,

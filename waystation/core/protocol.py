@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from waystation.core.errors import ValidationError
+from waystation.core.validation import check_fields_shape
 
 OpKind = Literal["upsert", "delete", "increment"]
 OpStatus = Literal["applied", "duplicate", "conflict", "rejected"]
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_CHANGES_PER_PUSH = 5000
+MAX_VERSION = 2**31 - 1  # record versions are 32-bit integers in the database
 
 
 class Change(BaseModel):
@@ -35,7 +37,7 @@ class Change(BaseModel):
     op: OpKind
     fields: dict[str, Any] = Field(default_factory=dict)
     hlc: str = Field(min_length=1, max_length=100)
-    base_version: int = Field(default=0, ge=0)
+    base_version: int = Field(default=0, ge=0, le=MAX_VERSION)
     created_at_client: dt.datetime | None = None
 
 
@@ -73,19 +75,32 @@ _CHANGES = TypeAdapter(list[Change])
 def parse_changes(raws: Sequence[Any]) -> list[Change | BadChange]:
     """Every op of a push, in order. One pydantic call for the whole list when all of them
     are valid (the usual case, and 7% of a push's server time when made op by op);
-    otherwise op by op, so each bad op gets its own error."""
+    otherwise op by op, so each bad op gets its own error. An op whose fields nest too
+    deep or hold an integer out of range is bad too: what is kept of every op (the op log,
+    a conflict) must encode as JSON."""
     try:
-        return list(_CHANGES.validate_python(raws))
+        changes: list[Change] = _CHANGES.validate_python(raws)
     except PydanticValidationError:
         pass
+    else:
+        return [_shaped(change) for change in changes]
     parsed: list[Change | BadChange] = []
     for raw in raws:
         try:
-            parsed.append(parse_change(raw))
+            parsed.append(_shaped(parse_change(raw)))
         except ValidationError as exc:
             op_id = raw.get("op_id") if isinstance(raw, dict) else None
             parsed.append(BadChange(op_id if isinstance(op_id, str) else None, exc))
     return parsed
+
+
+def _shaped(change: Change) -> Change | BadChange:
+    if change.fields:
+        try:
+            check_fields_shape(change.fields)
+        except ValidationError as exc:
+            return BadChange(change.op_id, exc)
+    return change
 
 
 class PushRequest(BaseModel):

@@ -35,6 +35,11 @@ from waystation.core.errors import ValidationError
 from waystation.core.merge import DELETED
 from waystation.core.record import RecordState
 
+# One answer whether the record holding the key was deleted or is outside the reviewer's
+# scopes: it never names that record (docs/security.md).
+EXISTING_GONE = ("the record that held the key is gone or outside your scopes; merge into the "
+                 "held record instead (target \"record\")")
+
 Resolution = Literal["client_wins", "server_wins", "merge"]
 Target = Literal["record", "existing"]
 ConflictKind = Literal["MANUAL_REVIEW", "UNIQUE_VIOLATION"]
@@ -113,11 +118,7 @@ def plan_resolution(
     merged = {**held.client_fields, **(request.fields or {})}
     if request.target == "existing":
         if existing is None or not existing.exists or existing.is_deleted(counters):
-            raise ValidationError(
-                f"the record that held the key ({held.existing_id}) is gone; merge into the "
-                "held record instead (target \"record\")",
-                {"field": "target"},
-            )
+            raise ValidationError(EXISTING_GONE, {"field": "target"})
         assert held.existing_id is not None
         return [*_reassert(held, record, counters), _upsert(held.existing_id, merged, existing)]
     return [_upsert(held.record_id, merged, record)]

@@ -23,6 +23,17 @@ FieldType = Literal[
     "string", "integer", "number", "boolean", "date", "datetime", "array", "object", "counter"
 ]
 PUBLIC_SCOPE = "*"
+
+# Limits the server enforces when the schema sets none (docs/schema.md, "Limits"): every
+# record travels to every device of its scopes, so none may grow without bound.
+DEFAULT_MAX_STRING_LENGTH = 10_000
+DEFAULT_MAX_ITEMS = 1_000
+DEFAULT_MAX_ITEM_LENGTH = 1_000
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024
+DEFAULT_MAX_DELTA = 1_000_000_000
+# The largest integer a JavaScript client holds exactly (Number.MAX_SAFE_INTEGER): every
+# integer stored, counters' totals included, stays within +/- this.
+MAX_SAFE_INTEGER = 2**53 - 1
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -40,7 +51,10 @@ class FieldSpec(BaseModel):
     enum: list[str | int] | None = None
     min: float | None = None
     max: float | None = None
-    max_length: int | None = None
+    max_length: int | None = Field(default=None, ge=1)  # characters; for arrays, items
+    max_items: int | None = Field(default=None, ge=1)  # arrays
+    max_item_length: int | None = Field(default=None, ge=1)  # characters of string items
+    max_delta: int | None = Field(default=None, ge=1, le=MAX_SAFE_INTEGER)  # counters
     items: FieldType | None = None  # element type of an array
     fields: dict[str, FieldSpec] | None = None  # members of an object
     monotonic: bool = False  # a boolean that, once true, stays true whatever the clocks say
@@ -59,6 +73,14 @@ class FieldSpec(BaseModel):
             raise ValueError("an object declares its members under 'fields'")
         if self.type in ("array", "object", "boolean") and self.enum is not None:
             raise ValueError(f"'enum' does not apply to {self.type} fields")
+        if self.type != "array" and (self.max_items is not None
+                                     or self.max_item_length is not None):
+            raise ValueError("'max_items' and 'max_item_length' are only for arrays")
+        if self.type == "array" and self.max_length is not None and self.max_items is not None:
+            raise ValueError("give arrays 'max_items' ('max_length' is its older name), "
+                             "not both")
+        if self.max_delta is not None and self.type != "counter":
+            raise ValueError("'max_delta' is only for counters")
         if self.type == "counter" and (self.min is not None or self.max is not None):
             # Concurrent offline decrements are all accepted (they happened); a bound could
             # only be enforced by rejecting one of them after the fact.
@@ -68,6 +90,26 @@ class FieldSpec(BaseModel):
                 raise ValueError(f"member {name!r}: counters and monotonic flags must be "
                                  "top-level fields")
         return self
+
+    @property
+    def length_limit(self) -> int:
+        """Characters a string may hold."""
+        return self.max_length or DEFAULT_MAX_STRING_LENGTH
+
+    @property
+    def items_limit(self) -> int:
+        """Items an array may hold."""
+        return self.max_items or self.max_length or DEFAULT_MAX_ITEMS
+
+    @property
+    def item_length_limit(self) -> int:
+        """Characters a string item of an array may hold."""
+        return self.max_item_length or DEFAULT_MAX_ITEM_LENGTH
+
+    @property
+    def delta_limit(self) -> int:
+        """The largest step, up or down, of one increment of a counter."""
+        return self.max_delta or DEFAULT_MAX_DELTA
 
 
 class CollectionSpec(BaseModel):
@@ -84,6 +126,8 @@ class CollectionSpec(BaseModel):
     required: list[str] = Field(default_factory=list)
     unique: list[list[str]] = Field(default_factory=list)
     priority: int = 0
+    # The record's fields as stored JSON, checked on the merged state of every write.
+    max_record_bytes: int = Field(default=DEFAULT_MAX_RECORD_BYTES, ge=256)
     fields: dict[str, FieldSpec]
 
     @model_validator(mode="after")
@@ -117,6 +161,12 @@ class CollectionSpec(BaseModel):
     @cached_property
     def counters(self) -> frozenset[str]:
         return frozenset(n for n, f in self.fields.items() if f.type == "counter")
+
+    @cached_property
+    def integer_fields(self) -> frozenset[str]:
+        """Top-level integers and counters: what a record stored before limits were
+        enforced may hold out of range."""
+        return frozenset(n for n, f in self.fields.items() if f.type in ("integer", "counter"))
 
     @cached_property
     def monotonic(self) -> frozenset[str]:

@@ -12,9 +12,19 @@ from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
 from waystation.server.errors import install_error_handlers
 from waystation.server.gc_tuning import tune_gc_for_serving
+from waystation.server.login_gate import LoginGate
 from waystation.server.maintenance import lifespan
 from waystation.server.responses import GZIP_MIN_SIZE
-from waystation.server.routes import auth, conflicts, events, health, records, stats, sync
+from waystation.server.routes import (
+    audit,
+    auth,
+    conflicts,
+    events,
+    health,
+    records,
+    stats,
+    sync,
+)
 from waystation.server.settings import Settings
 from waystation.server.static import mount_web
 from waystation.store import Store
@@ -31,7 +41,10 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=closing_broadcaster(lifespan),
     )
-    app.state.services = Services(store, settings or Settings())
+    settings = settings or Settings()
+    app.state.services = Services(store, settings)
+    app.state.login_gate = LoginGate(settings.max_concurrent_logins,
+                                     settings.max_waiting_logins)
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
     app.state.broadcaster = Broadcaster(lambda: source_for(store.db))
     install_error_handlers(app)
@@ -40,7 +53,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # op for 6% of a push storm's server time (docs/performance.md). Pull pages, the large
     # answers, are compressed by their route (routes/sync.py) and pass through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
-    for module in (health, auth, sync, events, records, conflicts, stats):
+    for module in (health, auth, sync, events, records, conflicts, stats, audit):
         app.include_router(module.router)
     mount_web(app)  # the JS client under /web/, the patient portal under /portal/
     return app

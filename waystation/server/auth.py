@@ -7,12 +7,16 @@ device is checked on every request, so revoking it stops its token at once.
 An access token travels in every request, and an idle sync is one small 304, so its size
 is most of what an idle sync costs on a 2G link (docs/performance.md). Hence not a JWT
 (~190 bytes: a JSON header, JSON claims with a 36-character user id, and a 43-character
-signature) but ``<kind>.<subject>.<expiry>.<mac>``, ~55 bytes for a device token:
+signature) but ``<kind>.<subject>.<gen>.<expiry>.<mac>``, ~57 bytes for a device token:
 
 - ``kind``: ``d`` (device token, ``subject`` = device id) or ``u`` (user token, ``subject``
   = user id). A device token need not carry its user: a device id belongs to one user for
   good (it is never re-registered to another), and the device row is read on every request
   anyway for revocation, so the user comes from there at no extra cost;
+- ``gen``: the session generation of the device (or user) when the token was issued. The
+  row's generation moves on to end every session at once (a reused refresh token, a
+  password change, a disabled user: store/accounts.py), and an older token is refused.
+  Tokens of the earlier four-part form (no ``gen``) count as generation 0;
 - ``expiry``: Unix seconds, decimal;
 - ``mac``: HMAC-SHA256 of everything before it, truncated to 128 bits (the length RFC 2104
   recommends at least: forging one takes ~2^128 tries), base64url without padding. Checked
@@ -46,8 +50,10 @@ from waystation.store import Store
 
 _hasher = PasswordHasher()
 
-# kind, subject (a device id or user id: both [A-Za-z0-9_-]{1,64}), expiry, 22-char MAC
-_TOKEN = re.compile(r"([du])\.([A-Za-z0-9_-]{1,64})\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
+# kind, subject (a device id or user id: both [A-Za-z0-9_-]{1,64}), generation (absent in
+# tokens issued before generations: 0), expiry, 22-char MAC
+_TOKEN = re.compile(
+    r"([du])\.([A-Za-z0-9_-]{1,64})\.(?:([0-9]{1,9})\.)?([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAC_BYTES = 16
 
@@ -93,12 +99,14 @@ def _mac(signing_key: str, signed: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def issue_token(store: Store, user_id: str, device_id: str | None, ttl_s: int) -> str:
-    """A device token when ``device_id`` is given (sync needs one), else a user token."""
+def issue_token(store: Store, user_id: str, device_id: str | None, ttl_s: int, *,
+                gen: int) -> str:
+    """A device token when ``device_id`` is given (sync needs one), else a user token;
+    ``gen`` is the device's (or user's) current session generation."""
     kind, subject = ("d", device_id) if device_id is not None else ("u", user_id)
     if not _SUBJECT.fullmatch(subject):
         raise ValueError(f"cannot put {subject!r} in a token: expected [A-Za-z0-9_-]{{1,64}}")
-    signed = f"{kind}.{subject}.{int(time.time()) + ttl_s}"
+    signed = f"{kind}.{subject}.{gen}.{int(time.time()) + ttl_s}"
     return f"{signed}.{_mac(store.signing_key, signed)}"
 
 
@@ -109,10 +117,12 @@ def _expired() -> Unauthorized:
 
 class TokenClaims(NamedTuple):
     """Whom a genuine token names: a device (its user is read from the device row), or a
-    user. ``user_id`` is set for a device only by legacy JWTs, and must then match."""
+    user. ``user_id`` is set for a device only by legacy JWTs, and must then match.
+    ``gen``: the session generation it was issued under."""
 
     device_id: str | None
     user_id: str | None
+    gen: int = 0
 
 
 def verify_token(signing_key: str, token: str) -> TokenClaims:
@@ -126,11 +136,12 @@ def verify_token(signing_key: str, token: str) -> TokenClaims:
     signed, _, mac = token.rpartition(".")
     if not hmac.compare_digest(mac, _mac(signing_key, signed)):
         raise Unauthorized("invalid token: log in again")
-    if int(match.group(3)) <= time.time():
+    if int(match.group(4)) <= time.time():
         raise _expired()
+    gen = int(match.group(3) or 0)
     if match.group(1) == "d":
-        return TokenClaims(match.group(2), None)
-    return TokenClaims(None, match.group(2))
+        return TokenClaims(match.group(2), None, gen)
+    return TokenClaims(None, match.group(2), gen)
 
 
 def _verify_legacy_jwt(signing_key: str, token: str) -> TokenClaims:
@@ -147,13 +158,24 @@ def _verify_legacy_jwt(signing_key: str, token: str) -> TokenClaims:
     return TokenClaims(str(device_id) if device_id is not None else None, str(claims["sub"]))
 
 
+def session_ended() -> Unauthorized:
+    return Unauthorized("this session has ended (password or access changed, or the "
+                        "account was disabled): log in again", {"reason": "session_ended"})
+
+
+def account_disabled() -> Unauthorized:
+    return Unauthorized("this account is disabled: ask an administrator",
+                        {"reason": "disabled"})
+
+
 def authenticate(store: Store, request: Request) -> Principal:
     """The caller of ``request``; raises Unauthorized / DeviceRevoked."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token: log in with POST /v1/auth/token")
-    device_id, user_id = verify_token(store.signing_key, token)
+    device_id, user_id, gen = verify_token(store.signing_key, token)
+    current_gen = 0
     if device_id is not None:
         device = store.find_device(device_id)
         if device is None or user_id not in (None, device.user_id):
@@ -161,10 +183,15 @@ def authenticate(store: Store, request: Request) -> Principal:
         if device.revoked_at is not None:
             raise DeviceRevoked("this device was revoked by an administrator",
                                 {"wipe": device.wipe})
+        current_gen = device.token_gen
         user_id = device.user_id
     user = store.find_user(user_id=user_id) if user_id is not None else None
     if user is None:
         raise Unauthorized("the token's user no longer exists")
+    if user.disabled_at is not None:
+        raise account_disabled()
+    if gen != (current_gen if device_id is not None else user.token_gen):
+        raise session_ended()
     return Principal(user.id, user.username, user.role, frozenset(user.scopes), device_id)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
@@ -10,7 +12,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from waystation.core.errors import PayloadTooLarge, ValidationError
+from waystation.core.errors import PayloadTooLarge, RequestTimeout, ValidationError
 from waystation.core.protocol import describe_pydantic_error
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -25,13 +27,16 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, gunzipped when ``Content-Encoding: gzip``, never over ``limit``."""
+    """The raw body, gunzipped when ``Content-Encoding: gzip``, never over ``limit``;
+    raises RequestTimeout when it stalls for longer than the body timeout."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() \
+            and int(declared) > limit:
         raise _too_large(limit)
+    idle = request.app.state.services.settings.body_timeout_s
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in _chunks(request, idle):
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
@@ -50,6 +55,21 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ValidationError(f"unsupported Content-Encoding {encoding!r}; use gzip",
                               {"field": "content-encoding"})
     return body
+
+
+async def _chunks(request: Request, idle_s: float) -> AsyncIterator[bytes]:
+    """The body's chunks, each within ``idle_s`` of the one before."""
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), idle_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the request body sent nothing for {idle_s:g} s; send it again",
+                {"timeout_s": idle_s}) from None
+        yield chunk
 
 
 async def read_json(request: Request, model: type[Model], limit: int) -> Model:

@@ -8,6 +8,7 @@ as a defect, logged with its trace on the server — for anything unexpected (50
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,10 +31,20 @@ def error_response(status: int, code: str, message: str,
     return OrjsonResponse(body, status_code=status, headers=headers)
 
 
+def _headers_for(exc: WaystationError) -> dict[str, str] | None:
+    if exc.status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if exc.status == 408:
+        return {"Connection": "close"}
+    if exc.status == 429:
+        return {"Retry-After": str(max(1, math.ceil(exc.details.get("retry_after", 1))))}
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WaystationError)
     async def _ours(_request: Request, exc: WaystationError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = _headers_for(exc)
         return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

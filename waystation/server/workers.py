@@ -24,6 +24,7 @@ import orjson
 from fastapi import FastAPI
 
 from waystation.core.schema import Schema, health_schema, load_schema
+from waystation.core.throttle import ThrottlePolicy
 from waystation.server.app import create_served_app
 from waystation.server.settings import Settings
 from waystation.store import open_store
@@ -48,8 +49,10 @@ class WorkerConfig:
     @classmethod
     def from_env(cls, text: str) -> WorkerConfig:
         data = orjson.loads(text)
+        settings = dict(data["settings"])
+        settings["login_throttle"] = ThrottlePolicy(**settings["login_throttle"])
         return cls(db=data["db"], schema_path=data["schema_path"],
-                   settings=Settings(**data["settings"]), log_level=data["log_level"])
+                   settings=Settings(**settings), log_level=data["log_level"])
 
     def schema(self) -> Schema:
         return health_schema() if self.schema_path is None else load_schema(self.schema_path)

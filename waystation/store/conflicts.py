@@ -40,6 +40,7 @@ from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
+    EXISTING_GONE,
     HeldOp,
     ResolveRequest,
     plan_resolution,
@@ -72,24 +73,48 @@ def require_reviewer(principal: Principal) -> None:
         )
 
 
-def conflict_body(row: Any) -> dict[str, Any]:
-    """A conflicts row as the API shows it."""
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """Which sides of a conflict a reviewer may see: the held op's record (``record``: its
+    id and ``client_fields``) and, for a UNIQUE_VIOLATION, the record already holding the
+    key (``existing``: its id and ``server_fields``). A side outside the reviewer's scopes
+    is shown as ``null`` and named in ``hidden``, so a conflict never carries a record the
+    caller may not read (docs/security.md, hole 1)."""
+
+    record: bool
+    existing: bool
+
+    @property
+    def any(self) -> bool:
+        return self.record or self.existing
+
+
+EVERYTHING = Sight(record=True, existing=True)
+
+
+def conflict_body(row: Any, sight: Sight = EVERYTHING) -> dict[str, Any]:
+    """A conflicts row as the API shows it to a reviewer with ``sight``."""
     resolution = row.resolution
     target = None
     if resolution == "merge_existing":
         resolution, target = "merge", "existing"
+    unique = row.kind == "UNIQUE_VIOLATION"
+    server_visible = sight.existing if unique else sight.record
+    hidden = [side for side, seen in (("record", sight.record), ("existing", sight.existing))
+              if not seen and (side == "record" or row.existing_id is not None)]
     return {
         "id": row.id,
         "collection": row.collection,
-        "record_id": row.record_id,
+        "record_id": row.record_id if sight.record else None,
         "kind": row.kind,
         "op_id": row.op_id,
         "op": row.op_kind,
         "hlc": row.hlc,
         "base_version": row.base_version,
-        "server_fields": orjson.loads(row.server_fields),
-        "client_fields": orjson.loads(row.client_fields),
-        "existing_id": row.existing_id,
+        "server_fields": orjson.loads(row.server_fields) if server_visible else None,
+        "client_fields": orjson.loads(row.client_fields) if sight.record else None,
+        "existing_id": row.existing_id if sight.existing else None,
+        "hidden": hidden,
         "device_id": row.device_id,
         "user_id": row.user_id,
         "status": row.status,
@@ -127,8 +152,11 @@ def list_conflicts(
         rows = conn.execute(page_query.limit(_SCAN)).all()
         if not rows:
             break
-        visible = _visible(conn, schema, principal, rows)
-        found.extend(conflict_body(row) for row in rows if row.id in visible)
+        sights = _sights(conn, schema, principal, rows)
+        # Filtering by a record id the caller may not see would confirm which conflict
+        # holds it: such conflicts are left out, as a missing record's would be.
+        found.extend(conflict_body(row, sights[row.id]) for row in rows
+                     if row.id in sights and (record_id is None or sights[row.id].record))
         cursor = rows[-1].id
         if len(rows) < _SCAN:
             break
@@ -142,9 +170,10 @@ def get_conflict(
     review none)."""
     require_reviewer(principal)
     row = _find(conn, conflict_id, lock=False)
-    if row is None or row.id not in _visible(conn, schema, principal, [row]):
+    sight = _sights(conn, schema, principal, [row]).get(row.id) if row is not None else None
+    if row is None or sight is None:
         raise NotFound(f"conflict {conflict_id} not found")
-    return conflict_body(row)
+    return conflict_body(row, sight)
 
 
 def resolve_conflict(
@@ -169,10 +198,11 @@ def resolve_conflict(
     require_reviewer(principal)
     lock = not conn.dialect.name.startswith("sqlite")
     row = _find(conn, conflict_id, lock=lock)
-    if row is None or row.id not in _visible(conn, schema, principal, [row]):
+    sight = _sights(conn, schema, principal, [row]).get(row.id) if row is not None else None
+    if row is None or sight is None:
         raise NotFound(f"conflict {conflict_id} not found")
     if row.status != "open":
-        public = conflict_body(row)
+        public = conflict_body(row, sight)
         raise AlreadyResolved(
             f"conflict {conflict_id} was already resolved ({public['resolution']}) by "
             f"{row.resolved_by} at {public['resolved_at']}",
@@ -188,6 +218,7 @@ def resolve_conflict(
         )
     held = HeldOp(row.kind, row.collection, row.record_id, row.op_kind, row.hlc,
                   orjson.loads(row.client_fields), row.existing_id)
+    _check_sight(request, sight)
     wanted = {row.record_id}
     if request.target == "existing" and row.existing_id is not None:
         wanted.add(row.existing_id)
@@ -196,6 +227,8 @@ def resolve_conflict(
     record = states[row.record_id]
     existing = states.get(row.existing_id) if row.existing_id is not None else None
     plan = plan_resolution(held, request, record, existing, spec.counters)
+    if not sight.record and any(c.record_id == row.record_id for c in plan):
+        raise _needs_other_reviewer()
     # Resolutions are the server's changes: no device, so a reviewer's own tablet never
     # counts them as its consecutive edits, and they stand out in the op log.
     reviewer = Principal(principal.user_id, principal.username, principal.role,
@@ -219,7 +252,7 @@ def resolve_conflict(
     )
     written = {c["record_id"] for c in changes}
     _settle_flag(conn, row.collection, row.record_id, row.record_id in written, now)
-    body = conflict_body(_find(conn, row.id, lock=False))
+    body = conflict_body(_find(conn, row.id, lock=False), sight)
     body["changes"] = [
         {"collection": row.collection, "record_id": change["record_id"], "op": change["op"],
          "version": result.get("version"), "seq": result.get("seq"), "hlc": result.get("hlc")}
@@ -244,9 +277,10 @@ def _raise_unless_applied(result: OpResult) -> None:
         return
     error = result.get("error") or {"code": "INTERNAL", "message": "", "details": {}}
     if result["status"] == "conflict":
+        hint = ("choose another key, or merge into that record"
+                if error["details"].get("existing_id") else "choose another key")
         raise UniqueViolation(
-            f"the resolution cannot be applied: {error['message']}; choose another key, or "
-            "merge into that record",
+            f"the resolution cannot be applied: {error['message']}; {hint}",
             dict(error["details"]),
         )
     cls = ERRORS_BY_CODE.get(error["code"], WaystationError)
@@ -270,25 +304,48 @@ def _state(conn: Connection, collection: str, record_id: str, *, lock: bool
     return state_from_row(row) if row is not None else None
 
 
-def _visible(conn: Connection, schema: Schema, principal: Principal,
-             rows: Iterable[Any]) -> set[str]:
-    """Ids of the conflicts among ``rows`` whose record meets the caller's grants: the
-    record as the server has it, or as the held op would create it."""
+def _check_sight(request: ResolveRequest, sight: Sight) -> None:
+    """Refuse a decision that needs a side the reviewer may not see. A hidden existing
+    record gets the answer a deleted one gets (plan_resolution), never its id."""
+    if request.target == "existing" and not sight.existing:
+        raise ValidationError(EXISTING_GONE, {"field": "target"})
+    if request.resolution != "server_wins" and not sight.record:
+        raise _needs_other_reviewer()
+
+
+def _needs_other_reviewer() -> Forbidden:
+    return Forbidden(
+        "this decision needs the held op's record, which is outside your scopes; discard "
+        "the op (server_wins) or leave it to a reviewer of that record's scopes"
+    )
+
+
+def _sights(conn: Connection, schema: Schema, principal: Principal,
+            rows: Iterable[Any]) -> dict[str, Sight]:
+    """What the caller may see of each conflict among ``rows``, for those it may review at
+    all: a side is visible when its record meets the caller's grants — the held op's
+    record as the server has it (or as the op would create it), and the record holding the
+    key of a UNIQUE_VIOLATION as the server has it."""
     rows = list(rows)
     if principal.is_admin:
-        return {row.id for row in rows}
-    fields = _record_fields(conn, [(row.collection, row.record_id) for row in rows])
-    seen: set[str] = set()
+        return {row.id: EVERYTHING for row in rows}
+    keys = [(row.collection, row.record_id) for row in rows]
+    keys += [(row.collection, row.existing_id) for row in rows if row.existing_id]
+    fields = _record_fields(conn, keys)
+    seen: dict[str, Sight] = {}
     for row in rows:
         spec = schema.get(row.collection)
         if spec is None:
             continue
         current = fields.get((row.collection, row.record_id))
-        scopes = spec.scopes_of(
-            row.record_id, current if current is not None else orjson.loads(row.client_fields)
-        )
-        if not principal.scopes.isdisjoint(scopes):
-            seen.add(row.id)
+        record = principal.can_see(spec.scopes_of(
+            row.record_id, current if current is not None else orjson.loads(row.client_fields)))
+        holder = fields.get((row.collection, row.existing_id)) if row.existing_id else None
+        existing = holder is not None and principal.can_see(
+            spec.scopes_of(row.existing_id, holder))
+        sight = Sight(record, existing)
+        if sight.any:
+            seen[row.id] = sight
     return seen
 
 

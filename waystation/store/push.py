@@ -27,6 +27,7 @@ default — and one batch may create 5,000 records.)
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +36,13 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from waystation.core.apply import ApplyContext, ConflictDraft, Verdict, decide
+from waystation.core.apply import (
+    ApplyContext,
+    ConflictDraft,
+    Verdict,
+    decide,
+    visible_version,
+)
 from waystation.core.errors import StaleUpdate, ValidationError, WaystationError
 from waystation.core.ids import uuid7
 from waystation.core.protocol import BadChange, Change, OpResult
@@ -46,6 +53,7 @@ from waystation.store.batch_writer import BatchWriter, LogEntry, Touched, echo_o
 from waystation.store.codec import dumps, state_from_row
 from waystation.store.tables import records
 
+log = logging.getLogger("waystation.store")
 _CHUNK = 500
 
 _FIND_KEY = (
@@ -88,14 +96,16 @@ def apply_batch(
         key = (item.collection, item.record_id)
         state = states.get(key)
         if expected_version is not None:
-            current_version = state.version if state is not None else 0
+            # as the caller may know it: a hidden record's version is never revealed
+            current_version = visible_version(ctx.principal, ctx.schema.get(item.collection),
+                                              state)
             if current_version != expected_version:
                 raise StaleUpdate(
                     f"{item.collection}/{item.record_id} is at version {current_version},"
                     f" not {expected_version}: reload it and apply your change again",
                     {"version": current_version, "expected": expected_version},
                 )
-        verdict = decide(ctx, item, state)
+        verdict = _decide_or_reject(ctx, item, state)
         if verdict.status == "applied" and verdict.state is not None and verdict.changed:
             verdict = _check_unique(conn, writer, item, state, verdict)
         result = _record(writer, item, state, verdict)
@@ -104,6 +114,20 @@ def apply_batch(
         seen_in_batch[item.op_id] = (ctx.principal.user_id, result, True)
     write_batch(conn, writer, stored)
     return writer.results
+
+
+def _decide_or_reject(ctx: ApplyContext, op: Change, state: RecordState | None) -> Verdict:
+    """``decide``, with a net: a defect that one op's content sets off (anything but a
+    WaystationError, which decide turns into a rejection itself) rejects that op alone, and
+    the rest of its batch is applied. Logged with its trace; the answer carries none."""
+    try:
+        return decide(ctx, op, state)
+    except Exception:
+        log.exception("op %s (%s/%s) could not be decided", op.op_id, op.collection,
+                      op.record_id)
+        return Verdict.rejected(WaystationError(
+            "the server could not apply this op (a defect, logged on the server); it stays "
+            "on the device with this reason so it can be fixed or sent again later"))
 
 
 def _rejected(op_id: str | None, error: WaystationError) -> OpResult:
@@ -227,6 +251,14 @@ def _check_unique(
             holder = found[0][0] if found else None
         if holder is not None and holder != op.record_id:
             existing = _existing_fields(writer, conn, op.collection, holder)
+            visible = writer.ctx.principal.can_see(spec.scopes_of(holder, existing))
+            # The key's values are the pusher's own; the holder's id only if it may see it.
+            where = f" ({holder})" if visible else ", outside your scopes,"
+            message = (f"another {op.collection} record{where} already has {name} = "
+                       f"{value.replace(chr(31), ', ')}")
+            if not visible:
+                message += ("; a reviewer of that record's scopes can resolve this, or change "
+                            "the key (e.g. the date) of yours")
             return Verdict(
                 "conflict",
                 state=before,
@@ -234,11 +266,11 @@ def _check_unique(
                 restamped=verdict.restamped,
                 conflict=ConflictDraft(
                     "UNIQUE_VIOLATION",
-                    f"another {op.collection} record ({holder}) already has {name} = "
-                    f"{value.replace(chr(31), ', ')}",
+                    message,
                     server_fields=existing,
                     client_fields=dict(op.fields),
                     existing_id=holder,
+                    existing_visible=visible,
                 ),
             )
     return verdict
@@ -332,7 +364,10 @@ def _open_conflict(
         "error": {
             "code": draft.code,
             "message": draft.message,
-            "details": {"existing_id": draft.existing_id} if draft.existing_id else {},
+            "details": (
+                {"existing_id": draft.existing_id}
+                if draft.existing_id and draft.existing_visible else {}
+            ),
         },
     }
 

@@ -10,23 +10,38 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from waystation.core.access import Principal
-from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext
+from waystation.core.access import Principal, ends_sessions
+from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visible_version
+from waystation.core.audit import AuditEvent
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult, parse_changes
 from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
+from waystation.core.throttle import Attempts, ThrottlePolicy, account_failed, address_failed
 from waystation.store import accounts
 from waystation.store.accounts import Device, User
+from waystation.store.audit import (
+    AuditFilter,
+    AuditPage,
+    BrokenChain,
+    ChainHead,
+    Verification,
+    append,
+    list_entries,
+    read_head,
+    stored_scopes,
+    verify,
+)
 from waystation.store.codec import state_from_row
 from waystation.store.conflicts import (
     ConflictPage,
@@ -76,8 +91,13 @@ class Store:
 
     # -- sync ------------------------------------------------------------------------
 
-    def push(self, principal: Principal, changes: Sequence[Any]) -> list[OpResult]:
-        """Apply a batch of ops in one transaction; one result per op."""
+    def push(self, principal: Principal, changes: Sequence[Any], *,
+             audit: AuditEvent | None = None) -> list[OpResult]:
+        """Apply a batch of ops in one transaction; one result per op.
+
+        With ``audit`` (a ``sync.push`` event), the same transaction appends it to the
+        audit trail with ``details`` = the number of ops and their counts by status.
+        """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
         received = now_ms()
         parsed = parse_changes(changes)  # before the write transaction: it needs no lock
@@ -86,25 +106,34 @@ class Store:
             results = apply_batch(conn, ctx, parsed, received_at=received)
             if principal.device_id:
                 accounts.touch_device(conn, principal.device_id, pushed_at=received)
+            if audit is not None:  # last: the trail's head is the last lock taken
+                by_status = Counter(result["status"] for result in results)
+                append(conn, replace(audit, details={
+                    **audit.details, "ops": len(results), "by_status": dict(by_status)}),
+                    now=received)
             return results
 
         return self.db.transact(work)
 
     def put_record(self, principal: Principal, collection: str, record_id: str,
-                   fields: dict[str, Any], expected_version: int | None) -> OpResult:
+                   fields: dict[str, Any], expected_version: int | None, *,
+                   audit: AuditEvent | None = None) -> OpResult:
         """A server-side upsert stamped with the server's clock (``PUT /v1/records``).
 
         With ``expected_version`` (If-Match) it raises StaleUpdate when the record moved on;
-        without, the write is made as if against the record's current version.
+        without, the write is made as if against the record's current version. With
+        ``audit`` (a ``record.put`` event), the same transaction appends it with the op's
+        status, outcome and the record's scopes.
         """
         ctx = ApplyContext(self.schema, principal, self.clock, self.max_clock_skew_ms)
 
         def work(conn: Connection) -> OpResult:  # run again if it lost a race (PG)
             if expected_version is None:
-                current = conn.execute(sa.select(records.c.version).where(
-                    records.c.collection == collection, records.c.id == record_id)
-                ).scalar_one_or_none()
-                base = current or 0
+                row = conn.execute(sa.select(records).where(
+                    records.c.collection == collection, records.c.id == record_id)).first()
+                state = state_from_row(row) if row is not None else None
+                # as the caller may know it: a hidden record is answered like a missing one
+                base = visible_version(principal, self.schema.get(collection), state)
             else:
                 base = expected_version
             change = {
@@ -112,8 +141,13 @@ class Store:
                 "op": "upsert", "fields": fields, "hlc": str(self.clock.send()),
                 "base_version": base,
             }
-            return apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
-                               expected_version=expected_version)[0]
+            result = apply_batch(conn, ctx, parse_changes([change]), received_at=now_ms(),
+                                 expected_version=expected_version)[0]
+            if audit is not None:
+                append(conn, _put_event(audit, result,
+                                        stored_scopes(conn, collection, [record_id])),
+                       now=now_ms())
+            return result
 
         return self.db.transact(work)
 
@@ -169,9 +203,29 @@ class Store:
             accounts.insert_user(conn, user, now=now_ms())
         return user
 
-    def update_user(self, user: User) -> None:
+    def update_user(self, user: User) -> bool:
+        """Change a user's password hash, role or scopes; a new password, another role or a
+        scope taken away also ends every session of the user and their devices (they log
+        in again). Returns whether sessions ended."""
         with self.db.write() as conn:
+            before = accounts.find_user(conn, user_id=user.id)
             accounts.update_user(conn, user)
+            ending = before is not None and ends_sessions(
+                before.role, before.scopes, user.role, user.scopes,
+                password_changed=before.password_hash != user.password_hash)
+            if ending:
+                accounts.end_user_sessions(conn, user.id)
+        return ending
+
+    def set_user_disabled(self, user_id: str, disabled: bool) -> bool:
+        """Disable a user (every session of theirs and of their devices ends, and they can
+        no longer log in) or enable them again; False for an unknown user."""
+        with self.db.write() as conn:
+            if not accounts.set_disabled(conn, user_id, now_ms() if disabled else None):
+                return False
+            if disabled:
+                accounts.end_user_sessions(conn, user_id)
+        return True
 
     def list_users(self) -> list[User]:
         with self.db.read() as conn:
@@ -181,20 +235,52 @@ class Store:
         with self.db.read() as conn:
             return accounts.find_device(conn, device_id)
 
-    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str) -> bool:
+    def add_device(self, device_id: str, user_id: str, name: str, refresh_hash: str, *,
+                   refresh_expires_at: int) -> bool:
         """Register ``device_id``; False when it is taken: a concurrent registration of the
         same id committed first (a device retrying a request whose answer it lost)."""
         try:
             with self.db.write() as conn:
                 accounts.insert_device(conn, device_id, user_id, name, refresh_hash,
-                                       now=now_ms())
+                                       refresh_expires_at=refresh_expires_at, now=now_ms())
         except sa.exc.IntegrityError:
             return False
         return True
 
-    def rotate_refresh(self, device_id: str, new_hash: str, *, expected: str | None) -> bool:
+    def rotate_refresh(self, device_id: str, new_hash: str, *, expires_at: int,
+                       expected: str | None) -> bool:
+        """Give the device a new refresh secret: a refresh (``expected``: the one presented,
+        kept to recognise its reuse; False when another request used it first) or a new
+        login (``expected=None``)."""
         with self.db.write() as conn:
-            return accounts.set_refresh_hash(conn, device_id, new_hash, expected=expected)
+            return accounts.set_refresh_hash(conn, device_id, new_hash, expires_at=expires_at,
+                                             expected=expected)
+
+    def end_device_sessions(self, device_id: str) -> None:
+        """Stop every token issued to the device (a reused refresh token: the family is
+        revoked); the device is not revoked and may log in again."""
+        with self.db.write() as conn:
+            accounts.end_device_sessions(conn, device_id)
+
+    # -- failed logins -----------------------------------------------------------------
+
+    def login_attempts(self, keys: list[str]) -> dict[str, Attempts]:
+        with self.db.read() as conn:
+            return accounts.read_attempts(conn, keys)
+
+    def record_login_failure(self, account_key: str, address_key: str,
+                             policy: ThrottlePolicy, now: int) -> None:
+        """Count a failed login against its account and its address (one transaction)."""
+        with self.db.write() as conn:
+            found = accounts.read_attempts(conn, [account_key, address_key])
+            accounts.write_attempts(conn, account_key,
+                                    account_failed(policy, found.get(account_key), now))
+            accounts.write_attempts(conn, address_key,
+                                    address_failed(policy, found.get(address_key), now))
+
+    def clear_login_failures(self, account_key: str) -> None:
+        with self.db.write() as conn:
+            accounts.clear_attempts(conn, account_key)
 
     def revoke_device(self, device_id: str, *, wipe: bool) -> bool:
         with self.db.write() as conn:
@@ -228,14 +314,21 @@ class Store:
             return get_conflict(conn, self.schema, principal, conflict_id)
 
     def resolve_conflict(self, principal: Principal, conflict_id: str,
-                         request: ResolveRequest) -> dict[str, Any]:
+                         request: ResolveRequest, *, audit: AuditEvent | None = None
+                         ) -> dict[str, Any]:
         """Apply a reviewer's decision as new changes (one transaction, run again on
-        PostgreSQL if it lost a race); see store/conflicts.py for what it raises."""
+        PostgreSQL if it lost a race); see store/conflicts.py for what it raises. With
+        ``audit`` (a ``conflict.resolve`` event), the same transaction appends it with the
+        resolution and the scopes of the records concerned (nothing when it raises)."""
         now = now_ms()
 
         def work(conn: Connection) -> dict[str, Any]:
-            return resolve_conflict(conn, self.schema, self.clock, self.max_clock_skew_ms,
-                                    principal, conflict_id, request, now=now)
+            resolved = resolve_conflict(conn, self.schema, self.clock,
+                                        self.max_clock_skew_ms, principal, conflict_id,
+                                        request, now=now)
+            if audit is not None:
+                append(conn, self._resolve_event(conn, audit, resolved), now=now)
+            return resolved
 
         return self.db.transact(work)
 
@@ -243,6 +336,64 @@ class Store:
                    since_ms: int | None = None) -> dict[str, Any]:
         with self.db.read() as conn:
             return sync_stats(conn, user_id=user_id, device_id=device_id, since_ms=since_ms)
+
+    def _resolve_event(self, conn: Connection, audit: AuditEvent,
+                       resolved: dict[str, Any]) -> AuditEvent:
+        """The scopes a resolution concerned: those of the record and of the record holding
+        the key (as stored now), and those the held op's fields name (a discarded new
+        record was never stored)."""
+        collection = resolved["collection"]
+        ids = [resolved["record_id"], *([resolved["existing_id"]]
+                                        if resolved.get("existing_id") else [])]
+        scopes = stored_scopes(conn, collection, ids)
+        spec = self.schema.get(collection)
+        if spec is not None:
+            scopes |= spec.scopes_of(resolved["record_id"], resolved["client_fields"])
+        details = {**audit.details, "resolution": resolved["resolution"],
+                   "kind": resolved["kind"], "collection": collection,
+                   "record_id": resolved["record_id"]}
+        if resolved.get("target"):
+            details["target"] = resolved["target"]
+        return replace(audit, details=details, scopes=tuple(scopes))
+
+    # -- audit trail (store/audit.py) ----------------------------------------------------
+
+    def audit(self, event: AuditEvent) -> int:
+        """Append ``event`` to the audit trail in a transaction of its own; returns its id.
+        Raises BrokenChain when the chain's head was tampered with."""
+        return self.db.transact(lambda conn: append(conn, event, now=now_ms()))
+
+    def audit_head(self) -> ChainHead:
+        """The chain's head as stored (raises BrokenChain when missing)."""
+        with self.db.read() as conn:
+            head = read_head(conn)
+        if head is None:
+            raise BrokenChain("the audit chain's head is missing from the database")
+        return head
+
+    def list_audit(self, filters: AuditFilter, *, after: int = 0, limit: int = 100
+                   ) -> AuditPage:
+        with self.db.read() as conn:
+            return list_entries(conn, filters, after=after, limit=limit)
+
+    def verify_audit(self, anchor: ChainHead | None = None) -> Verification:
+        """Walk the whole chain in one snapshot (store/audit.py, ``verify``)."""
+        with self.db.read() as conn:
+            return verify(conn, anchor)
+
+
+def _put_event(audit: AuditEvent, result: OpResult, scopes: set[str]) -> AuditEvent:
+    status = result["status"]
+    error = result.get("error")
+    outcome = ("ok" if status in ("applied", "duplicate") else "conflict"
+               if status == "conflict" else "denied" if error and error["code"] == "FORBIDDEN"
+               else "rejected")
+    details: dict[str, Any] = {**audit.details, "status": status}
+    if "version" in result:
+        details["version"] = result["version"]
+    if error:
+        details["error"] = error["code"]
+    return replace(audit, outcome=outcome, details=details, scopes=tuple(scopes))
 
 
 def open_store(url: str, schema: Schema, *, migrate: bool = True,

@@ -46,7 +46,8 @@ records = sa.Table(
 )
 
 # record -> scope index, carrying the record's seq so a pull reads only the changes of the
-# caller's scopes since its cursor (index scope, seq) before the page is cut.
+# caller's scopes since its cursor (index scope, seq) before the page is cut; and the
+# scopes of a page's records, for the audit trail, in one range scan (index seq, ...).
 record_scopes = sa.Table(
     "record_scopes",
     metadata,
@@ -55,6 +56,7 @@ record_scopes = sa.Table(
     sa.Column("scope", sa.String(200), primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Index("record_scopes_scope_seq", "scope", "seq"),
+    sa.Index("record_scopes_seq", "seq", "collection", "scope"),
 )
 
 # Unique keys of live records; the primary key is the real unique index.
@@ -136,6 +138,10 @@ users = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Bumped to end every session of the user and of their devices at once (password
+    # change, demotion, disable): tokens carry the generation they were issued under.
+    sa.Column("token_gen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disabled_at", sa.BigInteger),
 )
 
 devices = sa.Table(
@@ -146,9 +152,61 @@ devices = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("refresh_hash", sa.String(128)),
+    # The refresh secret it replaced: presented again, it means a stolen token (reuse).
+    sa.Column("prev_refresh_hash", sa.String(128)),
+    sa.Column("refresh_expires_at", sa.BigInteger),
+    sa.Column("token_gen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("revoked_at", sa.BigInteger),
     sa.Column("wipe", sa.Boolean, nullable=False),
     sa.Column("last_push_at", sa.BigInteger),
     sa.Column("last_pull_at", sa.BigInteger),
     sa.Index("devices_user", "user_id"),
+)
+
+# Failed logins per account ("account:<name>") and per client address ("address:<ip>"),
+# shared by every server process; written only on failures (core/throttle.py decides).
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("first_failure_at", sa.BigInteger, nullable=False),
+    sa.Column("blocked_until", sa.BigInteger, nullable=False),
+)
+
+# The audit trail (store/audit.py): one hash-chained entry per recorded action, numbered
+# 1, 2, 3, ... without gaps by the appending transaction (which holds the chain's head,
+# meta['audit_head'], locked), so id order is chain order. Not collected.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("actor_user_id", sa.String(64)),
+    sa.Column("actor_device_id", sa.String(64)),
+    sa.Column("client_address", sa.String(64)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(300)),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("audit_log_user", "actor_user_id", "id"),
+    sa.Index("audit_log_device", "actor_device_id", "id"),
+    sa.Index("audit_log_action", "action", "id"),
+    sa.Index("audit_log_at", "at"),
+)
+
+# The scopes of the records an entry concerned ("which devices received patient:p-1's
+# records" is an index lookup on (scope, audit_id)); part of the entry's hash.
+# (SQLite: WITHOUT ROWID, the primary key is the table: one b-tree less to write for each
+# of the thousands of scopes a pulled page may name.)
+audit_scopes = sa.Table(
+    "audit_scopes",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, primary_key=True),
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Index("audit_scopes_scope", "scope", "audit_id"),
+    sqlite_with_rowid=False,
 )

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from waystation.core.protocol import ID_PATTERN
 from waystation.core.resolution import ResolveRequest
+from waystation.server.auditing import audit_event
 from waystation.server.body import read_json
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
@@ -55,5 +56,7 @@ async def resolve_conflict(request: Request, conflict_id: str) -> Response:
     svc = services(request)
     principal = await caller(request)
     body = await read_json(request, ResolveRequest, svc.settings.max_body_bytes)
-    resolved = await run_in_threadpool(svc.store.resolve_conflict, principal, conflict_id, body)
+    event = audit_event(request, "conflict.resolve", principal, target=f"conflict:{conflict_id}")
+    resolved = await run_in_threadpool(svc.store.resolve_conflict, principal, conflict_id,
+                                       body, audit=event)
     return OrjsonResponse(resolved)

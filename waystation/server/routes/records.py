@@ -3,6 +3,8 @@ If-Match for optimistic concurrency."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -11,8 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.access import Principal
+from waystation.core.audit import AuditEvent
 from waystation.core.errors import ERRORS_BY_CODE, NotFound, ValidationError, WaystationError
+from waystation.core.protocol import MAX_VERSION
 from waystation.core.timefmt import rfc3339
+from waystation.server.auditing import audit_event
 from waystation.server.body import read_body
 from waystation.server.context import Services, caller, services
 from waystation.server.errors import error_response
@@ -20,18 +25,30 @@ from waystation.server.responses import OrjsonResponse
 from waystation.store.store import StoredRecord
 
 router = APIRouter(prefix="/v1/records")
+_VERSION = re.compile(r"[0-9]{1,10}")  # ASCII digits only (str.isdigit takes '²' too)
 
 
 def _visible(svc: Services, principal: Principal, collection: str, record_id: str
-             ) -> StoredRecord:
+             ) -> tuple[StoredRecord, frozenset[str]]:
+    """The record and its scopes; raises NotFound for one the caller may not see."""
     spec = svc.store.schema.get(collection)
     if spec is None:
         raise NotFound(f"unknown collection {collection!r}")
     found = svc.store.get_record(collection, record_id)
     # Records outside the caller's scopes are reported as missing: their existence is
     # itself information about a patient.
-    if found is None or not principal.can_see(spec.scopes_of(record_id, found.state.fields)):
+    scopes = spec.scopes_of(record_id, found.state.fields) if found else frozenset()
+    if found is None or not principal.can_see(scopes):
         raise NotFound(f"{collection}/{record_id} not found")
+    return found, scopes
+
+
+def _read(svc: Services, principal: Principal, collection: str, record_id: str,
+          event: AuditEvent) -> StoredRecord:
+    """A visible record, its delivery recorded in the audit trail (``record.get``)."""
+    found, scopes = _visible(svc, principal, collection, record_id)
+    svc.store.audit(replace(event, details={"version": found.state.version},
+                            scopes=tuple(scopes)))
     return found
 
 
@@ -47,7 +64,9 @@ def _body(found: StoredRecord) -> dict[str, Any]:
 async def get_record(request: Request, collection: str, record_id: str) -> Response:
     svc = services(request)
     principal = await caller(request)
-    found = await run_in_threadpool(_visible, svc, principal, collection, record_id)
+    event = audit_event(request, "record.get", principal,
+                        target=f"record:{collection}/{record_id}")
+    found = await run_in_threadpool(_read, svc, principal, collection, record_id, event)
     return OrjsonResponse(_body(found), headers={"ETag": f'"{found.state.version}"'})
 
 
@@ -58,20 +77,20 @@ async def put_record(request: Request, collection: str, record_id: str) -> Respo
     expected = _if_match(request.headers.get("if-match"))
     raw = await read_body(request, svc.settings.max_body_bytes)
     fields = _fields(raw)
-    return await run_in_threadpool(_put, svc, principal, collection, record_id, fields, expected)
+    event = audit_event(request, "record.put", principal,
+                        target=f"record:{collection}/{record_id}")
+    return await run_in_threadpool(_put, svc, principal, collection, record_id, fields,
+                                   expected, event)
 
 
 def _put(svc: Services, principal: Principal, collection: str, record_id: str,
-         fields: dict[str, Any], expected: int | None) -> Response:
-    spec = svc.store.schema.get(collection)
-    if spec is None:
+         fields: dict[str, Any], expected: int | None, event: AuditEvent) -> Response:
+    if svc.store.schema.get(collection) is None:
         raise NotFound(f"unknown collection {collection!r}")
-    existing = svc.store.get_record(collection, record_id)
-    if existing is not None and not principal.can_see(
-        spec.scopes_of(record_id, existing.state.fields)
-    ):
-        raise NotFound(f"{collection}/{record_id} not found")
-    result = svc.store.put_record(principal, collection, record_id, fields, expected)
+    # A record the caller may not see goes through the same decision as a missing one
+    # (core/apply.py), so the answer never tells the two apart.
+    result = svc.store.put_record(principal, collection, record_id, fields, expected,
+                                  audit=event)
     error = result.get("error")
     if error is not None:
         status = 409 if result["status"] == "conflict" else ERRORS_BY_CODE.get(
@@ -86,9 +105,9 @@ def _if_match(header: str | None) -> int | None:
     if header is None or header.strip() == "*":
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise ValidationError(f"If-Match {header!r} is not a record version such as \"3\"",
-                              {"field": "If-Match"})
+    if not _VERSION.fullmatch(text) or int(text) > MAX_VERSION:
+        raise ValidationError(f"If-Match {header[:40]!r} is not a record version such as "
+                              '"3"', {"field": "If-Match"})
     return int(text)
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from waystation.core.errors import Forbidden, ValidationError
+from waystation.server.auditing import audit_event, given, record
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
 
@@ -26,17 +27,23 @@ async def stats(
 ) -> Response:
     svc = services(request)
     principal = await caller(request)
+    filters = given(user_id=user_id, device_id=device_id, since=since)
     if not principal.is_admin:
+        await record(request, audit_event(request, "stats.read", principal, outcome="denied",
+                                          details={"filters": filters}))
         raise Forbidden("sync stats are for administrators")
     since_ms = parse_since(since)
+    await record(request, audit_event(request, "stats.read", principal,
+                                      details={"filters": filters}))
     body = await run_in_threadpool(
         svc.store.sync_stats, user_id=user_id, device_id=device_id, since_ms=since_ms
     )
     return OrjsonResponse(body)
 
 
-def parse_since(text: str | None) -> int | None:
-    """An RFC 3339 time with its offset (``2025-11-30T00:00:00Z``) as Unix milliseconds."""
+def parse_since(text: str | None, field: str = "since") -> int | None:
+    """An RFC 3339 time with its offset (``2025-11-30T00:00:00Z``) as Unix milliseconds;
+    raises ValidationError naming the query parameter ``field``."""
     if text is None:
         return None
     try:
@@ -45,8 +52,8 @@ def parse_since(text: str | None) -> int | None:
         moment = None
     if moment is None or moment.tzinfo is None or "T" not in text.upper():
         raise ValidationError(
-            f"since={text!r} is not an RFC 3339 time with an offset, such as "
+            f"{field}={text!r} is not an RFC 3339 time with an offset, such as "
             "2025-11-30T00:00:00Z",
-            {"field": "since"},
+            {"field": field},
         )
     return int(moment.timestamp() * 1000)

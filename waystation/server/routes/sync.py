@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, NamedTuple
 
 from fastapi import APIRouter, Query, Request
@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from waystation import PROTOCOL_VERSION
 from waystation.core.access import Principal
+from waystation.core.audit import AuditEvent
 from waystation.core.errors import Forbidden, ValidationError
 from waystation.core.hlc import wall_ms
 from waystation.core.protocol import PushRequest
 from waystation.core.timefmt import rfc3339
+from waystation.server.auditing import audit_event
 from waystation.server.auth import require_device
 from waystation.server.body import read_json
 from waystation.server.context import Services, caller, services
@@ -44,7 +46,8 @@ async def push(request: Request) -> Response:
     if body.device_id != device_id:
         raise Forbidden(f"device_id {body.device_id} is not this token's device ({device_id})",
                         {"field": "device_id"})
-    results = await run_in_threadpool(svc.store.push, principal, body.changes)
+    results = await run_in_threadpool(svc.store.push, principal, body.changes,
+                                      audit=audit_event(request, "sync.push", principal))
     return OrjsonResponse({"results": results, "server_hlc": str(svc.store.clock.send())})
 
 
@@ -63,8 +66,10 @@ async def pull(
     size = min(limit or svc.settings.pull_limit_default, svc.settings.pull_limit_max)
     key = _PullKey(principal, cursor, size, tuple(wanted) if wanted else None,
                    accepts_gzip(request.headers.get("accept-encoding")))
-    answer = await run_in_threadpool(_answer, svc, _read_ahead(request, svc), key)
-    if answer.etag in _etags(request.headers.get("if-none-match")):
+    etags = _etags(request.headers.get("if-none-match"))
+    answer = await run_in_threadpool(_serve, svc, _read_ahead(request, svc), key, etags,
+                                     audit_event(request, "sync.pull", principal))
+    if answer.etag in etags:
         return Response(status_code=304, headers={"ETag": answer.etag})
     headers = {"ETag": answer.etag}
     if answer.gzipped:
@@ -90,6 +95,8 @@ class _PullAnswer:
     cursor: Cursor
     has_more: bool
     state: FeedState  # of the snapshot the page was read in
+    count: int  # changes in the page
+    scopes: tuple[str, ...]  # of the page's records (Page.scopes)
 
 
 def _read_ahead(request: Request, svc: Services) -> ReadAhead[_PullAnswer] | None:
@@ -101,6 +108,23 @@ def _read_ahead(request: Request, svc: Services) -> ReadAhead[_PullAnswer] | Non
         ahead = ReadAhead()
         request.app.state.pull_read_ahead = ahead
     return ahead
+
+
+def _serve(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey,
+           etags: set[str], delivered: AuditEvent) -> _PullAnswer:
+    """The answer to ``key`` (on a worker thread), recorded in the audit trail when it
+    delivers changes: ``delivered`` completed with the cursor range, the count and the
+    scopes of the page's records. An empty page, or one the device already has (304),
+    records nothing, so an idle sync stays free of writes. The entry is written before the
+    page is sent: a page that cannot be recorded is not delivered (the request fails)."""
+    answer = _answer(svc, ahead, key)
+    if answer.count and answer.etag not in etags:
+        details: dict[str, object] = {"since": str(key.cursor), "cursor": str(answer.cursor),
+                                      "count": answer.count, "has_more": answer.has_more}
+        if key.collections:
+            details["collections"] = list(key.collections)
+        svc.store.audit(replace(delivered, details=details, scopes=answer.scopes))
+    return answer
 
 
 def _answer(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey) -> _PullAnswer:
@@ -147,7 +171,7 @@ def _build(svc: Services, key: _PullKey) -> _PullAnswer:
         if key.gzip and len(body) >= GZIP_MIN_SIZE:
             body, gzipped = gzip_bytes(body, PULL_GZIP_LEVEL), True
     return _PullAnswer(body, pull_etag(page, body), gzipped, page.cursor, page.has_more,
-                       page.state)
+                       page.state, len(page.rows), page.scopes)
 
 
 def pull_etag(page: Page, body: bytes) -> str:

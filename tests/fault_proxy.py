@@ -1,0 +1,265 @@
+"""A fault-injecting HTTP proxy on loopback, for tests and the soak (``bench/soak.py``).
+
+It stands between clients and a real ``waystation serve`` and breaks exchanges the way a
+rural link does, chosen per request by a seeded random generator, so a run replays:
+
+- ``drop``: the connection is closed before the request is forwarded (the server never
+  sees it);
+- ``bad_gateway``: a ``502 Bad Gateway`` is answered without forwarding (a proxy whose
+  upstream hiccupped);
+- ``lost_answer``: the request is forwarded, the server answers, and the connection is
+  closed before a byte of the answer reaches the client (a lost ack: the op is in);
+- ``cut``: the answer is cut after a random part of it (a link dropping mid-body);
+- ``duplicate``: the request reaches the server twice (a retransmission), the client gets
+  the answer to the first;
+- ``delay``: the request waits before it is forwarded.
+
+HTTP/1.1 framing is read just enough to find where each request and answer ends
+(``Content-Length`` or chunked; a client here never sends chunked bodies), so keep-alive
+connections carry many requests, each with its own fault. Loopback only, and bounded: at
+most ``max_connections`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+FAULTS = ("drop", "bad_gateway", "lost_answer", "cut", "duplicate", "delay")
+_BAD_GATEWAY = (b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n"
+                b"content-length: 11\r\nconnection: close\r\n\r\nbad gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRates:
+    """The chance of each fault per request (the rest pass untouched)."""
+
+    drop: float = 0.0
+    bad_gateway: float = 0.0
+    lost_answer: float = 0.0
+    cut: float = 0.0
+    duplicate: float = 0.0
+    delay: float = 0.0
+    max_delay_s: float = 0.5
+
+    def pick(self, rng: random.Random) -> str | None:
+        roll = rng.random()
+        for name in FAULTS:
+            chance = getattr(self, name)
+            if roll < chance:
+                return name
+            roll -= chance
+        return None
+
+
+class _Closed(Exception):
+    """The peer closed the connection where a message was expected."""
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        raise _Closed from exc
+    except asyncio.LimitOverrunError as exc:
+        raise _Closed from exc
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await _read_head(reader)
+    length = int(_header(head, b"content-length") or 0)
+    try:
+        body = await reader.readexactly(length) if length else b""
+    except asyncio.IncompleteReadError as exc:
+        raise _Closed from exc
+    return head + body
+
+
+async def _relay_answer(upstream: asyncio.StreamReader, method: bytes,
+                        send: asyncio.StreamWriter | None, cut_at: float | None) -> bool:
+    """Copy one answer from ``upstream`` to ``send`` (None: read and discard it). With
+    ``cut_at`` (a fraction), stop that far into the answer: always before its end.
+    Returns whether the connection may carry another request."""
+    sent = 0
+    cut_after: int | None = None
+
+    async def out(data: bytes) -> bool:
+        nonlocal sent
+        if send is None:
+            return True
+        if cut_after is not None and sent + len(data) > cut_after:
+            send.write(data[: max(0, cut_after - sent)])
+            await send.drain()
+            return False
+        send.write(data)
+        sent += len(data)
+        await send.drain()
+        return True
+
+    head = await _read_head(upstream)
+    if cut_at is not None:
+        length_text = _header(head, b"content-length")
+        total = len(head) + (int(length_text) if length_text is not None else 4096)
+        cut_after = min(int(cut_at * total), total - 1)
+    if not await out(head):
+        return False
+    status = int(head.split(b" ", 2)[1])
+    if method == b"HEAD" or status in (204, 304) or 100 <= status < 200:
+        return True
+    if (_header(head, b"transfer-encoding") or b"").lower() == b"chunked":
+        while True:
+            size_line = await upstream.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            chunk = await upstream.readexactly(size + 2)
+            if not await out(size_line + chunk):
+                return False
+            if size == 0:
+                return True
+    length = _header(head, b"content-length")
+    if length is not None:
+        remaining = int(length)
+        while remaining:
+            data = await upstream.read(min(remaining, 65536))
+            if not data:
+                raise _Closed
+            remaining -= len(data)
+            if not await out(data):
+                return False
+        return True
+    while data := await upstream.read(65536):  # to the end of the connection
+        if not await out(data):
+            return False
+    return False
+
+
+class FaultProxy:
+    """``FaultProxy(upstream_port, rates, seed=1)``, then ``start()``; clients use ``url``.
+
+    ``counts`` tells what happened: ``requests`` and one entry per fault injected."""
+
+    def __init__(self, upstream_port: int, rates: FaultRates, *, seed: int = 1,
+                 port: int = 0, max_connections: int = 256) -> None:
+        self.upstream_port = upstream_port
+        self.rates = rates
+        self.rng = random.Random(seed)
+        self.port = port
+        self.max_connections = max_connections
+        self.counts: Counter[str] = Counter()
+        self.enabled = True
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="fault-proxy")
+        self._server: asyncio.Server | None = None
+        self._slots = asyncio.Semaphore(max_connections)
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
+        started.result(10)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._server.wait_closed(), 2)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, self.port,
+                                                  limit=1 << 20)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _pick(self) -> tuple[str | None, float, float]:
+        """The fault for the next request, and the random numbers it needs (drawn under a
+        lock, in request order, so a run with one client replays exactly)."""
+        with self._lock:
+            self.counts["requests"] += 1
+            fault = self.rates.pick(self.rng) if self.enabled else None
+            if fault is not None:
+                self.counts[fault] += 1
+            return fault, self.rng.random(), self.rng.random()
+
+    async def _serve(self, client_r: asyncio.StreamReader,
+                     client_w: asyncio.StreamWriter) -> None:
+        async with self._slots:
+            upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+            try:
+                while True:
+                    request = await _read_request(client_r)
+                    fault, a, b = self._pick()
+                    if fault == "drop":
+                        return
+                    if fault == "bad_gateway":
+                        client_w.write(_BAD_GATEWAY)
+                        await client_w.drain()
+                        return
+                    if fault == "delay":
+                        await asyncio.sleep(a * self.rates.max_delay_s)
+                    if upstream is None:
+                        upstream = await asyncio.open_connection(LOOPBACK, self.upstream_port,
+                                                                 limit=1 << 20)
+                    if fault == "duplicate":
+                        await self._send_twice(request)
+                    up_r, up_w = upstream
+                    up_w.write(request)
+                    await up_w.drain()
+                    method = request.split(b" ", 1)[0]
+                    if fault == "lost_answer":
+                        await _relay_answer(up_r, method, None, None)
+                        return
+                    cut = b if fault == "cut" else None
+                    if not await _relay_answer(up_r, method, client_w, cut):
+                        return
+            except (_Closed, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                return
+            finally:
+                for writer in (client_w, upstream[1] if upstream else None):
+                    if writer is not None:
+                        writer.close()
+                        with contextlib.suppress(Exception):
+                            await writer.wait_closed()
+
+    async def _send_twice(self, request: bytes) -> None:
+        """The extra copy, on a connection of its own; its answer is read and dropped."""
+        reader, writer = await asyncio.open_connection(LOOPBACK, self.upstream_port,
+                                                       limit=1 << 20)
+        try:
+            writer.write(request)
+            await writer.drain()
+            await _relay_answer(reader, request.split(b" ", 1)[0], None, None)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

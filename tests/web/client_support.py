@@ -9,6 +9,8 @@ from playwright.sync_api import Page
 
 from tests.support import SyncApi
 from tests.web.conftest import Clinic, Person, js
+from waystation.core.schema import health_schema
+from waystation.store import open_store
 
 # A fetch the tests can put a fault in front of (as the Python tests wrap the real server
 # in an httpx.MockTransport): `faults.before(url, init)` may answer instead of the server,
@@ -59,3 +61,17 @@ def server_records(clinic: Clinic, collection: str, **equals: Any) -> list[dict[
         if c["collection"] == collection and not c["deleted"]
         and all(c["fields"].get(k) == v for k, v in equals.items())
     ]
+
+
+def other_facility_worker(clinic: Clinic) -> Person:
+    """A health worker of facility ``f-2``, who may not see ``f-1``'s records (made once
+    per server)."""
+    name, password = "worker-f2", "worker-f2-secret"
+    store = open_store(clinic.server.db_url, health_schema(), migrate=False)
+    try:
+        found = store.find_user(username=name)
+    finally:
+        store.close()
+    user_id = found.id if found else clinic.server.add_user(
+        name, "health_worker", ["facility:f-2"], password)
+    return Person(name, password, user_id)

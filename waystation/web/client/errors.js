@@ -12,7 +12,9 @@
 //   ├── TransportError                   the exchange did not complete
 //   │   ├── Offline                      OFFLINE: nothing reached the server
 //   │   └── ServerUnavailable            SERVER_UNAVAILABLE: 5xx, timeout, lost answer
-//   ├── LoginRequired                    LOGIN_REQUIRED: no tokens, or the refresh failed
+//   │       └── RequestTimeout           REQUEST_TIMEOUT    408: the body came too slowly
+//   ├── LoginRequired                    LOGIN_REQUIRED: no tokens, the session ended, or
+//   │                                    the refresh was refused (details.reason)
 //   └── local to this browser
 //       ├── WrongPassword                WRONG_PASSWORD: the replica did not unlock
 //       ├── NoReplica                    NO_REPLICA: nothing stored under that name
@@ -77,7 +79,18 @@ Offline.code = "OFFLINE";
 /** The request may have reached the server but no usable answer came back. */
 export class ServerUnavailable extends TransportError {}
 ServerUnavailable.code = "SERVER_UNAVAILABLE";
-/** Never logged in, or the refresh token was refused: sign in again. */
+/**
+ * The server never saw the whole request: its body paused longer than the server waits
+ * (408; the connection is closed). Nothing was applied; the same request is sent again
+ * later, like after a 5xx.
+ */
+export class RequestTimeout extends ServerUnavailable {}
+RequestTimeout.code = "REQUEST_TIMEOUT";
+/**
+ * Never logged in, the session ended (a password or access change, a disabled account, a
+ * refresh token presented twice) or the refresh token was refused or expired: sign in
+ * again. `details.reason` carries the server's reason when there is one.
+ */
 export class LoginRequired extends WaystationError {}
 LoginRequired.code = "LOGIN_REQUIRED";
 

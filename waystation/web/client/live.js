@@ -17,6 +17,8 @@ import { LOGIN_ERRORS } from "./engine.js";
 import { readPullState } from "./pull.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Failures worth another try within seconds, not at the next interval. */
+const SOON_AGAIN = new Set(["OPS_IN_DOUBT", "SERVER_UNAVAILABLE", "REQUEST_TIMEOUT"]);
 
 /** @param {number} ms @param {AbortSignal} signal */
 function sleep(ms, signal) {
@@ -142,7 +144,7 @@ export class AutoSync {
     let delay = this.intervalMs;
     const local = this.replica.local;
     if (result && result.errorCode === "RATE_LIMITED") delay = Math.max(1000, local.notBefore - Date.now());
-    if (result && (result.errorCode === "OPS_IN_DOUBT" || result.errorCode === "SERVER_UNAVAILABLE")) {
+    if (result && result.errorCode && SOON_AGAIN.has(result.errorCode)) {
       delay = Math.min(delay, 5000);
     }
     try {

@@ -648,7 +648,11 @@ export class LocalReplica {
 
   /**
    * Forget server copies a full re-pull did not deliver again (deletes missed while the
-   * cursor was expired); returns how many.
+   * cursor was expired, records outside the user's scopes now), and the SYNCED ops of
+   * records without a server copy: they overlay only until the pulled copy catches up,
+   * and none will come. (Every SYNCED op was acknowledged before the re-pull began, since
+   * a sync pushes first, so the snapshot holds whatever of them the device may still
+   * see.) Returns how many server copies were dropped.
    * @param {number} generation
    */
   dropOlderGenerations(generation) {
@@ -661,6 +665,10 @@ export class LocalReplica {
         m.putRecord(row.c, row.i, { ...body, s: null }, -1);
         m.refreshLater(row.c, row.i);
         dropped += 1;
+      }
+      for (const row of await m.rows([OpStatus.SYNCED])) {
+        const stored = await m.record(row.c, row.i);
+        if (!stored || !stored.body.s) m.deleteEntry(await m.entry(row));
       }
       return dropped;
     }, "pull");

@@ -9,7 +9,10 @@
 // 410 CURSOR_EXPIRED (or a 400 saying the server never issued our cursor: its database was
 // replaced) starts a full re-pull under a new *generation*: every record the fresh snapshot
 // delivers is stamped with it, and once the last page is in, server copies of older
-// generations are dropped — deletes the replica missed. Pending ops are kept throughout.
+// generations are dropped — deletes the replica missed — and so are acknowledged (SYNCED)
+// ops of records the snapshot did not deliver. Pending ops are kept throughout. A sign-in
+// that finds the user's scopes shrunk or their role changed starts the same re-pull
+// (repullEverything): what the user may no longer see leaves the replica.
 
 import { CursorExpired, ValidationError } from "./errors.js";
 import { syncEvent } from "./events.js";
@@ -95,6 +98,17 @@ export async function pullChanges(local, transport, result, { pageSize }) {
  */
 function etagFor(state) {
   return state.etag && state.etag.since === state.cursor ? state.etag.etag : null;
+}
+
+/**
+ * Make the next sync pull everything afresh and then drop what the fresh snapshot lacks
+ * (pending ops are kept): for a replica whose user lost scopes or changed role, which the
+ * change feed would never tell it about.
+ * @param {import("./local.js").LocalReplica} local
+ */
+export async function repullEverything(local) {
+  const state = await readPullState(local);
+  await startFullRepull(local, state.generation + 1);
 }
 
 /**

@@ -4,12 +4,15 @@
 // in one transaction after the answer, so a page closed at any point leaves either
 // PENDING/SYNCING ops (resent, deduplicated by the server) or recorded verdicts — never a
 // lost or doubled op. A failed request spends one retry of each op only when the server
-// may have seen it (5xx, timeout, 429); being offline spends nothing. When fetch fails
-// without saying whether the request left, the ops go back PENDING *in doubt*: the pull
-// waits until a resend settles them.
+// may have seen it (5xx, timeout, 408, 429); being offline spends nothing. When fetch fails
+// or a 5xx comes back, the request may have been applied: the ops go back PENDING *in
+// doubt*, and the pull waits until a resend settles them. A 408 (the body came too
+// slowly) or a 429 (wait for Retry-After, a floor under the backoff) says the server did
+// not take the request, so they leave the ops as they were, not in doubt.
 
 import {
-  DeviceRevoked, Forbidden, LoginRequired, Offline, PayloadTooLarge, RateLimited, WaystationError,
+  DeviceRevoked, Forbidden, LoginRequired, Offline, PayloadTooLarge, RateLimited, RequestTimeout,
+  WaystationError,
 } from "./errors.js";
 import { syncEvent } from "./events.js";
 import * as outbox from "./outbox.js";
@@ -56,8 +59,9 @@ export async function pushOutbox(local, transport, result, { maxItems, respectBa
         await local.putBack(batch);
       } else if (error instanceof WaystationError) {
         const floorMs = error instanceof RateLimited ? error.retryAfterMs : 0;
+        const refused = error instanceof RateLimited || error instanceof RequestTimeout;
         await local.mutate(async (m) => {
-          await spendRetry(local, m, batch, errorDict(error), result, floorMs);
+          await spendRetry(local, m, batch, errorDict(error), result, floorMs, !refused);
         }, "verdict");
       } else {
         await local.putBack(batch, { inDoubt: true });
@@ -78,8 +82,8 @@ function errorDict(error) {
 }
 
 /**
- * Spend one retry of each op (now in doubt): back to PENDING after the policy's delay,
- * or FAILED once the retries are spent. Later ops of a record whose op just FAILED, sent
+ * Spend one retry of each op: back to PENDING after the policy's delay, or FAILED once
+ * the retries are spent; in doubt when the server may have applied them. Later ops of a record whose op just FAILED, sent
  * with it or in doubt, share its fate (they could not overtake it anyway).
  * @param {LocalReplica} local
  * @param {Mutation} m
@@ -87,8 +91,9 @@ function errorDict(error) {
  * @param {{code: string, message: string, details: Record<string, any>}} error
  * @param {import("./engine.js").SyncResult} result
  * @param {number} [floorMs] a 429's Retry-After
+ * @param {boolean} [inDoubt] the server may have applied them (not after a 408 or 429)
  */
-async function spendRetry(local, m, entries, error, result, floorMs = 0) {
+async function spendRetry(local, m, entries, error, result, floorMs = 0, inDoubt = true) {
   const policy = local.retryPolicy;
   const now = Date.now();
   /** @type {Map<string, number>} record key -> seq of its FAILED op */
@@ -100,7 +105,8 @@ async function spendRetry(local, m, entries, error, result, floorMs = 0) {
     const fails = failedAt.has(key) || retries >= policy.maxRetries;
     m.putEntry({
       ...e, status: fails ? OpStatus.FAILED : OpStatus.PENDING, retryCount: retries,
-      nextAttemptAt: now + policy.delayMs(retries, floorMs), lastError: error, inDoubt: true,
+      nextAttemptAt: now + policy.delayMs(retries, floorMs), lastError: error,
+      inDoubt: Boolean(e.inDoubt) || inDoubt,
     });
     if (fails) {
       result.failed += 1;

@@ -22,7 +22,7 @@ import { newDeviceId, uuid7 } from "./ids.js";
 import { AutoSync } from "./live.js";
 import { LocalReplica, tokenFields } from "./local.js";
 import { newEntry } from "./outbox.js";
-import { readPullState } from "./pull.js";
+import { readPullState, repullEverything } from "./pull.js";
 import { HttpTransport, login, registerDevice } from "./transport.js";
 
 export { OpStatus } from "./outbox.js";
@@ -99,6 +99,17 @@ function normaliseFields(fields) {
     throw new TypeError(`${path}: a ${typeof value} cannot travel as JSON`);
   };
   return clean(fields, "fields");
+}
+
+/**
+ * Whether a user's grants shrank: a scope gone, or another role (an admin, who sees
+ * everything, demoted keeps scopes that say nothing of it).
+ * @param {{role?: string, scopes?: string[]}} before
+ * @param {{role?: string, scopes?: string[]}} after
+ */
+export function maySeeLess(before, after) {
+  const now = new Set(after.scopes || []);
+  return before.role !== after.role || (before.scopes || []).some((s) => !now.has(s));
 }
 
 /** A replica of the records this user may see, kept in this browser. */
@@ -213,6 +224,7 @@ export class Replica {
       throw new ReplicaExists(`this replica belongs to ${this.user.username}: sign out first`);
     }
     const fetcher = this.transport.fetch;
+    const before = this.user;
     let token = userToken;
     if (!token) {
       const fresh = await login(fetcher, this.server, username, password);
@@ -233,6 +245,9 @@ export class Replica {
       const session = await m.meta("session", {});
       m.setMeta("session", { ...session, server: this.server, user, ...tokenFields(tokens) });
     });
+    // The user lost a scope or changed role since this replica last signed in: what it
+    // holds of them must go, and only a fresh snapshot tells what that is.
+    if (before && user && maySeeLess(before, user)) await repullEverything(this.local);
   }
 
   /**

@@ -7,7 +7,12 @@
 //                      browser said it was offline and nothing left; "unknown" when fetch
 //                      failed and the request may have left: a push then stays in doubt)
 //   ServerUnavailable  5xx, a timeout, an answer cut off: the request may have arrived
-//   LoginRequired      no usable tokens (never signed in, refresh refused)
+//   RequestTimeout     408: the server stopped waiting for the request's body (nothing
+//                      was applied; a ServerUnavailable, so retried the same way)
+//   LoginRequired      no usable tokens: never signed in, the session ended (reason
+//                      session_ended, disabled, refresh_reused), the refresh token refused
+//                      or expired. The tokens are then forgotten, so nothing is sent
+//                      again with them until the person signs in again
 //   DeviceRevoked      the device was revoked (details.wipe)
 //   RateLimited        429 (retryAfterMs from Retry-After)
 //   PayloadTooLarge, Forbidden, ValidationError, NotFound as the server answers; pull also
@@ -20,7 +25,8 @@
 // the engine as a 304 (an idle sync).
 
 import {
-  DeviceRevoked, LoginRequired, Offline, ServerUnavailable, Unauthorized, errorFromBody,
+  DeviceRevoked, LoginRequired, Offline, RequestTimeout, ServerUnavailable, Unauthorized,
+  errorFromBody,
 } from "./errors.js";
 
 export const GZIP_MIN_BYTES = 16 * 1024;
@@ -159,6 +165,10 @@ export async function exchange(fetchFn, method, url, { body, params, headers, to
   if (response.status >= 500) {
     throw new ServerUnavailable(`the server failed with HTTP ${response.status}`, { status: response.status });
   }
+  if (response.status === 408) {
+    const error = errorFromBody(parsed, 408);
+    throw new RequestTimeout(error.message, { ...error.details, status: 408 });
+  }
   if (response.status >= 400) {
     throw errorFromBody(parsed, response.status, retryAfterMs(response.headers.get("Retry-After")));
   }
@@ -174,7 +184,20 @@ export async function exchange(fetchFn, method, url, { body, params, headers, to
  * @property {() => Promise<string | null>} accessToken null when missing or expired
  * @property {() => Promise<string | null>} refreshToken
  * @property {(tokens: import("./local.js").Tokens) => Promise<void>} saveTokens
+ * @property {() => Promise<void>} clearTokens forget tokens the server will never take again
  */
+
+/**
+ * Why the server refused a token, from a 401's `details.reason`: only an expired access
+ * token is worth a refresh. An ended session (`session_ended`), a disabled account
+ * (`disabled`) or a refresh family ended by a reuse (`refresh_reused`) refuse the refresh
+ * token too, and sending it again would only be refused again.
+ * @param {Unauthorized} error
+ */
+function refreshable(error) {
+  const reason = error.details ? error.details.reason : undefined;
+  return reason === undefined || reason === null || reason === "expired";
+}
 
 /**
  * @param {any} body
@@ -232,7 +255,8 @@ export async function refreshTokens(fetchFn, server, refreshToken, deviceId) {
     return tokensOf(reply.body, deviceId);
   } catch (error) {
     if (error instanceof Unauthorized && !(error instanceof DeviceRevoked)) {
-      throw new LoginRequired(`this device's sign-in has expired (${error.message}): sign in again`);
+      throw new LoginRequired(`this device's sign-in has ended (${error.message}): sign in again`,
+        { reason: error.details.reason ?? "refresh_refused" });
     }
     throw error;
   }
@@ -451,30 +475,69 @@ export class HttpTransport {
    */
   async authed(method, path, options) {
     const url = `${this.server}${path}`;
-    const token = (await this.credentials.accessToken()) || (await this.refresh());
+    /** @param {string} token */
+    const send = (token) => exchange(this.fetch, method, url, { timeoutMs: this.timeoutMs, ...options, token });
+    const token = (await this.credentials.accessToken()) || (await this.refresh(null));
+    let fresh;
     try {
-      return await exchange(this.fetch, method, url, { timeoutMs: this.timeoutMs, ...options, token });
+      return await send(token);
     } catch (error) {
       if (!(error instanceof Unauthorized) || error instanceof DeviceRevoked) throw error;
-    }
-    const fresh = await this.refresh();
-    try {
-      return await exchange(this.fetch, method, url, { timeoutMs: this.timeoutMs, ...options, token: fresh });
-    } catch (error) {
-      if (error instanceof Unauthorized && !(error instanceof DeviceRevoked)) {
-        throw new LoginRequired(`the server refused a freshly refreshed token (${error.message}): sign in again`);
+      if (refreshable(error)) {
+        fresh = await this.refresh(token);
+      } else {
+        // Signed in again meanwhile (another tab)? Then the new token gets one try.
+        const now = await this.credentials.accessToken();
+        if (!now || now === token) throw await this.ended(error, token);
+        fresh = now;
       }
+    }
+    try {
+      return await send(fresh);
+    } catch (error) {
+      if (error instanceof Unauthorized && !(error instanceof DeviceRevoked)) throw await this.ended(error, fresh);
       throw error;
     }
   }
 
-  /** A new access token from the refresh token (one refresh at a time). */
-  refresh() {
+  /**
+   * The server will not take this device's tokens again: forget them (so nothing is sent
+   * with them again, and the replica's status says it is signed out), unless a sign-in
+   * replaced them meanwhile, and say so.
+   * @param {Unauthorized} error
+   * @param {string} refused the access token the server refused
+   */
+  async ended(error, refused) {
+    const now = await this.credentials.accessToken();
+    if (!now || now === refused) await this.credentials.clearTokens();
+    return new LoginRequired(`this device's sign-in has ended (${error.message}): sign in again`,
+      { reason: error.details.reason ?? "refused" });
+  }
+
+  /**
+   * A new access token from the refresh token, one refresh at a time: refresh tokens are
+   * single-use, and the server ends every session of a device that presents one twice. A
+   * caller whose token `failed` finds the one a refresh just stored instead. A refused
+   * refresh forgets the tokens (LoginRequired).
+   * @param {string | null} failed the access token the server just refused, if any
+   */
+  refresh(failed) {
     if (!this.refreshing) {
       this.refreshing = (async () => {
+        const current = await this.credentials.accessToken();
+        if (current && failed && current !== failed) return current;
         const refresh = await this.credentials.refreshToken();
-        if (!refresh) throw new LoginRequired("this device is not signed in (or its sign-in expired): sign in again");
-        const tokens = await refreshTokens(this.fetch, this.server, refresh, this.credentials.deviceId);
+        if (!refresh) throw new LoginRequired("this device is not signed in (or its sign-in ended): sign in again");
+        let tokens;
+        try {
+          tokens = await refreshTokens(this.fetch, this.server, refresh, this.credentials.deviceId);
+        } catch (error) {
+          // Refused: forget the tokens, unless a sign-in replaced them meanwhile.
+          if (error instanceof LoginRequired && (await this.credentials.refreshToken()) === refresh) {
+            await this.credentials.clearTokens();
+          }
+          throw error;
+        }
         await this.credentials.saveTokens(tokens);
         return tokens.accessToken;
       })().finally(() => {

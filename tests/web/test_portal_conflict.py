@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.web.conftest import FACILITY, Clinic
+from tests.web.client_support import other_facility_worker
+from tests.web.conftest import FACILITY, Clinic, js, load_library
 from tests.web.portal_steps import (
     add_log,
     server_logs,
+    server_records,
     sign_in,
+    unlock,
     wait_state,
     wait_synced,
     worker_writes,
@@ -61,3 +64,49 @@ def test_second_log_of_a_day_made_offline_is_resolved_in_the_page(
         ["rash"], ["headache"])
     page.get_by_role("link", name="Symptoms").click()
     expect(page.locator(".log")).to_have_count(3)
+
+
+def test_a_second_log_whose_day_is_held_outside_the_sign_ins_scopes_can_be_moved_not_merged(
+    clinic: Clinic, page: Page
+) -> None:
+    # The server names the log holding the day only to those who may see it (protocol
+    # §14): a health worker of another facility who logs that patient's day is told the
+    # day is taken "outside your scopes", without the log. The portal cannot show or
+    # merge it then; it offers to move or discard the entry.
+    patient = clinic.new_patient()
+    day = "2025-11-20"
+    worker_writes(clinic, "symptom_logs", {
+        "patient_id": patient.patient_id, "facility_id": FACILITY, "date": day,
+        "symptoms": ["cough"], "notes": "seen at f-1"}, f"f1-log-{patient.patient_id}")
+    visitor = other_facility_worker(clinic)
+    load_library(page)
+    outcome = js(page, """
+        const rep = await ws.Replica.login({username: arg.username, password: arg.password,
+                                            name: 'waystation-portal'});
+        await rep.put('symptom_logs', arg.log);
+        const result = (await rep.sync()).toJSON();
+        rep.close();
+        return result;
+    """, {"username": visitor.username, "password": visitor.password,
+          "log": {"patient_id": patient.patient_id, "facility_id": "f-2", "date": day,
+                  "symptoms": ["fever"], "notes": "seen at f-2"}})
+    assert outcome["conflicts"] == 1
+
+    page.goto("/portal/")
+    unlock(page, visitor)
+    wait_state(page, "attention")
+    page.goto("/portal/#/attention")
+    card = page.locator(f'.card.problem[data-date="{day}"]')
+    expect(card).to_contain_text("kept where this sign-in cannot see it")
+    expect(card).not_to_contain_text("seen at f-1")
+    expect(card.get_by_role("button", name="Merge into that day's log")).to_have_count(0)
+    card.get_by_label("Change its date").fill("2025-11-21")
+    card.get_by_role("button", name="Save with this date").click()
+    expect(page.locator(".card.problem")).to_have_count(0)
+    wait_synced(page)
+
+    # Read by the admin, who sees both facilities.
+    logs = {log["date"]: log for log in server_records(clinic, "symptom_logs", by=clinic.admin)
+            if log["patient_id"] == patient.patient_id}
+    assert sorted(logs) == [day, "2025-11-21"]
+    assert (logs[day]["notes"], logs["2025-11-21"]["notes"]) == ("seen at f-1", "seen at f-2")

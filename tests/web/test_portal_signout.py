@@ -4,11 +4,13 @@ revokes the phone with a wipe."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.web.conftest import Clinic
+from tests.support import hash_test_password
+from tests.web.conftest import Clinic, Person
 from tests.web.portal_steps import (
     SLOW_MS,
     add_log,
@@ -134,3 +136,65 @@ def test_a_phone_revoked_without_wipe_keeps_what_waits_and_sends_it_after_signin
     assert stored_device(page)["deviceId"] != old_device  # a revoked id is never reused
     (log,) = server_logs(clinic, patient)
     assert (log["date"], log["notes"]) == ("2025-12-08", "made before the revocation")
+
+
+def change_password(clinic: Clinic, person: Person, password: str) -> None:
+    """What ``waystation users add NAME --update`` with a new password does: every session
+    of the user ends."""
+    store = open_store(clinic.server.db_url, health_schema())
+    try:
+        user = store.find_user(user_id=person.user_id)
+        assert user is not None
+        assert store.update_user(dataclasses.replace(user, password_hash=hash_test_password(
+            password)))
+    finally:
+        store.close()
+
+
+def test_a_password_changed_elsewhere_asks_for_the_new_one_and_then_sends_what_waits(
+    clinic: Clinic, context: BrowserContext, page: Page
+) -> None:
+    patient = clinic.new_patient()
+    sign_in(page, patient)
+    refreshes: list[str] = []
+    page.on("request", lambda r: refreshes.append(r.url) if "/v1/auth/" in r.url else None)
+    context.set_offline(True)
+    add_log(page, "2025-12-09", ["cough"], notes="before the password changed")
+    change_password(clinic, patient, "a-new-secret")
+
+    context.set_offline(False)
+    wait_state(page, "attention")
+    page.locator("#status-toggle").click()
+    expect(page.locator("#status-detail")).to_contain_text("Please sign in again")
+    page.get_by_role("link", name="See what needs attention").click()
+    password = page.get_by_label(f"Password for {patient.username}")
+    password.fill(patient.password)
+    page.get_by_role("button", name="Sign in again").click()
+    expect(page.locator(".sign-in-again [role=alert]")).to_have_text("Wrong password.")
+    assert [url for url in refreshes if "/refresh" in url] == []  # an ended session: no refresh
+    password.fill("a-new-secret")
+    page.get_by_role("button", name="Sign in again").click()
+
+    wait_synced(page)
+    (log,) = server_logs(clinic, patient)
+    assert (log["date"], log["notes"]) == ("2025-12-09", "before the password changed")
+
+
+def test_too_many_wrong_passwords_make_the_sign_in_wait_as_long_as_the_server_asks(
+    clinic: Clinic, page: Page
+) -> None:
+    patient = clinic.new_patient()
+    page.goto("/portal/")
+    page.get_by_label("Username").fill(patient.username)
+    page.get_by_label("Password").fill("not-the-password")
+    button = page.locator("form button[type=submit]")
+    problem = page.locator("form [role=alert]")
+    for _attempt in range(12):
+        button.click()
+        expect(button).to_have_text("Sign in")  # answered
+        if "Too many attempts" in (problem.text_content() or ""):
+            break
+        expect(problem).to_have_text("Wrong username or password.")
+    expect(problem).to_contain_text("Too many attempts. Try again in")
+    expect(button).to_be_disabled()  # as long as Retry-After says (1 s, doubling)
+    expect(button).to_be_enabled(timeout=SLOW_MS)

@@ -11,7 +11,8 @@ import { ago, plural } from "./format.js";
 import { LOGIN_CODES, Session } from "./session.js";
 
 // The last sync could not reach the server, or reached it without an answer it could use.
-const UNREACHABLE = new Set(["OFFLINE", "SERVER_UNAVAILABLE", "OPS_IN_DOUBT", "RATE_LIMITED"]);
+const UNREACHABLE = new Set(["OFFLINE", "SERVER_UNAVAILABLE", "REQUEST_TIMEOUT", "OPS_IN_DOUBT",
+  "RATE_LIMITED"]);
 
 /**
  * @typedef {import("./session.js").Status} Counts

@@ -6,6 +6,7 @@ import { field, h, replace } from "../dom.js";
 import { readableDate } from "../format.js";
 import { Session } from "../session.js";
 import { logForm } from "./log-form.js";
+import { explain, retryAfter } from "./signin.js";
 
 /**
  * @typedef {import("../session.js").Entry} Entry
@@ -38,13 +39,15 @@ export async function render(main, session, notify) {
 function signInAgain(session, notify) {
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password" });
   const problem = h("p", { class: "error", role: "alert" });
+  const submit = h("button", { class: "button", type: "submit" }, "Sign in again");
   const form = h("form", { class: "card problem sign-in-again" },
     h("h3", {}, "Sign in again"),
-    h("p", {}, "This phone is no longer signed in to the clinic, so nothing can be sent. "
-      + "Everything you entered is kept here; sign in again to send it."),
+    h("p", {}, "This phone is no longer signed in to the clinic (its sign-in ended or "
+      + "expired), so nothing can be sent. Everything you entered is kept here; sign in "
+      + "again to send it."),
     field("again-password", `Password for ${session.username}`, password),
     problem,
-    h("div", { class: "actions" }, h("button", { class: "button", type: "submit" }, "Sign in again")));
+    h("div", { class: "actions" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     problem.textContent = "";
@@ -53,9 +56,13 @@ function signInAgain(session, notify) {
       notify("Signed in again. Sending what was waiting…");
     } catch (err) {
       const code = /** @type {{code?: string}} */ (err)?.code;
-      problem.textContent = code === "UNAUTHORIZED" ? "Wrong password."
-        : code === "OFFLINE" ? "No network: try again when you are online."
-          : err instanceof Error ? err.message : String(err);
+      problem.textContent = code === "UNAUTHORIZED" ? "Wrong password." : explain(err);
+      const waitMs = retryAfter(err);
+      if (waitMs > 0) {
+        // Too many attempts: the clinic's Retry-After, honoured by the button too.
+        submit.setAttribute("disabled", "");
+        setTimeout(() => submit.removeAttribute("disabled"), waitMs);
+      }
     }
   });
   return form;
@@ -95,19 +102,28 @@ async function card(session, entry, notify) {
 /**
  * A second log for a day the clinic already has a log for: merge it into that day's log,
  * or move it to another day (same record, so nothing is ever doubled).
+ *
+ * The clinic names that day's log (`details.existing_id`) only when this sign-in may see
+ * it; otherwise (no id, or `hidden` naming "existing") it cannot be shown or merged here,
+ * only moved or discarded — a reviewer at the clinic can still combine the two. A log
+ * named but not yet on this phone (its pull has not arrived) is merged once it arrives:
+ * merging blind would overwrite its symptoms.
  * @param {Session} session
  * @param {Entry} entry
  * @param {(message: string) => void} notify
  */
 async function secondLogOfDay(session, entry, notify) {
   const held = entry.fields;
-  const existingId = String(entry.lastError?.details?.existing_id ?? "");
+  const details = entry.lastError?.details ?? {};
+  const hiddenSides = Array.isArray(details.hidden) ? details.hidden : [];
+  const existingId = hiddenSides.includes("existing") ? "" : String(details.existing_id ?? "");
   const existing = existingId ? await session.get("symptom_logs", existingId) : null;
   const date = h("input", { type: "date", id: `move-${entry.opId}`, required: true,
     value: String(held.date ?? "") });
   const problem = h("p", { class: "error", role: "alert" });
-  const merge = h("button", { class: "button small", type: "button", disabled: !existingId,
+  const merge = h("button", { class: "button small", type: "button", disabled: !existing,
     onclick: async () => {
+      if (!existing) return;
       await session.put("symptom_logs", merged(existing, held), existingId);
       await session.discard(entry.opId);
       notify(`Merged into your log of ${readableDate(held.date)}.`);
@@ -124,14 +140,28 @@ async function secondLogOfDay(session, entry, notify) {
     await session.discard(entry.opId);
     notify(`Moved to ${readableDate(day)}.`);
   } }, "Save with this date");
+  const mergeOffer = existingId
+    ? [
+      existing
+        ? h("p", { class: "meta" }, `That log: ${summary(existing)}`)
+        : h("p", { class: "meta waiting-for-log" }, "That log has not reached this phone yet: "
+          + "it can be merged once it has (tap “Sync now”)."),
+      h("p", { class: "meta" }, `This one: ${summary(held)}`),
+      h("p", { class: "hint" }, "Merging keeps every symptom, the higher severity and temperature, and both notes."),
+      h("div", { class: "actions" }, merge),
+    ]
+    : [
+      h("p", { class: "meta hidden-log" }, "That log is kept where this sign-in cannot see it, "
+        + "so it cannot be shown or merged here. Change the date of this one, or discard it; "
+        + "the clinic can also combine the two."),
+      h("p", { class: "meta" }, `This one: ${summary(held)}`),
+    ];
   return [
     h("p", {}, `The clinic already has a log for ${readableDate(held.date)} (perhaps entered by `
       + "your health worker), and a day has one log."),
-    existing ? h("p", { class: "meta" }, `That log: ${summary(existing)}`) : null,
-    h("p", { class: "meta" }, `This one: ${summary(held)}`),
-    h("p", { class: "hint" }, "Merging keeps every symptom, the higher severity and temperature, and both notes."),
-    h("div", { class: "actions" }, merge),
-    h("div", { class: "field" }, h("label", { for: `move-${entry.opId}` }, "Or change its date"), date),
+    ...mergeOffer,
+    h("div", { class: "field" }, h("label", { for: `move-${entry.opId}` },
+      existingId ? "Or change its date" : "Change its date"), date),
     problem,
     h("div", { class: "actions" }, move, discardButton(session, entry, notify)),
   ];

@@ -68,16 +68,29 @@ function credentialsForm(label, fields, submit) {
     problem.textContent = "";
     button.setAttribute("disabled", "");
     button.textContent = "Please wait…";
+    let waitMs = 0;
     try {
       await submit();
     } catch (err) {
       problem.textContent = explain(err);
+      waitMs = retryAfter(err);
     } finally {
-      button.removeAttribute("disabled");
       button.textContent = label;
+      // The clinic asked to wait (too many attempts): the button waits as long.
+      if (waitMs > 0) setTimeout(() => button.removeAttribute("disabled"), waitMs);
+      else button.removeAttribute("disabled");
     }
   });
   return form;
+}
+
+/**
+ * How long the server asked to wait before trying again (429 Retry-After), in ms.
+ * @param {unknown} err
+ */
+export function retryAfter(err) {
+  const e = /** @type {{code?: string, retryAfterMs?: number}} */ (err);
+  return e?.code === "RATE_LIMITED" ? Math.max(1000, Number(e.retryAfterMs) || 0) : 0;
 }
 
 const MESSAGES = /** @type {Record<string, string>} */ ({
@@ -85,7 +98,7 @@ const MESSAGES = /** @type {Record<string, string>} */ ({
   WRONG_PASSWORD: "That password does not open the data on this phone.",
   OFFLINE: "No network. The first sign-in needs one: try again when you are online.",
   SERVER_UNAVAILABLE: "The clinic's server cannot be reached. Try again in a moment.",
-  RATE_LIMITED: "Too many attempts. Wait a minute and try again.",
+  REQUEST_TIMEOUT: "The network is too slow right now. Try again in a moment.",
   DEVICE_REVOKED: "This phone was signed out by the clinic. Sign in again.",
 });
 
@@ -93,8 +106,12 @@ const MESSAGES = /** @type {Record<string, string>} */ ({
  * What went wrong, for the person: the library's errors carry a `code`.
  * @param {unknown} err
  */
-function explain(err) {
+export function explain(err) {
   const code = /** @type {{code?: string}} */ (err)?.code;
+  if (code === "RATE_LIMITED") {
+    const seconds = Math.ceil(retryAfter(err) / 1000);
+    return `Too many attempts. Try again in ${seconds} ${seconds === 1 ? "second" : "seconds"}.`;
+  }
   if (code && MESSAGES[code]) return MESSAGES[code];
   return err instanceof Error ? err.message : String(err);
 }

@@ -40,8 +40,35 @@ def wait_state(page: Page, state: str, timeout: float = SLOW_MS) -> None:
     expect(page.locator("#status")).to_have_attribute("data-state", state, timeout=timeout)
 
 
+# How many ops of the portal's replica wait to be sent (PENDING or SYNCING), read from
+# IndexedDB: the outbox's status index is kept in clear (docs/web-client.md).
+_UNSENT_JS = """async () => {
+  if (!(await indexedDB.databases()).some((d) => d.name === 'waystation-portal')) return -1;
+  const db = await new Promise((ok, fail) => {
+    const req = indexedDB.open('waystation-portal');
+    req.onsuccess = () => ok(req.result);
+    req.onerror = () => fail(req.error);
+  });
+  try {
+    const index = db.transaction('outbox').objectStore('outbox').index('status');
+    const count = (s) => new Promise((ok, fail) => {
+      const req = index.count(IDBKeyRange.only(s));
+      req.onsuccess = () => ok(req.result);
+      req.onerror = () => fail(req.error);
+    });
+    return (await count('PENDING')) + (await count('SYNCING'));
+  } finally {
+    db.close();
+  }
+}"""
+
+
 def wait_synced(page: Page, timeout: float = SLOW_MS) -> None:
-    """The indicator says "Synced": online, nothing waiting, nothing wrong."""
+    """Everything saved so far has reached the server and the indicator says "Synced":
+    online, nothing waiting, nothing wrong. (The indicator alone could still show the
+    state from before an entry just saved: its sync starts a moment later.)"""
+    page.wait_for_function(f"async () => ({_UNSENT_JS})().then((n) => n === 0)",
+                           timeout=timeout, polling=100)
     wait_state(page, "online", timeout)
     expect(page.locator("#status-label")).to_have_text("Synced", timeout=timeout)
     expect(page.locator("#status-waiting")).to_be_hidden()

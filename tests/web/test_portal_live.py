@@ -33,6 +33,7 @@ def test_portal_log_reaches_worker_replica_and_worker_alert_appears_live(
         page.get_by_role("link", name="Edit the log of").click()
         page.get_by_label("Severity (0 to 10)").fill("7")
         page.get_by_role("button", name="Save changes").click()
+        expect(page.locator(".log .severity")).to_contain_text("Severity 7")  # saved here
         wait_synced(page)
         assert worker.sync().ok
         assert worker.get("symptom_logs", log["id"]) == {**log, "severity": 7}

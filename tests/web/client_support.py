@@ -7,7 +7,6 @@ from typing import Any
 
 from playwright.sync_api import Page
 
-from tests.support import SyncApi
 from tests.web.conftest import Clinic, Person, js
 from waystation.core.schema import health_schema
 from waystation.store import open_store
@@ -50,17 +49,8 @@ def symptom_log(person: Person, date: str, **fields: Any) -> dict[str, Any]:
 
 def server_records(clinic: Clinic, collection: str, **equals: Any) -> list[dict[str, Any]]:
     """Live records of ``collection`` as the server holds them, read by the health worker."""
-    api: SyncApi = clinic.api(clinic.worker)
-    try:
-        seen, _ = api.pull_all()
-    finally:
-        api.close()
-    return [
-        {"id": c["id"], **c["fields"]}
-        for c in seen.values()
-        if c["collection"] == collection and not c["deleted"]
-        and all(c["fields"].get(k) == v for k, v in equals.items())
-    ]
+    return [record for record in clinic.server_records(collection)
+            if all(record.get(k) == v for k, v in equals.items())]
 
 
 def other_facility_worker(clinic: Clinic) -> Person:

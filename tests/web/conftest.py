@@ -3,9 +3,13 @@ chromium driven by Playwright.
 
 - ``clinic`` (one server per test process): facility ``f-1`` with a health worker
   (``clinic.worker``) and an admin; ``clinic.new_patient()`` adds a patient user with their
-  own ``patients`` record, so each test works on data no other test touches.
-- ``browser`` (one chromium per test module), ``context`` / ``page`` (fresh per test: an
-  empty IndexedDB, no service worker), at a phone's size, with ``base_url`` = the server.
+  own ``patients`` record, so each test works on data no other test touches;
+  ``clinic.device(person)`` is one registered device of a person kept for the session, and
+  ``clinic.server_records(...)`` reads the server through it, pulling only what changed
+  since its last read.
+- ``browser`` (one chromium per test process's run of the web tests, see below),
+  ``context`` / ``page`` (fresh per test: an empty IndexedDB, no service worker), at a
+  phone's size, with ``base_url`` = the server.
 - ``lib_page``: a page on the server's origin with the JS client library loaded as
   ``window.ws`` (``replica.js``'s exports) and ``window.wsErrors`` (``errors.js``).
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
@@ -58,14 +63,45 @@ class Clinic:
     worker: Person
     admin: Person
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _devices: dict[str, SyncApi] = field(default_factory=dict)
+    _seen: dict[str, tuple[dict[tuple[str, str], dict[str, Any]], str]] = field(
+        default_factory=dict)
 
     @property
     def url(self) -> str:
         return self.server.url
 
     def api(self, person: Person) -> SyncApi:
-        """A registered device of ``person`` speaking protocol v1 (close it after use)."""
+        """A new registered device of ``person`` speaking protocol v1 (close it after use)."""
         return SyncApi(self.url, person.username, person.password)
+
+    def device(self, person: Person) -> SyncApi:
+        """One registered device of ``person`` for the whole session (do not close it): a
+        login and a registration per read or write would cost more than the read."""
+        if person.username not in self._devices:
+            api = self.api(person)
+            # A fresh connection per request: the server closes idle ones after 5 s, and a
+            # request racing that close would fail for no fault of the code under test.
+            old = api.http
+            api.http = httpx.Client(base_url=old.base_url, headers=old.headers, timeout=30,
+                                    limits=httpx.Limits(max_keepalive_connections=0))
+            old.close()
+            self._devices[person.username] = api
+        return self._devices[person.username]
+
+    def server_records(self, collection: str, *, by: Person | None = None,
+                       ) -> list[dict[str, Any]]:
+        """The live records of ``collection`` as the server holds them, read through the
+        API by the health worker (or ``by``): each record once, in its newest state. Each
+        reader pulls only the changes after its previous read (the pull carries each
+        record's newest state, so the two together are the server's state)."""
+        api = self.device(by or self.worker)
+        seen, cursor = self._seen.get(api.device_id, ({}, "0"))
+        changes, cursor = api.pull_all(since=cursor)
+        seen.update({(c["collection"], c["id"]): c for c in changes.values()})
+        self._seen[api.device_id] = (seen, cursor)
+        return [{"id": c["id"], **c["fields"]} for c in seen.values()
+                if c["collection"] == collection and not c["deleted"]]
 
     def new_patient(self, *, password: str | None = None) -> Person:
         """A patient user with their own ``patients`` record in facility ``f-1``."""
@@ -74,14 +110,15 @@ class Clinic:
         username = f"patient{n}"
         secret = password or f"{username}-secret"
         user_id = self.server.add_user(username, "patient", [f"patient:{patient_id}"], secret)
-        api = self.api(self.worker)
-        try:
-            (result,) = api.push([api.change("patients", patient_id, {
-                "name": f"Patient {n}", "facility_id": FACILITY, "village": "Ahero"})])
-            assert result["status"] == "applied", result
-        finally:
-            api.close()
+        api = self.device(self.worker)
+        (result,) = api.push([api.change("patients", patient_id, {
+            "name": f"Patient {n}", "facility_id": FACILITY, "village": "Ahero"})])
+        assert result["status"] == "applied", result
         return Person(username, secret, user_id, patient_id)
+
+    def close(self) -> None:
+        for api in self._devices.values():
+            api.close()
 
 
 @pytest.fixture(scope="session")
@@ -93,21 +130,25 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
                     server.add_user("worker", "health_worker", [f"facility:{FACILITY}"],
                                     worker_pw))
     admin = Person("admin", admin_pw, server.add_user("admin", "admin", [], admin_pw))
-    yield Clinic(server, worker, admin)
+    clinic = Clinic(server, worker, admin)
+    yield clinic
+    clinic.close()
     server.stop()
 
 
 # Playwright's sync API keeps an asyncio loop running in the main thread while it is open:
-# it must be closed before the worker runs another module's tests (pytest-xdist hands a
+# it must be closed before the process runs tests of another package (pytest-xdist hands a
 # worker web and server modules alike, and server tests call asyncio.run). So the driver
-# and the browser live for one test module.
-@pytest.fixture(scope="module")
+# and the browser live for the package: pytest ends them when the next test is not a web
+# test. The web tests are collected last (tests/web), so each test process starts them
+# once, instead of once per module (~1 s each: the driver, chromium, its shutdown).
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install "

@@ -100,14 +100,8 @@ def add_log(page: Page, date: str, symptoms: Sequence[str] = (), severity: int |
 def server_records(clinic: Clinic, collection: str, *,
                    by: Person | None = None) -> list[dict[str, Any]]:
     """The live records of ``collection`` as the server holds them, read through the API by
-    the health worker (or ``by``): each record once, as the pull carries each record's
-    newest state."""
-    api = clinic.api(by or clinic.worker)
-    try:
-        records, _ = api.pull_all(collections=collection)
-    finally:
-        api.close()
-    return [{"id": c["id"], **c["fields"]} for c in records.values() if not c["deleted"]]
+    the health worker (or ``by``): each record once, in its newest state."""
+    return clinic.server_records(collection, by=by)
 
 
 def server_logs(clinic: Clinic, patient: Person) -> list[dict[str, Any]]:
@@ -117,26 +111,19 @@ def server_logs(clinic: Clinic, patient: Person) -> list[dict[str, Any]]:
 
 
 def server_record(clinic: Clinic, collection: str, record_id: str) -> dict[str, Any]:
-    api = clinic.api(clinic.worker)
-    try:
-        resp = api.http.get(f"/v1/records/{collection}/{record_id}")
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        return body
-    finally:
-        api.close()
+    resp = clinic.device(clinic.worker).http.get(f"/v1/records/{collection}/{record_id}")
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
 
 
 def worker_writes(clinic: Clinic, collection: str, fields: dict[str, Any],
                   record_id: str, *, by: Person | None = None) -> None:
     """The health worker (or ``by``) writes a record straight to the server from their own
     device."""
-    api = clinic.api(by or clinic.worker)
-    try:
-        (result,) = api.push([api.change(collection, record_id, fields)])
-        assert result["status"] == "applied", result
-    finally:
-        api.close()
+    api = clinic.device(by or clinic.worker)
+    (result,) = api.push([api.change(collection, record_id, fields)])
+    assert result["status"] == "applied", result
 
 
 # What a person on a 360 px phone would notice, measured in the page: a page wider than the

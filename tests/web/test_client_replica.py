@@ -15,11 +15,10 @@ def test_entries_made_offline_survive_a_reopen_and_reach_the_server_exactly_once
     lib_page: Page, context: BrowserContext, clinic: Clinic
 ) -> None:
     patient = clinic.new_patient()
-    api = clinic.api(clinic.worker)
+    api = clinic.device(clinic.worker)
     alert_id = "alert-" + str(patient.patient_id)
     api.push([api.change("alerts", alert_id, {"patient_id": patient.patient_id,
                                               "facility_id": "f-1", "title": "Take your pills"})])
-    api.close()
     sign_in(lib_page, patient)
     first = js(lib_page, "return (await rep.sync()).toJSON();")
     assert first["ok"] and first["pulled"] >= 2  # their patients record and the alert

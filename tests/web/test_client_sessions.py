@@ -191,13 +191,10 @@ def test_a_conflict_with_a_record_outside_the_users_scopes_names_neither_its_id_
     lib_page: Page, clinic: Clinic
 ) -> None:
     patient = clinic.new_patient()
-    api = clinic.api(clinic.worker)
-    try:
-        (held,) = api.push([api.change("symptom_logs", str(uuid.uuid4()), symptom_log(
-            patient, "2025-10-05", notes="seen at f-1"))])
-        assert held["status"] == "applied"
-    finally:
-        api.close()
+    api = clinic.device(clinic.worker)
+    (held,) = api.push([api.change("symptom_logs", str(uuid.uuid4()), symptom_log(
+        patient, "2025-10-05", notes="seen at f-1"))])
+    assert held["status"] == "applied"
     visitor = other_facility_worker(clinic)
     sign_in(lib_page, visitor)
     outcome = js(lib_page, """

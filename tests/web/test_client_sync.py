@@ -12,6 +12,7 @@ from playwright.sync_api import Page
 from tests.web.client_support import server_records, sign_in, symptom_log
 from tests.web.conftest import Clinic, js
 from waystation.client import Replica as PyReplica
+from waystation.core.hlc import HLC
 
 
 def test_a_second_log_for_a_day_comes_back_as_a_conflict_that_can_be_merged_into_that_day(
@@ -135,11 +136,12 @@ def test_a_log_from_the_portal_reaches_a_python_replica_and_an_alert_from_it_arr
         assert worker.sync().ok
     finally:
         worker.close()
-    # No reload and no interval: the live stream tells the page, which pulls.
-    lib_page.wait_for_function("async (id) => (await rep.get('alerts', id)) !== null", arg=alert,
+    # No reload and no interval: the live stream tells the page, which pulls (and says so
+    # once the pulled page is stored).
+    lib_page.wait_for_function("() => changes.some((e) => e.collections.includes('alerts'))",
                                timeout=10_000)
     assert time.monotonic() - started < 10
-    assert js(lib_page, "return changes.some((e) => e.collections.includes('alerts'));")
+    assert js(lib_page, "return await rep.get('alerts', arg);", alert) is not None
     js(lib_page, "rep.stopAuto();")
 
 
@@ -148,17 +150,18 @@ def test_a_pull_never_overwrites_a_pending_edit_and_the_server_decides_when_it_a
 ) -> None:
     patient = clinic.new_patient()
     sign_in(lib_page, patient)
-    log_id = js(lib_page, """
+    log_id, pending_hlc = js(lib_page, """
         const id = await rep.put('symptom_logs', arg);
         await rep.sync();
         await rep.put('symptom_logs', {severity: 8}, id);   // pending here
-        return id;
+        const [pending] = await rep.outbox({status: 'PENDING'});
+        return [id, pending.hlc];
     """, symptom_log(patient, "2025-09-05", severity=1, notes="first"))
     # Later (a higher clock), a nurse changes the same log on the server.
-    api = clinic.api(clinic.worker)
+    api = clinic.device(clinic.worker)
+    api.clock.receive(HLC.parse(pending_hlc))  # the nurse's clock is past the pending edit's
     api.push([api.change("symptom_logs", log_id, {"notes": "seen by the nurse", "severity": 2},
                          base_version=1)])
-    api.close()
     outcome = js(lib_page, """
         const pulled = (await rep.sync({maxItems: 0})).toJSON();   // pull only
         const during = await rep.get('symptom_logs', arg);

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import Clinic
@@ -129,16 +127,3 @@ def test_a_new_version_takes_over_when_the_patient_updates_and_old_caches_go(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/sw.js?next")
     assert sorted(page.evaluate("caches.keys()")) == ["another-app", current]
-
-
-def test_the_portal_type_checks_with_tsc_against_the_library() -> None:
-    """The pages' JSDoc types hold under ``tsc --checkJs --strict``, and so do their calls
-    into the library (tests/web/portal.jsconfig.json maps /web/client/ to its source).
-    sw.js is left out: it runs in a worker, whose types clash with the page's."""
-    tsc = Path(__file__).parent / "node_modules" / ".bin" / "tsc"
-    if not tsc.exists():
-        pytest.fail("tsc not found: run scripts/test, which installs typescript for the web "
-                    "tests (npm install --prefix tests/web)")
-    run = subprocess.run([str(tsc), "-p", str(Path(__file__).parent / "portal.jsconfig.json")],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -102,6 +102,13 @@ def test_every_page_fits_a_phone_is_labelled_and_readable_online_and_offline(
     page.goto("/portal/#/attention")
     expect(page.locator(".card.problem")).to_have_count(1)
     pages.check("attention-online")
+    context.set_offline(True)  # the fix works offline too: it is a new write on the phone
+    page.reload()
+    unlock(page, patient)
+    page.goto("/portal/#/attention")
+    expect(page.locator(".card.problem")).to_have_count(1)
+    pages.check("attention-offline")
+    context.set_offline(False)
 
     page.get_by_role("link", name="Alerts").click()
     page.get_by_role("button", name="Mark all read").click()

@@ -85,6 +85,7 @@ def test_demo_serves_healthz_and_prints_working_logins(tmp_path: Path) -> None:
         output = _stop_demo(proc)
     assert "amina" in output and "amina-demo" in output
     assert f"{url}/healthz" in output
+    assert f"Patient portal: {url}/portal/  (sign in as patient1 / patient1-demo)" in output
     assert (tmp_path / "waystation-demo.db").exists()
 
     proc, _ = _start_demo(tmp_path)  # re-running reuses the data

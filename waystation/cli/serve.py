@@ -163,6 +163,9 @@ def demo(
     console.print("Logins (username / password — role):")
     for user in DEMO_USERS:
         console.print(f"  {user.username:<9} / {user.password:<14} — {user.who}")
+    patient = next(user for user in DEMO_USERS if user.role == "patient")
+    console.print(f"\nPatient portal: {base}/portal/  (sign in as {patient.username} / "
+                  f"{patient.password})", highlight=False)
     console.print(f"\nTry: curl -s -X POST {base}/v1/auth/token -H 'content-type: "
                   "application/json' -d '{\"username\":\"amina\",\"password\":\"amina-demo\"}'\n")
     from waystation.server.timeouts import DEFAULT_HEADER_TIMEOUT_S

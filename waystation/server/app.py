@@ -29,6 +29,7 @@ from waystation.server.routes import (
     sync,
 )
 from waystation.server.settings import Settings
+from waystation.server.static import mount_web
 from waystation.store import Store
 from waystation.store.notify import source_for
 
@@ -69,6 +70,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     # The routes parse raw bytes, so the document is described by hand (server/openapi.py).
     install_openapi(app)
     install_docs_page(app, TITLE)
+    mount_web(app)  # the JS client under /web/, the patient portal under /portal/
     return app
 
 

@@ -13,6 +13,8 @@ from tests.conftest import BACKENDS
 from tests.pg import database_url
 from tests.support import LiveServer, SyncApi
 from waystation.core.ids import uuid7
+from waystation.core.schema import health_schema
+from waystation.store import Store, open_store
 
 MakeDevice = Callable[..., SyncApi]
 
@@ -50,3 +52,12 @@ def make_device(shared_server: LiveServer) -> Iterator[MakeDevice]:
     yield make
     for api in made:
         api.close()
+
+
+@pytest.fixture
+def server_store(shared_server: LiveServer) -> Iterator[Store]:
+    """The server's own database, opened as `waystation users` and `devices` open it (and
+    with its signing key, to mint tokens as the server does)."""
+    store = open_store(shared_server.db_url, health_schema())
+    yield store
+    store.close()

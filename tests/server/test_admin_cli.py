@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,11 +25,9 @@ def waystation(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path)
-    live.start()
-    yield live
-    live.stop()
+def server(live_server: LiveServer) -> LiveServer:
+    """A server of this test alone (users are changed under its feet)."""
+    return live_server
 
 
 def _add(server: LiveServer, *extra: str, password: str = "pw") -> None:

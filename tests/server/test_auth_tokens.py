@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,14 +44,6 @@ def _refused(server: LiveServer, token: str) -> None:
     """401 UNAUTHORIZED as a bad token, never mistaken for an expired one."""
     error = _error(_pull(server, token), 401, "UNAUTHORIZED")
     assert error["details"] == {}, token
-
-
-@pytest.fixture
-def server_store(shared_server: LiveServer) -> Iterator[Store]:
-    """The server's own database, to mint tokens with its key (as the server does)."""
-    store = open_store(shared_server.db_url, health_schema())
-    yield store
-    store.close()
 
 
 @pytest.fixture

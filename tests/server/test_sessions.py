@@ -5,7 +5,7 @@ them at once — access tokens, refresh tokens, and the devices' tokens."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +16,7 @@ import sqlalchemy as sa
 
 from tests.support import LiveServer, hash_test_password
 from waystation.core.ids import uuid7
-from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import Store
 from waystation.store.accounts import User
 from waystation.store.tables import devices, login_throttle
 
@@ -65,14 +64,6 @@ def refused(resp: httpx.Response, code: str = "UNAUTHORIZED") -> dict[str, Any]:
 
 
 @pytest.fixture
-def store(shared_server: LiveServer) -> Iterator[Store]:
-    """The server's own database, as `waystation users` and `devices` reach it."""
-    opened = open_store(shared_server.db_url, health_schema())
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def nurse(shared_server: LiveServer, facility: str) -> Login:
     name = f"nurse-{uuid7()[-12:]}"
     shared_server.add_user(name, "health_worker", (f"facility:{facility}",))
@@ -88,10 +79,10 @@ def test_hole_2_a_device_token_cannot_register_a_child_device(nurse: Login) -> N
 
 
 def test_hole_2_revoking_a_device_with_wipe_ends_its_access_and_refresh(
-    nurse: Login, store: Store,
+    nurse: Login, server_store: Store,
 ) -> None:
     assert nurse.get("/v1/sync/pull").status_code == 200
-    store.revoke_device(nurse.device_id, wipe=True)
+    server_store.revoke_device(nurse.device_id, wipe=True)
     assert refused(nurse.get("/v1/sync/pull"), "DEVICE_REVOKED")["details"] == {"wipe": True}
     refused(nurse.refresh(), "DEVICE_REVOKED")
 
@@ -115,18 +106,19 @@ def test_hole_2_a_reused_refresh_token_ends_the_whole_family(nurse: Login) -> No
     assert again.refresh().status_code == 200
 
 
-def test_hole_2_refresh_tokens_expire(nurse: Login, store: Store) -> None:
-    with store.db.write() as conn:
+def test_hole_2_refresh_tokens_expire(nurse: Login, server_store: Store) -> None:
+    with server_store.db.write() as conn:
         conn.execute(sa.update(devices).where(devices.c.id == nurse.device_id).values(
             refresh_expires_at=1))
     assert refused(nurse.refresh())["details"] == {"reason": "expired"}
 
 
-def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login, store: Store) -> None:
-    before = store.find_device(nurse.device_id)
+def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login,
+                                                            server_store: Store) -> None:
+    before = server_store.find_device(nurse.device_id)
     assert before is not None and before.refresh_expires_at is not None
     assert nurse.refresh().status_code == 200
-    after = store.find_device(nurse.device_id)
+    after = server_store.find_device(nurse.device_id)
     assert after is not None and after.refresh_expires_at is not None
     assert after.refresh_expires_at >= before.refresh_expires_at
     days = (after.refresh_expires_at - before.refresh_expires_at) / 86_400_000
@@ -136,57 +128,58 @@ def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login, store:
 Change = Callable[[Store, User], None]
 
 
-def _new_password(store: Store, user: User) -> None:
-    store.update_user(User(user.id, user.username, hash_test_password("new-pw"), user.role,
+def _new_password(server_store: Store, user: User) -> None:
+    server_store.update_user(User(user.id, user.username, hash_test_password("new-pw"), user.role,
                            user.scopes))
 
 
-def _demote(store: Store, user: User) -> None:
-    store.update_user(User(user.id, user.username, user.password_hash, "pharmacist",
+def _demote(server_store: Store, user: User) -> None:
+    server_store.update_user(User(user.id, user.username, user.password_hash, "pharmacist",
                            user.scopes))
 
 
-def _take_a_scope(store: Store, user: User) -> None:
-    store.update_user(User(user.id, user.username, user.password_hash, user.role, ()))
+def _take_a_scope(server_store: Store, user: User) -> None:
+    server_store.update_user(User(user.id, user.username, user.password_hash, user.role, ()))
 
 
-def _disable(store: Store, user: User) -> None:
-    store.set_user_disabled(user.id, True)
+def _disable(server_store: Store, user: User) -> None:
+    server_store.set_user_disabled(user.id, True)
 
 
 @pytest.mark.parametrize("change", [_new_password, _demote, _take_a_scope, _disable],
                          ids=["password", "role", "scope", "disable"])
 def test_hole_2_a_user_change_ends_their_sessions_and_devices_at_once(
-    shared_server: LiveServer, nurse: Login, store: Store, change: Change,
+    shared_server: LiveServer, nurse: Login, server_store: Store, change: Change,
 ) -> None:
     laptop = log_in(shared_server, nurse.username)
-    user = store.find_user(username=nurse.username)
+    user = server_store.find_user(username=nurse.username)
     assert user is not None
-    change(store, user)
+    change(server_store, user)
     for login in (nurse, laptop):
         refused(login.get("/v1/sync/pull"))
         refused(login.refresh())
     refused(nurse.get("/v1/sync/status", nurse.user_token))
 
 
-def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, store: Store) -> None:
-    user = store.find_user(username=nurse.username)
+def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, server_store: Store) -> None:
+    user = server_store.find_user(username=nurse.username)
     assert user is not None
-    assert store.update_user(User(user.id, user.username, user.password_hash, user.role,
+    assert server_store.update_user(User(user.id, user.username, user.password_hash, user.role,
                                   (*user.scopes, "facility:f-extra"))) is False
     assert nurse.get("/v1/sync/pull").status_code == 200
 
 
-def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(nurse: Login, store: Store) -> None:
-    user = store.find_user(username=nurse.username)
+def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(nurse: Login,
+                                                            server_store: Store) -> None:
+    user = server_store.find_user(username=nurse.username)
     assert user is not None
-    store.set_user_disabled(user.id, True)
+    server_store.set_user_disabled(user.id, True)
     url = f"{nurse.server.url}/v1/auth/token"
     wrong = httpx.post(url, json={"username": nurse.username, "password": "nope"})
     assert refused(wrong)["message"] == "wrong username or password"
     right = httpx.post(url, json={"username": nurse.username, "password": "pw"})
     assert "disabled" in refused(right)["message"]
-    store.set_user_disabled(user.id, False)
+    server_store.set_user_disabled(user.id, False)
     again = log_in(nurse.server, nurse.username, device_id=nurse.device_id)
     assert again.get("/v1/sync/pull").status_code == 200
 
@@ -217,12 +210,12 @@ def test_hole_2_two_refreshes_with_one_token_at_once_end_the_family(nurse: Login
 
 
 def test_hole_4_failed_login_names_are_not_kept_in_clear(
-    shared_server: LiveServer, store: Store,
+    shared_server: LiveServer, server_store: Store,
 ) -> None:
     typed = f"my-password-typed-as-name-{uuid7()[-8:]}"
     # an unknown name is checked against a full-cost hash: give a loaded machine time
     httpx.post(f"{shared_server.url}/v1/auth/token", json={"username": typed, "password": "x"},
                timeout=60)
-    with store.db.read() as conn:
+    with server_store.db.read() as conn:
         keys = [row[0] for row in conn.execute(sa.select(login_throttle.c.key))]
     assert keys and not any(typed in key for key in keys)

@@ -142,6 +142,33 @@ def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
         cluster.stop()
 
 
+def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
+                figures: Figures, rng: random.Random, deadline: float, server_kills: int,
+                client_kills: int, requests: int) -> None:
+    """Start the clients, then kill servers (one at a time) and clients at random until the
+    targets are met or the deadline passes."""
+    for i in range(len(team.procs)):
+        team.start(i)
+    while time.monotonic() < deadline and not (
+            figures.server_kills >= server_kills
+            and figures.client_kills >= client_kills
+            and proxy.counts["requests"] >= requests):
+        time.sleep(rng.uniform(0.05, 0.6))
+        team.check_alive()
+        if figures.server_kills < server_kills and rng.random() < 0.5:
+            victim = rng.choice(servers)  # one at a time: the other goes on serving
+            victim.kill()
+            figures.server_kills += 1
+            time.sleep(rng.uniform(0.0, 0.3))
+            victim.start(timeout=120)  # a loaded machine starts slowly
+        if figures.client_kills < client_kills or rng.random() < 0.3:
+            i = rng.randrange(len(team.procs))
+            team.kill(i)
+            figures.client_kills += 1
+            team.start(i)
+    if time.monotonic() >= deadline:
+        print(f"deadline reached: {figures}", file=sys.stderr)
+
 def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
          requests: int, postgres: bool, seed: int, deadline_s: float) -> tuple[Figures,
                                                                                Findings]:
@@ -156,30 +183,12 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
             team = Clients(work, clients, seed + 1)
             _setup(servers, team, proxy.url)
             proxy.enabled = True
-            for i in range(clients):
-                team.start(i)
-            deadline = started + deadline_s
-            while time.monotonic() < deadline and not (
-                    figures.server_kills >= server_kills
-                    and figures.client_kills >= client_kills
-                    and proxy.counts["requests"] >= requests):
-                time.sleep(rng.uniform(0.05, 0.6))
-                team.check_alive()
-                if figures.server_kills < server_kills and rng.random() < 0.5:
-                    victim = rng.choice(servers)  # one at a time: the other goes on serving
-                    victim.kill()
-                    figures.server_kills += 1
-                    time.sleep(rng.uniform(0.0, 0.3))
-                    victim.start()
-                if figures.client_kills < client_kills or rng.random() < 0.3:
-                    i = rng.randrange(clients)
+            try:
+                _run_faults(team, servers, proxy, figures, rng, started + deadline_s,
+                            server_kills, client_kills, requests)
+            finally:
+                for i in range(clients):
                     team.kill(i)
-                    figures.client_kills += 1
-                    team.start(i)
-            for i in range(clients):
-                team.kill(i)
-            if time.monotonic() >= deadline:
-                print(f"deadline reached: {figures}", file=sys.stderr)
             # The clean phase: no faults, no kills; its requests must all reach a server.
             proxy.enabled = False
             time.sleep(0.5)  # answers in flight land in the access logs

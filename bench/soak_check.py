@@ -4,8 +4,9 @@ clients' write logs (bench/soak_client.py).
 Exactly-once, by the logs: for each client, the set S of write numbers whose patient the
 server holds must contain every logged number (else a write was lost), and the numbers
 it holds beyond the log must each be the one write a kill may have left unlogged: ``n``
-with no log line, directly before a ``{"start": n + 1}`` line (else a write appeared from
-nowhere). Each client's stock counter must equal the sum of ``delta(n)`` over S: an
+with no log line, directly before a ``{"start": n + 1}`` line, or one past the last
+logged number (the final kill) (else a write appeared from nowhere).
+Each client's stock counter must equal the sum of ``delta(n)`` over S: an
 increment lost or applied twice changes that sum.
 """
 
@@ -92,6 +93,8 @@ def read_log(path: Path) -> tuple[set[int], set[int]]:
             logged.add(int(entry["n"]))
         elif "start" in entry and int(entry["start"]) > 1:
             allowed.add(int(entry["start"]) - 1)
+    # The last process was killed too (the clean phase starts with that): its next write.
+    allowed.add(max(logged, default=0) + 1)
     return logged, allowed - logged
 
 

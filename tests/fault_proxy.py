@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
@@ -148,11 +150,15 @@ async def _relay_answer(upstream: asyncio.StreamReader, method: bytes,
 class FaultProxy:
     """``FaultProxy(upstream_port, rates, seed=1)``, then ``start()``; clients use ``url``.
 
-    ``counts`` tells what happened: ``requests`` and one entry per fault injected."""
+    ``upstream_port`` may be several ports (servers sharing one database): each client
+    connection goes to the next, in turn. ``counts`` tells what happened: ``requests`` and
+    one entry per fault injected."""
 
-    def __init__(self, upstream_port: int, rates: FaultRates, *, seed: int = 1,
-                 port: int = 0, max_connections: int = 256) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self, upstream_port: int | Sequence[int], rates: FaultRates, *,
+                 seed: int = 1, port: int = 0, max_connections: int = 256) -> None:
+        self.upstream_ports = ([upstream_port] if isinstance(upstream_port, int)
+                               else list(upstream_port))
+        self._turn = itertools.count()
         self.rates = rates
         self.rng = random.Random(seed)
         self.port = port
@@ -214,7 +220,7 @@ class FaultProxy:
     async def _serve(self, client_r: asyncio.StreamReader,
                      client_w: asyncio.StreamWriter) -> None:
         async with self._slots:
-            upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+            upstream_port = self.upstream_ports[next(self._turn) % len(self.upstream_ports)]
             try:
                 while True:
                     request = await _read_request(client_r)
@@ -227,33 +233,36 @@ class FaultProxy:
                         return
                     if fault == "delay":
                         await asyncio.sleep(a * self.rates.max_delay_s)
-                    if upstream is None:
-                        upstream = await asyncio.open_connection(LOOPBACK, self.upstream_port,
-                                                                 limit=1 << 20)
                     if fault == "duplicate":
-                        await self._send_twice(request)
-                    up_r, up_w = upstream
-                    up_w.write(request)
-                    await up_w.drain()
-                    method = request.split(b" ", 1)[0]
-                    if fault == "lost_answer":
-                        await _relay_answer(up_r, method, None, None)
-                        return
-                    cut = b if fault == "cut" else None
-                    if not await _relay_answer(up_r, method, client_w, cut):
-                        return
+                        await self._send_twice(request, upstream_port)
+                    # A fresh upstream connection per request: one the server closed while
+                    # idle (or died with) would fail requests the proxy meant to pass.
+                    up_r, up_w = await asyncio.open_connection(LOOPBACK, upstream_port,
+                                                               limit=1 << 20)
+                    try:
+                        up_w.write(request)
+                        await up_w.drain()
+                        method = request.split(b" ", 1)[0]
+                        if fault == "lost_answer":
+                            await _relay_answer(up_r, method, None, None)
+                            return
+                        cut = b if fault == "cut" else None
+                        if not await _relay_answer(up_r, method, client_w, cut):
+                            return
+                    finally:
+                        up_w.close()
+                        with contextlib.suppress(Exception):
+                            await up_w.wait_closed()
             except (_Closed, ConnectionError, asyncio.IncompleteReadError, ValueError):
                 return
             finally:
-                for writer in (client_w, upstream[1] if upstream else None):
-                    if writer is not None:
-                        writer.close()
-                        with contextlib.suppress(Exception):
-                            await writer.wait_closed()
+                client_w.close()
+                with contextlib.suppress(Exception):
+                    await client_w.wait_closed()
 
-    async def _send_twice(self, request: bytes) -> None:
+    async def _send_twice(self, request: bytes, port: int) -> None:
         """The extra copy, on a connection of its own; its answer is read and dropped."""
-        reader, writer = await asyncio.open_connection(LOOPBACK, self.upstream_port,
+        reader, writer = await asyncio.open_connection(LOOPBACK, port,
                                                        limit=1 << 20)
         try:
             writer.write(request)

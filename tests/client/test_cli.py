@@ -3,10 +3,13 @@ SDK made: what they print and the exit codes scripts rely on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,49 @@ def test_every_device_command_has_help_and_is_in_the_guide() -> None:
             assert option in result.output, (command, option)
             assert option in guide, (command, option)
         assert f"waystation {command}" in guide
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds ``path`` open (from /proc)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(fd)) == path:
+                return True
+    return False
+
+
+def test_hole_ctrl_c_while_continuous_sync_starts_up_stops_it(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
+    """A Ctrl-C that lands while ``sync --continuous`` is still opening its replica (its
+    first moments) stops it cleanly, before any sync; it is neither lost nor a traceback."""
+    rep = make_replica(shared_server, new_user(shared_server))
+    rep.put("symptom_logs", symptom_log("2025-09-10"))
+    path = rep.path.resolve()
+    rep.close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the command in its first write, on purpose
+    command = [sys.executable, "-m", "waystation", "sync", "--replica", str(path),
+               "--continuous", "--interval", "1"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "COLUMNS": "200"}) as child:
+        try:
+            deadline = time.monotonic() + 30
+            while not _has_open(child.pid, path) and time.monotonic() < deadline:
+                assert child.poll() is None
+                time.sleep(0.02)
+            child.send_signal(signal.SIGINT)
+            time.sleep(0.2)  # let the signal land while the command is still starting
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        try:
+            out, err = child.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, err = child.communicate()
+            pytest.fail(f"the Ctrl-C was lost and the loop ran on: {out[-500:]}")
+    assert child.returncode == 0, err
+    assert "Traceback" not in err and "pushed" not in out, (out, err)
+    with Replica(str(path)) as reopened:
+        assert reopened.status()["pending"] == 1  # stopped before its first sync

@@ -55,6 +55,20 @@ def _tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
     return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
+def _access_log_path(path: Path | None) -> str | None:
+    """The absolute path of ``--access-log`` (workers may run elsewhere), created now;
+    exits 2 when it cannot be opened, before anything starts."""
+    from waystation.server.access_log import check_access_log_path
+
+    if path is None:
+        return None
+    try:
+        check_access_log_path(str(path))
+    except OSError as exc:
+        fail_usage(f"--access-log {path}: cannot write it ({exc.strerror})")
+    return str(path.resolve())
+
+
 def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
          protocol: dict[str, Any]) -> None:
     import uvicorn
@@ -110,12 +124,16 @@ def serve(
         "--tls-key. Without them, serve plain HTTP behind a TLS reverse proxy."),
     tls_key: Path | None = typer.Option(
         None, metavar="FILE", help="The private key (PEM) of --tls-cert."),
+    access_log: Path | None = typer.Option(
+        None, metavar="FILE", help="Append one JSON line per request (method, path, "
+        "status, bytes, ms; never the query or bodies) to FILE. Off by default."),
 ) -> None:
     """Run the sync server on a database (created and migrated when needed)."""
     from waystation.client.auth import is_loopback
     from waystation.server import Settings
 
     tls = _tls_options(tls_cert, tls_key)
+    access_log_path = _access_log_path(access_log)
     store = store_from(db, schema_from(schema))
     if workers > 1 and store.db.is_sqlite:
         store.close()
@@ -124,7 +142,7 @@ def serve(
     store.max_clock_skew_ms = max_clock_skew * 1000
     settings = Settings(max_clock_skew_ms=max_clock_skew * 1000,
                         tombstone_retention_s=int(tombstone_retention_days * 86400),
-                        body_timeout_s=body_timeout)
+                        body_timeout_s=body_timeout, access_log_path=access_log_path)
     plural = f" with {workers} worker processes" if workers > 1 else ""
     console.print(f"Waystation serving [bold]{store.db.url.split('@')[-1]}[/] "
                   f"on {'https' if tls else 'http'}://{host}:{port}{plural}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ from waystation.client import (
     Continuous,
     OpStatus,
     Replica,
+    ReplicaKey,
     ReplicaLocked,
     SyncEvent,
     SyncResult,
@@ -136,6 +138,27 @@ def sync(
 ) -> None:
     """Push this device's outbox and pull what changed on the server."""
     key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
+    # In --continuous mode Ctrl-C means "stop", from before the replica opens: a default
+    # KeyboardInterrupt landing in the first moments aborted with a traceback, or was
+    # swallowed where it landed and the loop then ran on.
+    stop = _StopRequest()
+    with stop.on_signals() if continuous else contextlib.nullcontext():
+        _sync_command(replica, key, server, continuous, interval, max_items, retry_failed,
+                      ca_cert, insecure, stop)
+
+
+def _sync_command(
+    replica: Path,
+    key: ReplicaKey | None,
+    server: str | None,
+    continuous: bool,
+    interval: float,
+    max_items: int | None,
+    retry_failed: bool,
+    ca_cert: Path | None,
+    insecure: bool,
+    stop: _StopRequest,
+) -> None:
     rep = open_replica(replica, key, ca_cert=ca_cert, insecure=insecure)
     try:
         if server is not None:
@@ -149,7 +172,7 @@ def sync(
             count = rep.retry_failed()
             err_console.print(f"requeued {count} failed op(s)")
         if continuous:
-            _run_continuous(rep, replica, interval, max_items)
+            _run_continuous(rep, replica, interval, max_items, stop)
         result = _sync_with_progress(rep, max_items)
         _print_summary(result)
         _exit_for(result, replica)
@@ -267,7 +290,7 @@ def _sync_with_progress(rep: Replica, max_items: int | None) -> SyncResult:
 
 
 def _run_continuous(
-    rep: Replica, replica: Path, interval: float, max_items: int | None
+    rep: Replica, replica: Path, interval: float, max_items: int | None, stop: _StopRequest
 ) -> NoReturn:
     def report(result: SyncResult) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")
@@ -294,9 +317,9 @@ def _run_continuous(
     loop = Continuous(rep, interval=interval, max_items=max_items, on_result=report)
     rep.subscribe(connectivity)
     err_console.print(f"syncing every {interval:g}s; Ctrl-C to stop")
+    stop.attach(loop)
     try:
-        with _stopping_on_signals(loop):
-            last = loop.run()
+        last = loop.run()
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-sync (nothing acked is lost)
         raise typer.Exit(0) from None
     if last is not None and last.needs_login:
@@ -304,28 +327,46 @@ def _run_continuous(
     raise typer.Exit(0)
 
 
-@contextlib.contextmanager
-def _stopping_on_signals(loop: Continuous) -> Iterator[None]:
-    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current sync; the
-    second interrupts it. A handler that only sets a flag cannot be lost: a
-    KeyboardInterrupt raised wherever the main thread happens to be (a finaliser, a thread
-    pool's shutdown) can be swallowed there, and the loop would go on."""
-    asked = False
+class _StopRequest:
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop after the current sync (or not
+    to start, when it comes before the loop exists); the second interrupts it.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal asked
-        if asked:
+    The handler only sets a flag, writes its notice straight to the stderr descriptor and
+    asks the loop to stop through a re-entrant lock: a KeyboardInterrupt raised wherever
+    the main thread happens to be (a finaliser, a thread pool's shutdown) can be swallowed
+    there, a buffered write can collide with the one it interrupted, and a plain lock that
+    the interrupted code holds would deadlock.
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._loop: Continuous | None = None
+
+    def attach(self, loop: Continuous) -> None:
+        """From now on a stop request stops ``loop`` (at once if one came already)."""
+        self._loop = loop
+        if self.asked:
+            loop.stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.asked:
             raise KeyboardInterrupt
-        asked = True
-        err_console.print("stopping after the current sync (Ctrl-C again to stop now)")
-        loop.stop()
+        self.asked = True
+        with contextlib.suppress(OSError):
+            os.write(2, b"stopping after the current sync (Ctrl-C again to stop now)\n")
+        if self._loop is not None:
+            self._loop.stop()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM this way inside the block."""
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _print_summary(result: SyncResult) -> None:

@@ -48,7 +48,7 @@ class Continuous:
         self.last_result: SyncResult | None = None
         self._transport = transport
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = _Wakeup()
         self._thread: threading.Thread | None = None
         self.live = live
         self._synced = threading.Event()
@@ -129,7 +129,8 @@ class Continuous:
         return self._thread
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Ask the loop to end after the current sync (and wait for its thread)."""
+        """Ask the loop to end after the current sync (and wait for its thread, when it runs
+        in one). Safe to call from a signal handler on the loop's own thread."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -140,8 +141,7 @@ class Continuous:
         self._wake.set()
 
     def _sleep(self, seconds: float) -> None:
-        self._wake.wait(max(0.0, seconds))
-        self._wake.clear()
+        self._wake.wait_and_clear(max(0.0, seconds))
 
     def _next_wait(self) -> float:
         """The interval, or sooner when a PENDING op's backoff ends before it."""
@@ -161,3 +161,30 @@ class Continuous:
         self.replica.events.emit(
             SyncEvent("online" if online else "offline", pending=self.replica.pending_count())
         )
+
+
+class _Wakeup:
+    """What the loop sleeps on: ``set()`` wakes it early.
+
+    Like ``threading.Event`` but over a re-entrant lock: ``stop()`` may run in a signal
+    handler (Ctrl-C in ``waystation sync --continuous``) that interrupted this very thread
+    inside ``wait_and_clear``, while it held the lock; an Event's plain lock would then
+    deadlock the process for good.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._flag = False
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def wait_and_clear(self, timeout: float) -> None:
+        """Return once set (at once if it already is) or after ``timeout`` seconds, and
+        clear it."""
+        with self._cond:
+            if not self._flag:
+                self._cond.wait(timeout)
+            self._flag = False

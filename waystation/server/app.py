@@ -9,6 +9,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute
 
 from waystation import __version__
+from waystation.server.access_log import install_access_log
 from waystation.server.broadcast import Broadcaster, closing_broadcaster
 from waystation.server.context import Services
 from waystation.server.docs_page import install_docs_page
@@ -81,5 +82,6 @@ def create_served_app(store: Store, settings: Settings, log_level: str) -> FastA
     process's own settings."""
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(store, settings)
+    install_access_log(app, settings)
     tune_gc_for_serving()
     return app

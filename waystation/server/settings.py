@@ -39,3 +39,5 @@ class Settings:
     # Deleted records are kept this long so offline devices learn of the delete; a device
     # whose cursor is older re-syncs from zero (410 CURSOR_EXPIRED).
     tombstone_retention_s: int = 90 * 24 * 3600
+    # ``waystation serve --access-log FILE``: one JSON line per request (server/access_log.py).
+    access_log_path: str | None = None

@@ -1,0 +1,248 @@
+"""The faults soak: clients write and sync through a fault proxy while servers and
+clients are SIGKILLed at random; then everyone syncs cleanly and the checker compares.
+
+``python -m bench.soak [--clients N] [--server-kills K] [--client-kills K]
+[--requests R] [--postgres] [--seed S] [--deadline SECONDS]``
+
+Real processes throughout: ``waystation serve`` (one on SQLite; two on one PostgreSQL
+database with ``--postgres``, killed one at a time), ``bench.soak_client`` per device,
+and the fault proxy (tests/fault_proxy.py: kept beside the tests, which use it most, as
+bench/postgres.py uses tests/pg.py). Every loop has a count and a deadline; the seed is
+printed, so a run replays its choices (not the OS's timing). Exit status 0 when the
+checker (bench/soak_check.py) finds nothing wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.soak_check import Findings, check
+from bench.soak_client import FACILITY, SOAK_RETRIES, inventory_id
+from tests.fault_proxy import FaultProxy, FaultRates
+from tests.support import LiveServer
+from waystation.client import Replica
+
+RATES = FaultRates(drop=0.03, bad_gateway=0.03, lost_answer=0.03, cut=0.03,
+                   duplicate=0.03, delay=0.05, max_delay_s=0.2)
+
+
+@dataclass
+class Figures:
+    seed: int = 0
+    clients: int = 0
+    server_kills: int = 0
+    client_kills: int = 0
+    proxy: dict[str, int] = field(default_factory=dict)
+    server_requests: int = 0
+    clean_proxy_requests: int = 0
+    clean_server_requests: int = 0
+    wall_s: float = 0.0
+
+
+def _access_lines(paths: list[Path]) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in paths if p.exists())
+
+
+class Clients:
+    """The client processes, each restarted after a kill on the same replica and log."""
+
+    def __init__(self, work: Path, count: int, seed: int) -> None:
+        self.work = work
+        self.rng = random.Random(seed)
+        self.replicas = [work / f"client{i}.db" for i in range(count)]
+        self.logs = {i: work / f"client{i}.log" for i in range(count)}
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
+
+    def start(self, i: int) -> None:
+        with open(self.work / f"client{i}.err", "ab") as err:
+            self.procs[i] = subprocess.Popen(
+                [sys.executable, "-m", "bench.soak_client", str(self.replicas[i]),
+                 str(self.logs[i]), str(i), str(self.rng.randrange(1 << 30))],
+                stdout=subprocess.DEVNULL, stderr=err)
+
+    def kill(self, i: int) -> None:
+        proc = self.procs[i]
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        self.procs[i] = None
+
+    def check_alive(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"client {i} exited by itself ({proc.returncode}): "
+                                   f"{(self.work / f'client{i}.err').read_text()[-2000:]}")
+
+
+def _setup(servers: list[LiveServer], clients: Clients, proxy_url: str) -> None:
+    """A user, each client's stock record, and each replica logged in (through the
+    proxy, faults off)."""
+    servers[0].add_user("soak", "health_worker", [f"facility:{FACILITY}"])
+    for i, path in enumerate(clients.replicas):
+        with Replica.open(path, server=proxy_url, username="soak", password="pw",
+                          retry_policy=SOAK_RETRIES) as rep:
+            rep.put("pharmacy_inventory", {"facility_id": FACILITY,
+                                           "medicine_id": "m-soak"}, id=inventory_id(i))
+            _sync_clean(rep)
+
+
+def _sync_clean(rep: Replica, attempts: int = 50) -> None:
+    """Sync until a run finishes without error and nothing is left to push."""
+    rep.retry_failed()
+    for _ in range(attempts):
+        result = rep.sync()
+        if result.error is None and rep.pending_count() == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{rep.path}: no clean sync in {attempts} attempts")
+
+
+@contextlib.contextmanager
+def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
+    if not postgres:
+        log = work / "access-0.log"
+        servers = [LiveServer(work, extra_args=["--access-log", str(log)])]
+        servers[0].start()
+        try:
+            yield servers
+        finally:
+            servers[0].stop()
+        return
+    from tests.pg import LocalCluster, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
+    cluster = LocalCluster(bin_dir)
+    cluster.start(durable=True)
+    try:
+        url = cluster.new_database("soak")
+        servers = [LiveServer(work, db_url=url, name=f"server{i}",
+                              extra_args=["--access-log", str(work / f"access-{i}.log")])
+                   for i in range(2)]
+        for server in servers:
+            server.start()
+        try:
+            yield servers
+        finally:
+            for server in servers:
+                server.stop()
+    finally:
+        cluster.stop()
+
+
+def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
+                figures: Figures, rng: random.Random, deadline: float, server_kills: int,
+                client_kills: int, requests: int) -> None:
+    """Start the clients, then kill servers (one at a time) and clients at random until the
+    targets are met or the deadline passes."""
+    for i in range(len(team.procs)):
+        team.start(i)
+    while time.monotonic() < deadline and not (
+            figures.server_kills >= server_kills
+            and figures.client_kills >= client_kills
+            and proxy.counts["requests"] >= requests):
+        time.sleep(rng.uniform(0.05, 0.6))
+        team.check_alive()
+        if figures.server_kills < server_kills and rng.random() < 0.5:
+            victim = rng.choice(servers)  # one at a time: the other goes on serving
+            victim.kill()
+            figures.server_kills += 1
+            time.sleep(rng.uniform(0.0, 0.3))
+            victim.start(timeout=120)  # a loaded machine starts slowly
+        if figures.client_kills < client_kills or rng.random() < 0.3:
+            i = rng.randrange(len(team.procs))
+            team.kill(i)
+            figures.client_kills += 1
+            team.start(i)
+    if time.monotonic() >= deadline:
+        print(f"deadline reached: {figures}", file=sys.stderr)
+
+def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
+         requests: int, postgres: bool, seed: int, deadline_s: float) -> tuple[Figures,
+                                                                               Findings]:
+    """One run; returns its figures and what the checker found."""
+    rng = random.Random(seed)
+    figures = Figures(seed=seed, clients=clients)
+    started = time.monotonic()
+    with _servers(work, postgres) as servers:
+        access = [work / f"access-{i}.log" for i in range(len(servers))]
+        with FaultProxy([s.port for s in servers], RATES, seed=seed) as proxy:
+            proxy.enabled = False
+            team = Clients(work, clients, seed + 1)
+            _setup(servers, team, proxy.url)
+            proxy.enabled = True
+            try:
+                _run_faults(team, servers, proxy, figures, rng, started + deadline_s,
+                            server_kills, client_kills, requests)
+            finally:
+                for i in range(clients):
+                    team.kill(i)
+            # The clean phase: no faults, no kills; its requests must all reach a server.
+            proxy.enabled = False
+            time.sleep(0.5)  # answers in flight land in the access logs
+            before_proxy, before_server = proxy.counts["requests"], _access_lines(access)
+            for _ in range(2):  # push everything, then everyone pulls everything
+                for path in team.replicas:
+                    with Replica(path, retry_policy=SOAK_RETRIES) as rep:
+                        _sync_clean(rep)
+            time.sleep(0.5)
+            figures.clean_proxy_requests = proxy.counts["requests"] - before_proxy
+            figures.clean_server_requests = _access_lines(access) - before_server
+            figures.proxy = dict(proxy.counts)
+        figures.server_requests = _access_lines(access)
+        findings = check(servers[0].db_url, team.replicas, team.logs)
+    if figures.clean_proxy_requests != figures.clean_server_requests:
+        findings.problems.append(
+            f"clean phase: the proxy forwarded {figures.clean_proxy_requests} requests, "
+            f"the servers logged {figures.clean_server_requests}")
+    figures.wall_s = round(time.monotonic() - started, 1)
+    return figures, findings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--server-kills", type=int, default=100)
+    parser.add_argument("--client-kills", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--postgres", action="store_true",
+                        help="two servers on one PostgreSQL database")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--deadline", type=float, default=1800.0, help="seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
+    print(f"soak seed {seed}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="waystation-soak-"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    figures, findings = soak(work, clients=args.clients, server_kills=args.server_kills,
+                             client_kills=args.client_kills, requests=args.requests,
+                             postgres=args.postgres, seed=seed, deadline_s=args.deadline)
+    print(figures)
+    print(f"writes: {findings.logged_writes} logged, {findings.unlogged_writes} unlogged "
+          f"(killed before the log line), {findings.server_records} server records")
+    for problem in findings.problems:
+        print(f"PROBLEM: {problem}")
+    print("OK" if findings.ok else "FAILED", f"(work directory {work})")
+    if findings.ok and not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if findings.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

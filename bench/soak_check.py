@@ -1,0 +1,134 @@
+"""The soak's checker: every replica against the server, and the server against the
+clients' write logs (bench/soak_client.py).
+
+Exactly-once, by the logs: for each client, the set S of write numbers whose patient the
+server holds must contain every logged number (else a write was lost), and the numbers
+it holds beyond the log must each be the one write a kill may have left unlogged: ``n``
+with no log line, directly before a ``{"start": n + 1}`` line, or one past the last
+logged number (the final kill) (else a write appeared from nowhere).
+Each client's stock counter must equal the sum of ``delta(n)`` over S: an
+increment lost or applied twice changes that sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from bench.soak_client import delta, inventory_id, village
+from waystation.client import Replica
+
+
+@dataclass
+class Findings:
+    """What the checker found; ``ok`` when nothing is wrong."""
+
+    problems: list[str] = field(default_factory=list)
+    logged_writes: int = 0
+    unlogged_writes: int = 0
+    server_records: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_server(db_url: str) -> dict[tuple[str, str], tuple[int, bool, dict[str, Any]]]:
+    """(collection, id) -> (version, deleted, fields) of every record, read straight from
+    the server's database."""
+    url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT collection, id, version, deleted, fields FROM records")).all()
+    finally:
+        engine.dispose()
+    return {(r[0], r[1]): (int(r[2]), bool(r[3]), orjson.loads(r[4])) for r in rows}
+
+
+def check_replicas(server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+                   replica_paths: list[Path], findings: Findings) -> None:
+    """Each replica's copy of the server (its ``server_records``, read from its file) must
+    equal the server's records, and its outbox must be empty.
+
+    Where ``Replica.verify()`` (the digest of ``GET /v1/sync/digest``) lands, it is to be
+    called here too: ``digest equal`` for every replica."""
+    for path in replica_paths:
+        with Replica(path) as rep:
+            pending = rep.pending_count()
+            with rep.db.read() as conn:
+                rows = conn.execute("SELECT collection, id, version, deleted, fields "
+                                    "FROM server_records").fetchall()
+            left = rep.status()
+        copy = {(r[0], r[1]): (int(r[2]), bool(r[3]), orjson.loads(r[4])) for r in rows}
+        if pending or left["failed"] or left["rejected"] or left["conflicts"]:
+            findings.problems.append(f"{path.name}: outbox not clean: pending {pending}, "
+                                     f"failed {left['failed']}, rejected {left['rejected']}, "
+                                     f"conflicts {left['conflicts']}")
+        if copy != server:
+            missing = len(server.keys() - copy.keys())
+            extra = len(copy.keys() - server.keys())
+            differ = sum(1 for k in server.keys() & copy.keys() if server[k] != copy[k])
+            findings.problems.append(f"{path.name}: differs from the server: {missing} "
+                                     f"missing, {extra} extra, {differ} different")
+
+
+def read_log(path: Path) -> tuple[set[int], set[int]]:
+    """(logged write numbers, numbers a kill may have left unlogged)."""
+    logged: set[int] = set()
+    allowed: set[int] = set()
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a kill mid-line: the write before it is logged
+            continue
+        if "n" in entry:
+            logged.add(int(entry["n"]))
+        elif "start" in entry and int(entry["start"]) > 1:
+            allowed.add(int(entry["start"]) - 1)
+    # The last process was killed too (the clean phase starts with that): its next write.
+    allowed.add(max(logged, default=0) + 1)
+    return logged, allowed - logged
+
+
+def check_logs(server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+               logs: dict[int, Path], findings: Findings) -> None:
+    """The server against each client's write log (exactly once, see the module)."""
+    for client, log_path in logs.items():
+        logged, allowed = read_log(log_path)
+        held = {int(key[1].rsplit("-n", 1)[1]) for key, (_, deleted, fields) in server.items()
+                if key[0] == "patients" and not deleted
+                and fields.get("village") == village(client)}
+        lost = logged - held
+        extra = held - logged
+        findings.logged_writes += len(logged)
+        findings.unlogged_writes += len(extra & allowed)
+        if lost:
+            findings.problems.append(f"client {client}: {len(lost)} acknowledged write(s) "
+                                     f"lost, e.g. {sorted(lost)[:5]}")
+        if extra - allowed:
+            findings.problems.append(f"client {client}: writes nobody made: "
+                                     f"{sorted(extra - allowed)[:5]}")
+        stock = server.get(("pharmacy_inventory", inventory_id(client)))
+        total = stock[2].get("quantity") if stock else None
+        expected = sum(delta(n) for n in held)
+        if total != expected:
+            findings.problems.append(f"client {client}: stock {total}, expected {expected} "
+                                     "(an increment lost or applied twice)")
+
+
+def check(db_url: str, replica_paths: list[Path], logs: dict[int, Path]) -> Findings:
+    """Everything the soak promises, from real reads of every file and the database."""
+    findings = Findings()
+    server = read_server(db_url)
+    findings.server_records = len(server)
+    check_replicas(server, replica_paths, findings)
+    check_logs(server, logs, findings)
+    return findings

@@ -136,7 +136,7 @@ class SyncApi:
         reg = self.http.post("/v1/devices", json={"name": "test", "device_id": self.device_id},
                              headers={"Authorization": f"Bearer {token.json()['access_token']}"})
         reg.raise_for_status()
-        self.token = reg.json()["access_token"]
+        self.token: str = reg.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.clock = Clock(self.device_id)
 

@@ -28,7 +28,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 def documented_site() -> str:
     """The nginx block of operations.md's reverse-proxy section."""
-    blocks = re.findall(r"```nginx\n(.*?)```", DOCS.read_text(), flags=re.S)
+    blocks: list[str] = re.findall(r"```nginx\n(.*?)```", DOCS.read_text(), flags=re.S)
     [site] = [b for b in blocks if "Strict-Transport-Security" in b]
     return site
 

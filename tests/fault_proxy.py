@@ -226,6 +226,7 @@ class FaultProxy:
                         await client_w.drain()
                         return
                     if fault == "delay":
+                        # the injected fault itself: a slow network, not a wait
                         await asyncio.sleep(a * self.rates.max_delay_s)
                     if upstream is None:
                         upstream = await asyncio.open_connection(LOOPBACK, self.upstream_port,

@@ -113,7 +113,11 @@ class LiveServer:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             return answers_healthz(self.url)
 
-        wait_until(up, timeout, what=f"the server on {self.url} to answer /healthz")
+        try:
+            wait_until(up, timeout, what=f"the server on {self.url} to answer /healthz")
+        except BaseException:
+            self.kill()  # not left running (nor warned about in whichever test follows)
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

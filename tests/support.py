@@ -116,7 +116,10 @@ class LiveServer:
         try:
             wait_until(up, timeout, what=f"the server on {self.url} to answer /healthz")
         except BaseException:
-            self.kill()  # not left running (nor warned about in whichever test follows)
+            if proc.poll() is None:  # not left running (nor warned about in a later test)
+                proc.kill()
+            proc.wait()
+            self.proc = None
             raise
 
     def stop(self) -> None:

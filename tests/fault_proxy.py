@@ -232,6 +232,7 @@ class FaultProxy:
                         await client_w.drain()
                         return
                     if fault == "delay":
+                        # the injected fault itself: a slow network, not a wait
                         await asyncio.sleep(a * self.rates.max_delay_s)
                     if fault == "duplicate":
                         await self._send_twice(request, upstream_port)

@@ -3,7 +3,8 @@
 ``LiveServer`` starts the server as a separate process on a free loopback port over a
 SQLite file in a temp dir (or any ``db_url``, e.g. a PostgreSQL database), exactly as a user
 would run it, and can stop, restart and SIGKILL it. ``SyncApi`` speaks protocol v1 with
-httpx, for tests that check the wire.
+httpx, for tests that check the wire. ``wait_until`` is how a test waits for something (a
+server up, a file written, a change arrived): on the condition itself, never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from argon2 import PasswordHasher
@@ -38,6 +39,32 @@ _TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 def hash_test_password(password: str) -> str:
     """An argon2 hash with the tests' cheap parameters."""
     return _TEST_HASHER.hash(password)
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0, *, what: str = "",
+               every: float = 0.02) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something true, and
+    return that. Raises AssertionError naming ``what`` when ``timeout`` seconds pass first
+    (or when ``condition`` itself raises one: a condition may fail fast, e.g. on a process
+    that exited)."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout} s for {what or condition}")
+        time.sleep(every)  # the polling interval, not a wait for the condition
+    return value
+
+
+def answers_healthz(url: str, timeout: float = 0.5) -> bool:
+    """Whether a server answers ``GET {url}/healthz`` with 200 (False while it is not up:
+    refused, reset, timed out)."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=timeout).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def free_port() -> int:
@@ -79,17 +106,21 @@ class LiveServer:
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
                 env={**os.environ, **self.env} if self.env else None,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start in {timeout}s")
+            return answers_healthz(self.url)
+
+        try:
+            wait_until(up, timeout, what=f"the server on {self.url} to answer /healthz")
+        except BaseException:
+            if proc.poll() is None:  # not left running (nor warned about in a later test)
+                proc.kill()
+            proc.wait()
+            self.proc = None
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -136,7 +167,7 @@ class SyncApi:
         reg = self.http.post("/v1/devices", json={"name": "test", "device_id": self.device_id},
                              headers={"Authorization": f"Bearer {token.json()['access_token']}"})
         reg.raise_for_status()
-        self.token = reg.json()["access_token"]
+        self.token: str = reg.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.clock = Clock(self.device_id)
 

@@ -1,4 +1,5 @@
-"""Fixtures for the client tests: fresh replica files, users on a real server."""
+"""Fixtures for the client tests: fresh replica files, users on a real server (a
+``waystation serve`` process, or the app in this process: ``app_server``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.inprocess import InProcessServer
 from tests.support import LiveServer, free_port
 from waystation.client import Replica, RetryPolicy
 from waystation.client.auth import Tokens
@@ -19,6 +21,17 @@ _names = itertools.count(1)
 FAST_RETRIES = RetryPolicy(max_retries=3, initial_s=0.01, max_wait_s=0.05, jitter_s=0.01)
 
 MakeReplica = Callable[..., Replica]
+Server = LiveServer | InProcessServer
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
+    """The server app in this process, on its own SQLite file, for a whole test module
+    (tests use their own users and records): client-against-server tests that need no
+    real process (tests/inprocess.py)."""
+    server = InProcessServer(tmp_path_factory.mktemp("app"))
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -46,7 +59,7 @@ def symptom_log(date: str = "2025-11-30", **fields: object) -> dict[str, object]
 
 
 def new_user(
-    server: LiveServer, role: str = "health_worker", scopes: Sequence[str] = ("facility:f-1",)
+    server: Server, role: str = "health_worker", scopes: Sequence[str] = ("facility:f-1",)
 ) -> str:
     """A fresh user on ``server`` (password ``pw``); returns its name."""
     name = f"u{next(_names)}-{role}"
@@ -56,12 +69,14 @@ def new_user(
 
 @pytest.fixture
 def make_replica(tmp_path: Path) -> Iterator[MakeReplica]:
-    """Log a new device in: ``make_replica(server, username)``; closed after the test."""
+    """Log a new device in: ``make_replica(server, username)``; closed after the test. On
+    an ``app_server`` the replica's HTTP goes to the app in this process."""
     opened: list[Replica] = []
 
-    def make(server: LiveServer, username: str, **kwargs: object) -> Replica:
+    def make(server: Server, username: str, **kwargs: object) -> Replica:
         path = tmp_path / f"{username}-{len(opened)}.db"
-        rep = Replica.open(
+        kind = server.replica_class if isinstance(server, InProcessServer) else Replica
+        rep = kind.open(
             path,
             server=server.url,
             username=username,

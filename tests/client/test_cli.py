@@ -130,7 +130,7 @@ def test_exit_codes_for_no_login_and_no_network(tmp_path: Path) -> None:
         assert rep.status()["pending"] == 1 and rep.server_url == dead
 
 
-def _tokens(rep: Replica):  # type: ignore[no-untyped-def]
+def _tokens(rep: Replica):
     from waystation.client.auth import Tokens
 
     return Tokens(rep.device_id, "access", "refresh", 3600)

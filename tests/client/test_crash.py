@@ -33,7 +33,7 @@ def _sync_and_kill(replica: Path, batches: int, delay: float) -> list[str]:
     while batches > 0 and lines[-1]:
         lines.append(child.stdout.readline().strip())
         batches -= lines[-1].startswith("push")
-    time.sleep(delay)
+    time.sleep(delay)  # the behaviour: a kill at a random moment of the sync, not a wait
     child.kill()
     rest, _ = child.communicate(timeout=10)
     return [*lines, *rest.splitlines(), f"killed after {delay:.3f}s"]

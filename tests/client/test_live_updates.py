@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.client.conftest import MakeReplica, new_user
-from tests.support import LiveServer
+from tests.support import LiveServer, wait_until
 from waystation.client import Continuous
 
 
@@ -17,12 +17,14 @@ def test_continuous_mode_pulls_a_change_long_before_its_interval(
     loop = Continuous(watcher, interval=300)  # a poll would take five minutes
     loop.start()
     try:
-        time.sleep(1.0)  # the first sync and the event subscription
+        # After the first sync the change can only come by the event stream. Its long poll
+        # needs no wait: one asked after the push answers at once (a change past its cursor).
+        wait_until(lambda: loop.last_result is not None, 10, what="the first sync")
         pid = writer.put("patients", {"name": "Neema", "facility_id": "f-1"})
         sent = time.monotonic()
         assert writer.sync().ok
-        while watcher.get("patients", pid) is None and time.monotonic() - sent < 10:
-            time.sleep(0.02)
+        wait_until(lambda: watcher.get("patients", pid) is not None, 10,
+                   what="the change on the watching replica")
         delay = time.monotonic() - sent
     finally:
         loop.stop()

@@ -219,7 +219,7 @@ def _pull_and_kill(path: Path, pages: int, delay: float) -> str:
     while pages > 0 and line:
         line = child.stdout.readline()
         pages -= line.startswith("pull")
-    time.sleep(delay)
+    time.sleep(delay)  # the behaviour: a kill at a random moment of the pull, not a wait
     child.kill()
     rest, _ = child.communicate(timeout=10)
     return line + rest

@@ -121,7 +121,7 @@ def file_keyring(tmp_path: Path) -> Iterator[KeyringBackend]:
     """A real keyring backend (a file in the test's directory) as the process's keyring."""
     previous = keyring.get_keyring()
     backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    backend.file_path = str(tmp_path / "keyring.cfg")
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)

@@ -1,4 +1,5 @@
-"""Replicas syncing through a real ``waystation serve`` process: what a field team sees."""
+"""Replicas syncing through the server: what a field team sees. Through a real ``waystation
+serve`` process, or the app in this process (``app_server``) where no process is needed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import MakeReplica, new_user, symptom_log
+from tests.inprocess import InProcessServer
 from tests.support import LiveServer, hash_test_password
 from waystation.client import OpStatus, Replica
 from waystation.core.schema import health_schema
@@ -54,10 +56,10 @@ def test_offline_writes_are_kept_then_one_sync_delivers_them_all(
 
 
 def test_edits_of_different_fields_both_survive(
-    shared_server: LiveServer, make_replica: MakeReplica
+    app_server: InProcessServer, make_replica: MakeReplica
 ) -> None:
-    a = make_replica(shared_server, new_user(shared_server))
-    b = make_replica(shared_server, new_user(shared_server))
+    a = make_replica(app_server, new_user(app_server))
+    b = make_replica(app_server, new_user(app_server))
     pid = a.put("patients", {"name": "Baraka", "facility_id": "f-1"})
     assert a.sync().ok and b.sync().ok
 
@@ -97,10 +99,10 @@ def test_the_newer_edit_of_the_same_field_wins_everywhere(
 
 
 def test_two_pharmacy_counters_each_dispensing_5_from_100_leave_90(
-    shared_server: LiveServer, make_replica: MakeReplica
+    app_server: InProcessServer, make_replica: MakeReplica
 ) -> None:
-    counter1 = make_replica(shared_server, new_user(shared_server, "pharmacist"))
-    counter2 = make_replica(shared_server, new_user(shared_server, "pharmacist"))
+    counter1 = make_replica(app_server, new_user(app_server, "pharmacist"))
+    counter2 = make_replica(app_server, new_user(app_server, "pharmacist"))
     item = counter1.put("pharmacy_inventory", {"facility_id": "f-1", "medicine_id": "amox"})
     counter1.increment("pharmacy_inventory", item, "quantity", 100)
     assert counter1.sync().ok and counter2.sync().ok
@@ -138,10 +140,10 @@ def test_an_invalid_entry_ends_rejected_with_its_reason(
 
 
 def test_a_pull_never_overwrites_a_pending_local_edit(
-    shared_server: LiveServer, make_replica: MakeReplica
+    app_server: InProcessServer, make_replica: MakeReplica
 ) -> None:
-    a = make_replica(shared_server, new_user(shared_server))
-    b = make_replica(shared_server, new_user(shared_server))
+    a = make_replica(app_server, new_user(app_server))
+    b = make_replica(app_server, new_user(app_server))
     pid = a.put("patients", {"name": "Dalila", "facility_id": "f-1"})
     assert a.sync().ok and b.sync().ok
 

@@ -85,7 +85,7 @@ class Server:
             op_id=f"op-{next(self._op_ids)}",
             collection=collection,
             record_id=record_id,
-            op=op,  # type: ignore[arg-type]
+            op=op,
             fields=fields or {},
             hlc=hlc or str(self.device_clock(who).send()),
             base_version=(

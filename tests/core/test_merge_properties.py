@@ -89,7 +89,7 @@ values = st.none() | st.integers(-3, 3) | st.text(alphabet="xyz", max_size=2)
 upsert_bodies = st.fixed_dictionaries(
     {}, optional={"dose": values, "frequency": values, "notes": values, "read": st.booleans()}
 )
-bodies = st.one_of(
+bodies: st.SearchStrategy[tuple[str, dict[str, Any]]] = st.one_of(
     st.tuples(st.just("upsert"), upsert_bodies),
     st.tuples(st.just("delete"), st.just({})),
     st.tuples(st.just("increment"), st.fixed_dictionaries({"quantity": st.integers(-50, 50)})),
@@ -154,7 +154,7 @@ def test_redelivering_an_upsert_or_delete_changes_nothing(data: st.DataObject) -
 @settings(max_examples=EXAMPLES)
 @given(st.data())
 def test_increments_commute_and_ignore_tombstones(data: st.DataObject) -> None:
-    kinds = st.one_of(
+    kinds: st.SearchStrategy[tuple[str, dict[str, Any]]] = st.one_of(
         st.tuples(st.just("delete"), st.just({})),
         st.tuples(st.just("increment"), st.fixed_dictionaries({"quantity": st.integers(-9, 9)})),
     )

@@ -22,7 +22,7 @@ VECTORS = Path(__file__).parent.parent / "vectors" / "merge"
 
 
 def _load() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    found = []
+    found: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for path in sorted(VECTORS.glob("*.json")):
         doc = json.loads(path.read_text())
         found.extend((path.stem, doc, case) for case in doc["cases"])

@@ -28,6 +28,7 @@ from waystation.core.protocol import BadChange, Change
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
     EXISTING_GONE,
+    ConflictKind,
     HeldOp,
     PlannedChange,
     ResolveRequest,
@@ -78,7 +79,7 @@ def held_ops(draw: st.DrawFn) -> HeldOp:
     """A held op as the conflicts table keeps it: a MANUAL_REVIEW upsert or delete, or a
     UNIQUE_VIOLATION upsert (with the id of the record holding the key). A held upsert
     touches at least one field; a held delete keeps ``{"_deleted": true}``."""
-    kind = draw(st.sampled_from(["MANUAL_REVIEW", "UNIQUE_VIOLATION"]))
+    kind: ConflictKind = draw(st.sampled_from(["MANUAL_REVIEW", "UNIQUE_VIOLATION"]))
     op = "upsert" if kind == "UNIQUE_VIOLATION" else draw(st.sampled_from(["upsert", "delete"]))
     client_fields: dict[str, Any] = (
         {DELETED: True} if op == "delete"

@@ -210,6 +210,11 @@ class StoreTransport:
         self.world, self.device, self.fault, self.rng = world, device, fault, rng
         self.pages = 0
 
+    @property
+    def store(self) -> Store:
+        assert self.world.store is not None, "the machine syncs only after start()"
+        return self.world.store
+
     def push(self, device_id: str, changes: Any) -> PushAnswer:
         if self.fault == "offline":
             raise Offline("no network")
@@ -224,7 +229,7 @@ class StoreTransport:
         by_op = {r["op_id"]: r for r in results}
         now = self.world.now + self.device.skew_ms
         return PushAnswer([by_op[op["op_id"]] for op in ops],
-                          str(self.world.store.clock.send()), 0, 0, now, now)
+                          str(self.store.clock.send()), 0, 0, now, now)
 
     def _interleave(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Another order that keeps each record's ops in order (the client never lets a
@@ -246,7 +251,7 @@ class StoreTransport:
         if self.fault == "cut_pull" and self.pages >= 1:
             raise ServerUnavailable("the connection dropped mid-pull")
         self.pages += 1
-        page = self.world.store.pull(self.device.principal, ServerCursor.parse(str(since)), limit)
+        page = self.store.pull(self.device.principal, ServerCursor.parse(str(since)), limit)
         changes = orjson.loads(orjson.dumps(page.changes))
         return PullPage(changes, ClientCursor(str(page.cursor)), page.has_more)
 
@@ -254,10 +259,13 @@ class StoreTransport:
         if self.fault == "offline":
             raise Offline("no network")
         return {"collections": SCHEMA.describe(),
-                "server_hlc": str(self.world.store.clock.send())}
+                "server_hlc": str(self.store.clock.send())}
 
     def healthz(self) -> bool:
         return self.fault != "offline"
+
+    def wait_for_changes(self, since: ClientCursor, *, wait: float = 25.0) -> bool:
+        return False  # only the continuous loop waits; sync_once never calls it
 
     def close(self) -> None:
         pass
@@ -374,9 +382,9 @@ class Convergence(RuleBasedStateMachine):
         held = sorted(self.model.open, key=self.received_at.__getitem__)
         op_id = held[review.pick % len(held)]
         merge = review.resolution == "merge"
-        request = ResolveRequest(resolution=review.resolution,  # type: ignore[arg-type]
+        request = ResolveRequest(resolution=review.resolution,
                                  fields=review.fields if merge else None,
-                                 target=review.target if merge else None)  # type: ignore[arg-type]
+                                 target=review.target if merge else None)
         plan = self.model.plan(op_id, review.resolution, request.fields, request.target)
         assert self.store is not None
         try:

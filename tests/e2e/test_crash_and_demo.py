@@ -5,12 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.support import LiveServer, SyncApi, free_port
+from tests.support import LiveServer, SyncApi, answers_healthz, free_port, wait_until
 from waystation.core.ids import uuid7
 
 
@@ -49,15 +46,17 @@ def _start_demo(workdir: Path) -> tuple[subprocess.Popen[str], str]:
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"demo did not come up: {proc.communicate()[0]}")
+
+    def up() -> bool:
+        assert proc.poll() is None, "the demo exited"
+        return answers_healthz(url)
+
+    try:
+        wait_until(up, 30, what="the demo to answer /healthz")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(f"demo did not come up: {proc.communicate()[0]}") from None
+    return proc, url
 
 
 def _stop_demo(proc: subprocess.Popen[str]) -> str:

@@ -48,7 +48,9 @@ def test_a_clinician_resolves_two_offline_edits_and_every_device_converges(
     assert result.conflicts == 1
     [held] = tablet_a.outbox(OpStatus.CONFLICT)
     assert held.last_error is not None and held.last_error["code"] == "MANUAL_REVIEW"
-    assert tablet_a.get("prescriptions", rx)["dose"] == "1 g"  # the held edit shows nowhere
+    assert held.conflict_id is not None
+    shown_a = tablet_a.get("prescriptions", rx)
+    assert shown_a is not None and shown_a["dose"] == "1 g"  # the held edit shows nowhere
     assert tablet_a.status()["flagged_records"] == 1
 
     # the clinician sees both sides, through the SDK (the API) ...

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,14 @@ import orjson
 import pytest
 import trustme
 
-from tests.support import EventStream, LiveServer, SyncApi, free_port
+from tests.support import (
+    EventStream,
+    LiveServer,
+    SyncApi,
+    answers_healthz,
+    free_port,
+    wait_until,
+)
 from waystation.client import Replica
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -28,7 +34,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 def documented_site() -> str:
     """The nginx block of operations.md's reverse-proxy section."""
-    blocks = re.findall(r"```nginx\n(.*?)```", DOCS.read_text(), flags=re.S)
+    blocks: list[str] = re.findall(r"```nginx\n(.*?)```", DOCS.read_text(), flags=re.S)
     [site] = [b for b in blocks if "Strict-Transport-Security" in b]
     return site
 
@@ -87,17 +93,13 @@ def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"https://localhost:{https_port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def up() -> bool:
             if nginx.poll() is not None:
                 raise AssertionError(f"nginx exited: {(temp / 'error.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+            return answers_healthz(url, timeout=1)
+
+        wait_until(up, 10, what="nginx to answer /healthz")
         yield Proxy(url, http_port)
     finally:
         nginx.terminate()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.pg import PostgresCluster
-from tests.support import EventStream, LiveServer, SyncApi, child_pids
+from tests.support import EventStream, LiveServer, SyncApi, child_pids, wait_until
 from waystation.core.ids import uuid7
 
 WORKERS = 2
@@ -30,20 +30,20 @@ FACILITY = "f-1"
 
 def workers_of(server: LiveServer, want: int, timeout: float = 20) -> set[int]:
     """The server's worker pids, once ``want`` of them answer on the port."""
-    assert server.proc is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    proc = server.proc
+    assert proc is not None
+
+    def all_workers() -> set[int]:
         # multiprocessing's spawn may add a helper process; workers are python children
         # whose command line is the spawn entry point
         pids = set()
-        for pid in child_pids(server.proc.pid):
+        for pid in child_pids(proc.pid):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
                 pids.add(pid)
-        if len(pids) == want:
-            return pids
-        time.sleep(0.1)
-    raise AssertionError(f"expected {want} workers, found {child_pids(server.proc.pid)}")
+        return pids if len(pids) == want else set()
+
+    return wait_until(all_workers, timeout, what=f"{want} workers", every=0.1)
 
 
 @pytest.fixture
@@ -109,12 +109,12 @@ def test_a_killed_worker_is_replaced_and_the_others_keep_answering(
         record = uuid7()
         assert tablet.push([tablet.change("patients", record, {
             "name": "Achieng", "facility_id": FACILITY})])[0]["status"] == "applied"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            after = workers_of(server, WORKERS)
-            if victim not in after:
-                break
-            time.sleep(0.2)
+
+        def replaced() -> set[int]:
+            pids = workers_of(server, WORKERS)
+            return pids if victim not in pids else set()
+
+        after = wait_until(replaced, 30, what="the killed worker's replacement", every=0.2)
         assert victim not in after and len(after) == WORKERS
         assert record in tablet.pull_all()[0]
     finally:

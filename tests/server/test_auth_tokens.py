@@ -214,7 +214,7 @@ def test_jwts_issued_before_the_compact_form_work_until_they_expire(
     wrong_user = jwt.encode({"sub": other.user["id"], "exp": now + 60,
                              "dev": nurse.device_id}, key, algorithm="HS256")
     _refused(shared_server, wrong_user)
-    unsigned = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, None,
+    unsigned = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, "",
                           algorithm="none")
     _refused(shared_server, unsigned)
     user_only = jwt.encode({"sub": user_id, "exp": now + 60}, key, algorithm="HS256")

@@ -52,7 +52,7 @@ def _seed(server: LiveServer, admin: SyncApi, tag: str) -> Facility:
     fac = Facility(fid, patient_id, devices)
     secret = f"{MARKER}-{uuid7()}" if tag == "a" else f"public-{tag}"
     where = {"patient_id": patient_id, "facility_id": fid}
-    seeds = {
+    seeds: dict[str, tuple[str, dict[str, Any]]] = {
         "patients": (patient_id, {"name": secret, "facility_id": fid}),
         "encounters": (uuid7(), {**where, "notes": secret, "diagnosis": secret}),
         "symptom_logs": (uuid7(), {**where, "date": fac.log_date, "notes": secret}),
@@ -106,7 +106,7 @@ def world(shared_server: LiveServer) -> Iterator[World]:
 # -- the matrix ----------------------------------------------------------------------------
 
 # (collection a role writes in its own scope, the fields of a partial update)
-OWN_WRITE = {
+OWN_WRITE: dict[str, tuple[str, dict[str, Any]]] = {
     "patient": ("symptom_logs", {"severity": 3}),
     "health_worker": ("encounters", {"diagnosis": "malaria"}),
     "pharmacist": ("pharmacy_inventory", {"batch": "B-2"}),
@@ -233,7 +233,7 @@ def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> No
             made += 1
         elif kind in ("get", "put"):
             method = "GET" if kind == "get" else "PUT"
-            body = {"json": {"fields": {"notes": "x"}}} if kind == "put" else {}
+            body: dict[str, Any] = {"json": {"fields": {"notes": "x"}}} if kind == "put" else {}
             if_match = rng.choice([None, '"1"', '"0"', '"7"'])
             headers = {"If-Match": if_match} if if_match and kind == "put" else {}
             hidden = me.http.request(method, f"/v1/records/{coll}/{rid}", headers=headers,

@@ -80,9 +80,11 @@ def test_only_changes_in_the_callers_scopes_wake_it(
     _, cursor = here.pull_all()
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(_long_poll, here, cursor, wait=20)
-        time.sleep(0.3)  # let the long poll subscribe
+        # Let the long poll subscribe: the server shows no subscription a test could wait
+        # on, and one made after the push below would not be asked to ignore it.
+        time.sleep(0.3)
         elsewhere.push([_patient(elsewhere, f"{facility}-other")])
-        time.sleep(0.5)
+        time.sleep(0.5)  # the behaviour: for this long, it is NOT woken
         assert not waiting.done()  # not woken by a change it could not pull
         started = time.monotonic()
         seq = here.push([_patient(here, facility)])[0]["seq"]

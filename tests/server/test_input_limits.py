@@ -163,7 +163,7 @@ def test_hole_7_an_unparseable_body_is_a_400(nurse: SyncApi) -> None:
                                    '"²"'.encode(), b'"-1"'])
 def test_hole_7_if_match_out_of_range_is_a_400(nurse: SyncApi, value: bytes) -> None:
     resp = nurse.http.put(f"/v1/records/symptom_logs/{uuid7()}", json={"fields": {}},
-                          headers={"If-Match": value})
+                          headers={b"If-Match": value})
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["details"] == {"field": "If-Match"}
 

@@ -11,7 +11,7 @@ from waystation.core.ids import uuid7
 
 
 def no_store(response: httpx.Response) -> bool:
-    return response.headers.get("cache-control") == "no-store"
+    return bool(response.headers.get("cache-control") == "no-store")
 
 
 def test_hole_10_every_data_and_token_answer_is_no_store(

@@ -184,7 +184,7 @@ def _conformance_test(engine: str, operation_id: str) -> Any:
     every case of one schemathesis-parametrized function the same node id, and xdist then
     runs only the first of them."""
 
-    @SCHEMAS[engine].include(operation_id=operation_id).parametrize()
+    @SCHEMAS[engine].include(operation_id=operation_id).parametrize()  # type: ignore[untyped-decorator]
     def test(case: Any, engines: Engines) -> None:
         caller = engines.caller(engine)
         token = _aim(case, caller)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_a_failed_build_gives_nothing(ahead: ReadAhead[str]) -> None:
 
 def test_only_the_newest_entries_are_kept(ahead: ReadAhead[str]) -> None:
     for key in ("1", "2", "3"):
-        assert ahead.offer(key, lambda key=key: key)
+        assert ahead.offer(key, partial(str, key))  # its value is its key
         ahead.settle(10)
     assert ahead.take("1") is None
     assert [ahead.take("2"), ahead.take("3")] == ["2", "3"]

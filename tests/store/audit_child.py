@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support import wait_until
 from waystation.core.audit import AuditEvent
 from waystation.core.schema import health_schema
 from waystation.store import open_store
@@ -21,9 +22,7 @@ def main(db_url: str, count: int, tag: str, gate: Path) -> None:
     store = open_store(db_url, health_schema())
     try:
         (gate / f"{tag}.ready").touch()
-        deadline = time.monotonic() + 60
-        while not (gate / "go").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until((gate / "go").exists, 60, what="the go signal", every=0.005)
         first = time.time()
         for n in range(count):
             store.audit(AuditEvent("auth.login", actor_user_id=tag, details={"n": n},

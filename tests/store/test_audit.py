@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 
 from tests.store.conftest import ADMIN, NURSE
 from tests.store.test_store import patients, upsert
+from tests.support import wait_until
 from waystation.core.audit import GENESIS_HASH, AuditEvent, entry_hash
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
@@ -152,10 +152,12 @@ def test_hole_9_concurrent_appends_from_two_processes_keep_one_chain(
     children = [subprocess.Popen([sys.executable, "-m", "tests.store.audit_child", db_url,
                                   str(per_child), f"child{i}", str(tmp_path)],
                                  stdout=subprocess.PIPE, text=True) for i in range(2)]
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"child{i}.ready").exists() for i in range(2)):
-        assert time.monotonic() < deadline and all(c.poll() is None for c in children)
-        time.sleep(0.01)
+
+    def ready() -> bool:
+        assert all(c.poll() is None for c in children), "a child exited before the race"
+        return all((tmp_path / f"child{i}.ready").exists() for i in range(2))
+
+    wait_until(ready, 60, what="both children to open the store")
     (tmp_path / "go").touch()
     spans = []
     for child in children:

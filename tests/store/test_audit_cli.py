@@ -8,8 +8,7 @@ import getpass
 from pathlib import Path
 
 import sqlalchemy as sa
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from waystation.cli import app
 from waystation.core.audit import AuditEvent

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from waystation.core.access import Principal
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
+from waystation.core.protocol import OpResult
 from waystation.store import Store
 
 ALLOCATION = "UPDATE counters"  # the first statement of a push's write phase
@@ -60,7 +61,7 @@ def race(store: Store, at: str, parties: int) -> Iterator[None]:
         event.remove(store.db.engine, "before_cursor_execute", hold)
 
 
-def at_once(*pushes: Callable[[], list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+def at_once(*pushes: Callable[[], list[OpResult]]) -> list[list[OpResult]]:
     with ThreadPoolExecutor(len(pushes)) as pool:
         futures = [pool.submit(push) for push in pushes]
         return [f.result(timeout=60) for f in futures]

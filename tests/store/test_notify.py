@@ -41,7 +41,7 @@ def test_a_commit_announces_its_newest_seq_collections_and_scopes(
                                                           "facility_id": "f-1", "title": "t"})])
     notice = heard.get(timeout=5)
     assert notice.seq == max(int(r["seq"]) for r in results)
-    assert notice.collections == {"patients", "alerts"}
+    assert notice.collections == frozenset({"patients", "alerts"})
     assert notice.scopes is not None
     assert {"facility:f-1", "patient:p-9"} <= notice.scopes
     store.push(ADMIN, [])  # nothing changed: nothing to announce

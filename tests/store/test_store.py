@@ -117,9 +117,9 @@ def _vm_steps_of_incremental_pull(store: Store, changed: int) -> int:
     with store.db.read() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        raw.set_progress_handler(count, 10)  # type: ignore[attr-defined]
+        raw.set_progress_handler(count, 10)
         page = changes_since(conn, NURSE, cursor, 500)
-        raw.set_progress_handler(None, 0)  # type: ignore[attr-defined]
+        raw.set_progress_handler(None, 0)
     assert len(page.changes) == changed
     return steps
 

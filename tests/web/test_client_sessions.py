@@ -127,6 +127,7 @@ def test_a_scope_taken_away_ends_the_sign_in_and_the_next_one_drops_what_it_no_l
         return {result, patients: (await rep.query('patients')).map((p) => p.id).sort()};
     """, {"own": symptom_log(parent, "2025-10-03"), "child": symptom_log(child, "2025-10-03")})
     assert before["result"]["ok"] and before["result"]["applied"] == 2
+    assert parent.patient_id is not None and child.patient_id is not None
     assert before["patients"] == sorted([parent.patient_id, child.patient_id])
 
     _update_user(clinic, parent, scopes=(f"patient:{parent.patient_id}",))

@@ -129,7 +129,8 @@ def test_a_log_from_the_portal_reaches_a_python_replica_and_an_alert_from_it_arr
                             username=clinic.worker.username, password=clinic.worker.password)
     try:
         assert worker.sync().ok
-        assert worker.get("symptom_logs", log_id)["severity"] == 4
+        log = worker.get("symptom_logs", log_id)
+        assert log is not None and log["severity"] == 4
         alert = worker.put("alerts", {"patient_id": patient.patient_id, "facility_id": "f-1",
                                       "title": "Come in tomorrow", "level": "warning"})
         started = time.monotonic()

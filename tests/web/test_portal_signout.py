@@ -77,6 +77,7 @@ def test_the_phone_holds_no_readable_patient_data_and_sign_out_erases_it(
     dump = page.evaluate(_DUMP_JS, DB_NAME)
     assert "records:" in dump and "outbox:" in dump  # the log is in there, sealed
     assert "2025-12-06" not in dump and "Wanjiru" not in dump and "diarrhoea" not in dump
+    assert patient.patient_id is not None
     assert f"Patient {patient.patient_id[2:]}" not in dump  # the pulled patient record
     assert patient.password not in dump and patient.username not in dump
 

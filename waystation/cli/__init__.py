@@ -1,8 +1,9 @@
 """The ``waystation`` command line: one typer app, one module per group of commands.
 
-Each command wraps the SDK or the store; the forms in design.md ("The command line") are a
-contract that scripts rely on. Exit codes: 0 success; 1 this run got a conflict or a
-rejection, or could not finish; 2 usage or configuration error.
+Each command wraps the SDK or the store; the forms in docs/client.md ("From the command
+line") and docs/operations.md are a contract that scripts rely on. Exit codes: 0 success;
+1 this run got a conflict or a rejection, or could not finish; 2 usage or configuration
+error.
 """
 
 from __future__ import annotations

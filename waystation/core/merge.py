@@ -1,6 +1,7 @@
 """Merge one change into a record: pure functions on plain data, no clock, no I/O.
 
-The rules (design.md, "Records, clocks and merge"):
+The rules (docs/conflicts.md, "The rules every policy shares"; docs/protocol.md, "Merge
+rules in brief"):
 
 - upsert, per field: the higher HLC wins. Ties cannot happen between different writes
   because the node id is part of the clock; an equal clock is the same write re-delivered,

@@ -1,7 +1,7 @@
 """Conflicts held for review: list them for a reviewer, and resolve them.
 
-Reviewers are admins and health workers holding a scope of the record (design.md, "Who may
-see and write what"); patients and pharmacists review none. A conflict out of a health
+Reviewers are admins and health workers holding a scope of the record (docs/protocol.md,
+"Who sees and writes what"); patients and pharmacists review none. A conflict out of a health
 worker's scopes is reported as missing, as records are: its existence is itself
 information about a patient.
 

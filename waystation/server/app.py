@@ -22,6 +22,7 @@ from waystation.server.routes import (
     audit,
     auth,
     conflicts,
+    digest,
     events,
     health,
     records,
@@ -34,7 +35,7 @@ from waystation.store import Store
 from waystation.store.notify import source_for
 
 ROUTERS = tuple(module.router for module in (health, auth, sync, events, records, conflicts,
-                                            stats, audit))
+                                            stats, audit, digest))
 
 
 def api_routes() -> list[BaseRoute]:

@@ -187,11 +187,13 @@ path does not have is `405 METHOD_NOT_ALLOWED`; a request the HTTP parser refuse
 malformed header) is `400 VALIDATION_ERROR`. Text never holds NUL (U+0000).
 """
 
-DIGEST = {"cursor": "1042", "collections": {
-    "patients": {"count": 2, "digest": "5f0c6e3d1b8a47a2c9e4f7b1d3a6c8e0"
-                                       "f2b4d6a8c0e2f4a6b8d0c2e4f6a8b0c2"},
-    "medicines": {"count": 0, "digest": "e3b0c44298fc1c149afbf4c8996fb924"
-                                        "27ae41e4649b934ca495991b7852b855"}}}
+# The demo's (shortened: every collection is listed).
+DIGEST = {"cursor": "25", "collections": {
+    "notification_preferences": {"count": 0, "digest": "e3b0c44298fc1c149afbf4c8996fb924"
+                                                       "27ae41e4649b934ca495991b7852b855"},
+    "patients": {"count": 3, "digest": "7278a58a29621f5be07fa9acb5c8b9d7"
+                                       "cd08a8b92c715f929520beccc83fe755"}}}
+
 _SINCE = ("the `cursor` of the previous page (opaque); `0`, empty or absent: from the "
           "beginning. A cursor the server never issued: 400 (`details.field: since`); one "
           "below the tombstone horizon: 410 CURSOR_EXPIRED")
@@ -457,7 +459,6 @@ _OPERATIONS = [
                     "limit": "page size (default 100); larger values are clamped to 1000"},
     )),
 ]
-
 
 
 def _no_store(path: str, operation: Operation) -> Operation:

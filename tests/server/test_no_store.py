@@ -8,6 +8,9 @@ import httpx
 from tests.server.conftest import MakeDevice
 from tests.support import LiveServer, SyncApi
 from waystation.core.ids import uuid7
+from waystation.core.schema import health_schema
+from waystation.server.app import api_routes
+from waystation.server.openapi import build_openapi
 
 
 def no_store(response: httpx.Response) -> bool:
@@ -76,3 +79,14 @@ def test_an_idle_sync_is_still_answered_304_with_no_store(make_device: MakeDevic
 
 def test_health_probes_carry_no_cache_header(shared_server: LiveServer) -> None:
     assert "cache-control" not in httpx.get(f"{shared_server.url}/healthz").headers
+
+
+def test_the_openapi_document_names_no_store_on_every_api_answer() -> None:
+    """Every status of every ``/v1/`` operation (401s included) documents the header the
+    server sends; the health probes, which carry none, document none."""
+    doc = build_openapi(health_schema(), api_routes())
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            for status, answer in operation["responses"].items():
+                named = "Cache-Control" in answer.get("headers", {})
+                assert named == path.startswith("/v1/"), (method, path, status)

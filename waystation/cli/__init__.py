@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from waystation.cli import audit, conflicts, serve, sync, users
+from waystation.cli import audit, conflicts, serve, sync, users, verify
 
 app = typer.Typer(
     name="waystation",
@@ -24,6 +24,7 @@ users.register(app)
 sync.register(app)
 conflicts.register(app)
 audit.register(app)
+verify.register(app)
 
 
 def main() -> None:

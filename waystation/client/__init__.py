@@ -15,8 +15,8 @@ Modules, one job each: ``replica`` (the API), ``db`` (the SQLite file), ``outbox
 ``clock`` (the persisted HLC), ``session`` + ``login`` + ``auth`` (credentials),
 ``engine`` (``sync_once``) with ``push`` / ``pull`` (its halves) and ``result``,
 ``transport`` + ``wire`` (HTTP), ``backoff``, ``events``, ``continuous``, ``lock``,
-``cursor``, ``errors``; ``keys`` + ``cipher`` (encryption at rest). docs/client.md is the
-guide.
+``cursor``, ``errors``; ``keys`` + ``cipher`` (encryption at rest); ``verify`` (the
+integrity digest). docs/client.md is the guide.
 """
 
 from waystation.client.backoff import RetryPolicy
@@ -38,8 +38,10 @@ from waystation.client.outbox import OpStatus, OutboxEntry
 from waystation.client.replica import Replica
 from waystation.client.result import OpIssue, SyncResult
 from waystation.client.transport import HttpTransport, PullPage, PushAnswer, Transport
+from waystation.client.verify import CollectionCheck, VerifyResult, VerifyStatus
 
 __all__ = [
+    "CollectionCheck",
     "Continuous",
     "Cursor",
     "HttpTransport",
@@ -60,6 +62,8 @@ __all__ = [
     "SyncResult",
     "Transport",
     "TransportError",
+    "VerifyResult",
+    "VerifyStatus",
     "encrypt_replica",
     "sync_once",
 ]

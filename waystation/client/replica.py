@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +37,7 @@ from waystation.client.result import SyncResult
 from waystation.client.session import Session
 from waystation.client.transport import HttpTransport, TlsVerify, Transport, http_client
 from waystation.client.values import normalise_fields
+from waystation.client.verify import VerifyResult, verify_replica
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 
@@ -77,7 +78,7 @@ class Replica:
             key = ReplicaKey.from_passphrase(passphrase)
         self.path = Path(path)
         self.db = LocalDB(self.path, key=key)
-        self.verify = verify
+        self.tls_verify = verify  # (not `verify`: that is the integrity check)
         self.insecure = insecure
         self.session = Session(self.db)
         self.events = EventHub()
@@ -341,7 +342,7 @@ class Replica:
 
     def http_client(self) -> httpx.Client:
         """A new HTTP client with the replica's timeout and TLS verification."""
-        return http_client(self.http_timeout, self.verify)
+        return http_client(self.http_timeout, self.tls_verify)
 
     def sync(
         self,
@@ -355,6 +356,19 @@ class Replica:
         if retry_failed:
             self.retry_failed()
         return sync_once(self, transport, max_items=max_items)
+
+    def verify(
+        self,
+        *,
+        repair: bool = True,
+        collections: Sequence[str] | None = None,
+        transport: Transport | None = None,
+    ) -> VerifyResult:
+        """Prove this replica holds what the server holds: sync, then compare the server's
+        integrity digest of each collection with the replica's; with ``repair``, re-pull
+        whatever differs and compare again (verify.py). Local edits and the outbox are kept.
+        Never raises for network, server or login trouble: the result says what happened."""
+        return verify_replica(self, transport, repair=repair, collections=collections)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Follow sync progress (``SyncEvent``); returns a function that unsubscribes."""

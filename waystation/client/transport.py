@@ -21,6 +21,7 @@ from waystation.client.auth import Tokens, refresh_tokens
 from waystation.client.cursor import Cursor
 from waystation.client.errors import LoginRequired, ServerUnavailable
 from waystation.client.wire import Reply, exchange
+from waystation.core.digest import CollectionDigest
 from waystation.core.errors import DeviceRevoked, Unauthorized
 from waystation.core.hlc import wall_ms
 
@@ -50,6 +51,17 @@ class PullPage:
     bytes_received: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteDigest:
+    """``GET /v1/sync/digest``: the server's digest of each collection as this device may
+    see it, and the cursor a caught-up pull holds at that snapshot (core/digest.py)."""
+
+    cursor: Cursor
+    collections: dict[str, CollectionDigest]
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
 class Transport(Protocol):
     """The client's port to a server. Every method may raise:
 
@@ -75,6 +87,11 @@ class Transport(Protocol):
 
     def healthz(self) -> bool:
         """A cheap connectivity probe; True when the server answers. Never raises."""
+        ...
+
+    def digest(self, collections: Sequence[str] | None = None) -> RemoteDigest:
+        """The server's integrity digest of ``collections`` (all when None); raises
+        ``NotFound`` from a server without the endpoint."""
         ...
 
     def wait_for_changes(self, since: Cursor, *, wait: float = 25.0) -> bool:
@@ -200,6 +217,18 @@ class HttpTransport:
 
     def status(self) -> dict[str, Any]:
         return _object(self._authed("GET", "/v1/sync/status"))
+
+    def digest(self, collections: Sequence[str] | None = None) -> RemoteDigest:
+        params = {"collections": ",".join(collections)} if collections else None
+        reply = self._authed("GET", "/v1/sync/digest", params=params)
+        body = _object(reply)
+        try:
+            found = {str(name): CollectionDigest(int(entry["count"]), str(entry["digest"]))
+                     for name, entry in dict(body["collections"]).items()}
+            cursor = Cursor(str(body["cursor"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServerUnavailable(f"the server's digest is malformed ({exc!r})") from exc
+        return RemoteDigest(cursor, found, reply.bytes_sent, reply.bytes_received)
 
     def healthz(self) -> bool:
         try:

@@ -23,6 +23,7 @@ from waystation.server.routes import (
     audit,
     auth,
     conflicts,
+    digest,
     events,
     health,
     records,
@@ -35,7 +36,7 @@ from waystation.store import Store
 from waystation.store.notify import source_for
 
 ROUTERS = tuple(module.router for module in (health, auth, sync, events, records, conflicts,
-                                            stats, audit))
+                                            stats, audit, digest))
 
 
 def api_routes() -> list[BaseRoute]:

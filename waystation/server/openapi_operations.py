@@ -9,13 +9,14 @@ shapes; docs/protocol.md is the prose reference these summaries condense.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from pydantic.json_schema import JsonSchemaMode
 
 from waystation.core import wire_schemas as wire
+from waystation.core.digest import DigestAnswer
 from waystation.core.protocol import (
     Change,
     DeviceRequest,
@@ -40,6 +41,7 @@ from waystation.server.openapi_examples import (
     STATUS,
     TOKEN,
 )
+from waystation.server.responses import API_PREFIX
 
 __all__ = ["ERROR_EXAMPLES"]
 
@@ -152,7 +154,7 @@ SHAPES: list[tuple[type[Any], JsonSchemaMode]] = [
         wire.ErrorAnswer, wire.TokenAnswer, wire.DeviceAnswer, wire.PushAnswer,
         wire.PullPage, wire.EventsAnswer, wire.StatusAnswer, wire.RecordAnswer,
         wire.ConflictPage, wire.Conflict, wire.ResolvedConflict, wire.StatsAnswer,
-        wire.HealthAnswer, wire.ReadyAnswer, wire.AuditPage)),
+        wire.HealthAnswer, wire.ReadyAnswer, wire.AuditPage, DigestAnswer)),
 ]
 
 TAGS = [
@@ -184,6 +186,13 @@ gzip'd when `Accept-Encoding` allows. An unknown path is `404 NOT_FOUND`; a meth
 path does not have is `405 METHOD_NOT_ALLOWED`; a request the HTTP parser refuses (a
 malformed header) is `400 VALIDATION_ERROR`. Text never holds NUL (U+0000).
 """
+
+# The demo's (shortened: every collection is listed).
+DIGEST = {"cursor": "25", "collections": {
+    "notification_preferences": {"count": 0, "digest": "e3b0c44298fc1c149afbf4c8996fb924"
+                                                       "27ae41e4649b934ca495991b7852b855"},
+    "patients": {"count": 3, "digest": "7278a58a29621f5be07fa9acb5c8b9d7"
+                                       "cd08a8b92c715f929520beccc83fe755"}}}
 
 _SINCE = ("the `cursor` of the previous page (opaque); `0`, empty or absent: from the "
           "beginning. A cursor the server never issued: 400 (`details.field: since`); one "
@@ -306,6 +315,22 @@ _OPERATIONS = [
                     "wait": "long poll: seconds to wait for news (default 25, at most 60)"},
         headers=(_header("Last-Event-ID", "event stream: the `id` of the last event heard "
                          "(used when `since` is absent)"),),
+    )),
+    ("get", "/v1/sync/digest", Operation(
+        "digest", "sync", "Integrity digest",
+        "Per collection, the number of live records the caller may see (the records a pull "
+        "delivers) and a sha256 digest of them: a device computes the same over its copy "
+        "of the server's state and compares, to prove it holds what the server holds. "
+        "Every collection appears (count 0 when empty). `cursor` is the one a caught-up "
+        "pull holds at the snapshot the digest was read in: a device whose cursor differs "
+        "pulls first. The algorithm is in `docs/protocol.md` (Integrity digest).",
+        Auth.DEVICE,
+        {200: ok(DigestAnswer, "the digest of each collection", example=DIGEST),
+         400: fail("VALIDATION_ERROR", text="an unknown collection (`details.field: "
+                   "collections`)"),
+         403: fail("FORBIDDEN", text="a user token")},
+        parameters={"collections": "comma-separated collection names, as for a pull (all "
+                                   "when absent)"},
     )),
     ("get", "/v1/sync/status", Operation(
         "status", "sync", "Server and device status",
@@ -435,6 +460,21 @@ _OPERATIONS = [
     )),
 ]
 
+
+def _no_store(path: str, operation: Operation) -> Operation:
+    """``Cache-Control: no-store`` on every answer of a path under ``/v1/``, 401s included:
+    the server sends it on all of them (server/responses.py, ``NoStoreMiddleware``)."""
+    if not path.startswith(API_PREFIX):
+        return operation
+    answers = dict(operation.answers)
+    if operation.auth is not Auth.NONE:
+        answers.setdefault(401, AUTH_ERRORS)
+    return replace(operation, answers={
+        status: answer if "Cache-Control" in answer.headers
+        else replace(answer, headers=(*answer.headers, "Cache-Control"))
+        for status, answer in answers.items()})
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    (method, path): operation for method, path, operation in _OPERATIONS
+    (method, path): _no_store(path, operation) for method, path, operation in _OPERATIONS
 }

@@ -186,6 +186,16 @@ def _check_cursor(conn: Connection, cursor: Cursor) -> FeedState:
     return state
 
 
+def readable_seqs(principal: Principal) -> sa.Select[tuple[int]]:
+    """Who sees what, in SQL: the seqs (one per record and scope) of the records a caller
+    who is not an admin may read, those with a scope among ``readable_scopes()`` (the
+    ``record_scopes (scope, seq)`` index). An admin reads every record: callers check
+    ``principal.is_admin`` first. The pull and the integrity digest (store/digest.py) both
+    filter with it, so they cannot disagree on what a caller sees."""
+    return sa.select(record_scopes.c.seq).where(
+        record_scopes.c.scope.in_(sorted(principal.readable_scopes())))
+
+
 def changes_since(
     conn: Connection,
     principal: Principal,
@@ -202,11 +212,8 @@ def changes_since(
             query = query.where(records.c.collection.in_(collections))
     else:
         seqs = (
-            sa.select(record_scopes.c.seq)
-            .where(
-                record_scopes.c.scope.in_(sorted(principal.readable_scopes())),
-                record_scopes.c.seq > cursor.seq,
-            )
+            readable_seqs(principal)
+            .where(record_scopes.c.seq > cursor.seq)
             .distinct()
             .order_by(record_scopes.c.seq)
             .limit(limit + 1)

@@ -50,6 +50,7 @@ from waystation.store.conflicts import (
     resolve_conflict,
 )
 from waystation.store.database import Database
+from waystation.store.digest import Digest, read_digest
 from waystation.store.migrate import upgrade
 from waystation.store.pull import Cursor, Page, changes_since
 from waystation.store.push import plan_batch
@@ -159,6 +160,14 @@ class Store:
             page = changes_since(conn, principal, cursor, limit, collections)
         self._touch_pull(principal.device_id)
         return page
+
+    def digest(self, principal: Principal, collections: Sequence[str] | None = None
+               ) -> Digest:
+        """The integrity digest of ``collections`` (default: every collection of the
+        schema) over the live records ``principal`` may see, with the cursor of the same
+        read transaction (store/digest.py). The caller checks the names exist."""
+        with self.db.read() as conn:
+            return read_digest(conn, principal, collections or list(self.schema.collections))
 
     def _touch_pull(self, device_id: str | None) -> None:
         """Record the device's last pull, at most once a minute (idle syncs stay reads)."""

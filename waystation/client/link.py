@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 
-from waystation.client.transport import Credentials, HttpTransport, TlsVerify, http_client
+from waystation.client.transport import (
+    Credentials,
+    HttpTransport,
+    TlsVerify,
+    http_client,
+    trim_default_headers,
+)
 
 
 class ServerLink:
@@ -46,6 +52,9 @@ class ServerLink:
         with self._lock:
             if self._client is None or self._built_for != wanted:
                 client = http_client(self.timeout, self.verify)
+                # Here, under the lock: trimming edits the headers in place, which must not
+                # race with a transport of another thread doing the same.
+                trim_default_headers(client)
                 if self._client is not None:
                     self._retired.append(self._client)
                 self._client, self._built_for = client, wanted

@@ -81,7 +81,7 @@ class Replica:
         self.insecure = insecure
         self._link = ServerLink(verify=verify, timeout=http_timeout)
         # A replica dropped without close() still lets its connections go.
-        self._release = weakref.finalize(self, self._link.close)
+        weakref.finalize(self, self._link.close)
 
     @classmethod
     def open(
@@ -443,7 +443,7 @@ class Replica:
 
     def close(self) -> None:
         """Close the HTTP client (its connections) and the replica file."""
-        self._release()
+        self._link.close()
         self.local.close()
 
     def __enter__(self) -> Replica:

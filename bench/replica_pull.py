@@ -35,7 +35,7 @@ from bench.server import Wire, proc_peak_rss_kib
 from waystation.client import HttpTransport, Replica
 from waystation.client.cursor import Cursor
 from waystation.client.engine import PAGE_SIZE
-from waystation.client.transport import PullPage, PushAnswer
+from waystation.client.transport import PullPage, PushAnswer, RemoteDigest
 
 
 @dataclass
@@ -68,6 +68,9 @@ class Replay:
 
     def healthz(self) -> bool:
         return self.real.healthz()
+
+    def digest(self, collections: Sequence[str] | None = None) -> RemoteDigest:
+        return self.real.digest(collections)
 
     def wait_for_changes(self, since: Cursor, *, wait: float = 25.0) -> bool:
         return self.real.wait_for_changes(since, wait=wait)

@@ -135,7 +135,7 @@ def test_a_replica_the_server_moved_past_pulls_before_it_compares(
             colleague.put("symptom_logs", symptom_log("2025-06-02", facility_id=facility))
             assert colleague.sync().ok
 
-    forwarder.before = colleague_writes_first  # type: ignore[assignment]
+    forwarder.before = colleague_writes_first
     result = rep.verify(transport=forwarder.transport_for(rep))
     assert result.ok and not result.repulled, result
     assert result.server_cursor == result.local_cursor
@@ -153,9 +153,9 @@ def test_a_record_moved_out_of_the_users_facility_is_dropped_by_the_repair(
     admin_name = new_user(shared_server, role="admin", scopes=[])
     admin = SyncApi(shared_server.url, admin_name)
     try:
-        [result] = admin.push([admin.change("patients", moved, {"facility_id": "f-elsewhere"},
+        [pushed] = admin.push([admin.change("patients", moved, {"facility_id": "f-elsewhere"},
                                             base_version=1)])
-        assert result["status"] == "applied", result
+        assert pushed["status"] == "applied", pushed
     finally:
         admin.close()
     assert rep.sync().pulled == 0  # the feed never tells this device

@@ -52,7 +52,7 @@ from waystation.client.cursor import Cursor as ClientCursor
 from waystation.client.db import LocalDB, set_meta
 from waystation.client.errors import Offline, ServerUnavailable
 from waystation.core.access import Principal
-from waystation.core.errors import WaystationError
+from waystation.core.errors import NotFound, WaystationError
 from waystation.core.hlc import HLC, Clock
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import parse_schema
@@ -263,6 +263,11 @@ class StoreTransport:
 
     def healthz(self) -> bool:
         return self.fault != "offline"
+
+    def digest(self, collections: Any = None) -> Any:
+        """Not part of this machine: it compares the devices' tables with the server's
+        directly (the digest has its own tests, tests/server/test_digest.py)."""
+        raise NotFound("no digest in the in-process convergence machine")
 
     def wait_for_changes(self, since: ClientCursor, *, wait: float = 25.0) -> bool:
         return False  # only the continuous loop waits; sync_once never calls it

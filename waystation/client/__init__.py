@@ -10,20 +10,21 @@
                                    "date": "2025-11-30", "severity": 3})
     result = rep.sync()
 
-Modules, one job each: ``replica`` (the API), ``db`` (the SQLite file), ``outbox``,
-``records`` + ``overlay`` (server copy and what the app sees), ``values`` (JSON checks),
-``clock`` (the persisted HLC), ``session`` + ``login`` + ``auth`` (credentials),
-``engine`` (``sync_once``) with ``push`` / ``pull`` (its halves) and ``result``,
-``transport`` + ``wire`` (HTTP), ``backoff``, ``events``, ``continuous``, ``lock``,
-``cursor``, ``errors``; ``keys`` + ``cipher`` (encryption at rest); ``verify`` (the
-integrity digest). docs/client.md is the guide.
+Modules, one job each: ``replica`` (the API) over ``local`` (the device side) and
+``link`` (its one HTTP client), ``db`` (the SQLite file), ``outbox``, ``records`` +
+``overlay`` (server copy and what the app sees), ``values`` (JSON checks), ``clock`` (the
+persisted HLC), ``session`` + ``login`` + ``auth`` (credentials), ``engine``
+(``run_sync``) with ``push`` / ``pull`` (its halves) and ``result``, ``transport`` +
+``wire`` (HTTP), ``conflicts`` (``ReviewClient``), ``backoff``, ``events``,
+``continuous``, ``lock``, ``cursor``, ``errors``; ``keys`` + ``cipher`` (encryption at
+rest); ``verify`` (the integrity digest). docs/client.md is the guide.
 """
 
 from waystation.client.backoff import RetryPolicy
 from waystation.client.cipher import encrypt_replica
+from waystation.client.conflicts import ReviewClient
 from waystation.client.continuous import Continuous
 from waystation.client.cursor import Cursor
-from waystation.client.engine import sync_once
 from waystation.client.errors import (
     LoginRequired,
     Offline,
@@ -34,8 +35,9 @@ from waystation.client.errors import (
 )
 from waystation.client.events import SyncEvent
 from waystation.client.keys import ReplicaKey
+from waystation.client.local import LocalReplica
 from waystation.client.outbox import OpStatus, OutboxEntry
-from waystation.client.replica import Replica
+from waystation.client.replica import Replica, sync_once
 from waystation.client.result import OpIssue, SyncResult
 from waystation.client.transport import HttpTransport, PullPage, PushAnswer, Transport
 from waystation.client.verify import CollectionCheck, VerifyResult, VerifyStatus
@@ -45,6 +47,7 @@ __all__ = [
     "Continuous",
     "Cursor",
     "HttpTransport",
+    "LocalReplica",
     "LoginRequired",
     "Offline",
     "OpIssue",
@@ -57,6 +60,7 @@ __all__ = [
     "ReplicaLocked",
     "ReplicaNotEncrypted",
     "RetryPolicy",
+    "ReviewClient",
     "ServerUnavailable",
     "SyncEvent",
     "SyncResult",

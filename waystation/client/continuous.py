@@ -16,11 +16,10 @@ import threading
 from collections.abc import Callable
 
 from waystation.client import outbox
-from waystation.client.engine import sync_once
 from waystation.client.errors import LoginRequired
 from waystation.client.events import SyncEvent
 from waystation.client.pull import read_cursor
-from waystation.client.replica import Replica
+from waystation.client.replica import Replica, sync_once
 from waystation.client.result import SyncResult
 from waystation.client.transport import Transport
 
@@ -109,7 +108,7 @@ class Continuous:
         try:
             while not (done.is_set() or self._stop.is_set()):
                 try:
-                    changed = transport.wait_for_changes(read_cursor(self.replica), wait=25.0)
+                    changed = transport.wait_for_changes(read_cursor(self.replica.local), wait=25.0)
                 except Exception:  # offline, no such endpoint, token expired: poll meanwhile
                     done.wait(backoff)
                     backoff = min(backoff * 2, self.interval)

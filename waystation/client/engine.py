@@ -1,4 +1,4 @@
-"""One sync step as a plain function: ``sync_once(replica, transport) -> SyncResult``.
+"""One sync step as a plain function: ``sync_once(local, transport) -> SyncResult``.
 
 Push the outbox, then pull the change feed. It never raises for a network, server or login
 failure: the result says what happened (``error``, ``error_code``) and the ops wait in the
@@ -12,12 +12,13 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from waystation.client import outbox
 from waystation.client.db import get_meta, set_meta
 from waystation.client.errors import LoginRequired, Offline
 from waystation.client.events import SyncEvent
+from waystation.client.local import LocalReplica
 from waystation.client.pull import pull_changes, read_cursor
 from waystation.client.push import push_outbox
 from waystation.client.result import SyncResult
@@ -27,8 +28,6 @@ from waystation.core.hlc import wall_ms
 
 log = logging.getLogger("waystation.client")
 
-if TYPE_CHECKING:
-    from waystation.client.replica import Replica
 
 BATCH_SIZE = 500
 # Pull pages as large as the server allows: it clamps ``limit`` to its maximum (protocol.md,
@@ -38,9 +37,9 @@ COLLECTIONS_MAX_AGE_S = 24 * 3600
 KEEP_SYNCED = dt.timedelta(days=7)
 
 
-def sync_once(
-    replica: Replica,
-    transport: Transport | None = None,
+def run_sync(
+    local: LocalReplica,
+    transport: Transport,
     *,
     max_items: int | None = None,
     respect_backoff: bool = False,
@@ -49,31 +48,34 @@ def sync_once(
 ) -> SyncResult:
     """Push pending ops (priority, then age; at most ``max_items``), then pull every page.
 
-    ``transport`` defaults to the replica's own HTTP transport (``replica.transport()``).
     With ``respect_backoff`` ops waiting out a retry delay are left for later (continuous
     mode); an explicit sync tries them now. Only one sync of a replica runs at a time; a
-    second one returns at once with ``error_code == "SYNC_IN_PROGRESS"``.
+    second one returns at once with ``error_code == "SYNC_IN_PROGRESS"``. The transport
+    stays open: it belongs to the caller.
     """
     result = SyncResult()
-    if not replica.sync_lock.acquire():
+    if not local.sync_lock.acquire():
         result.fail("SYNC_IN_PROGRESS", "another sync of this replica is running")
-        return _finish(replica, result)
-    own = transport is None
+        return _finish(local, result)
     try:
-        if transport is None:
-            transport = replica.transport()
-        _run(replica, transport, result, max_items, respect_backoff, batch_size, page_size)
+        _run(local, transport, result, max_items, respect_backoff, batch_size, page_size)
     except LoginRequired as exc:
         result.fail(exc.code, exc.message)
     finally:
-        replica.sync_lock.release()
-        if own and transport is not None:
-            transport.close()
-    return _finish(replica, result)
+        local.sync_lock.release()
+    return _finish(local, result)
+
+
+def sync_without_transport(local: LocalReplica, reason: LoginRequired) -> SyncResult:
+    """The result of a sync that could not start (no login, or a server URL the replica
+    may not use), recorded and announced (``done``) like any other."""
+    result = SyncResult()
+    result.fail(reason.code, reason.message)
+    return _finish(local, result)
 
 
 def _run(
-    replica: Replica,
+    local: LocalReplica,
     transport: Transport,
     result: SyncResult,
     max_items: int | None,
@@ -81,16 +83,16 @@ def _run(
     batch_size: int,
     page_size: int,
 ) -> None:
-    with replica.db.transaction() as conn:
+    with local.db.transaction() as conn:
         outbox.recover_syncing(conn)
         pushable = outbox.counts(conn)[outbox.OpStatus.PENDING]
     to_push = pushable if max_items is None else min(pushable, max_items)
-    replica.events.emit(SyncEvent("start", pending=replica.pending_count(), to_push=to_push))
-    result.cursor = read_cursor(replica)
+    local.events.emit(SyncEvent("start", pending=local.pending_count(), to_push=to_push))
+    result.cursor = read_cursor(local)
     phases: tuple[Callable[[], None], ...] = (
-        lambda: _refresh_collections_quietly(replica, transport),
+        lambda: _refresh_collections_quietly(local, transport),
         lambda: push_outbox(
-            replica,
+            local,
             transport,
             result,
             max_items=max_items,
@@ -98,13 +100,13 @@ def _run(
             batch_size=batch_size,
             to_push=to_push,
         ),
-        lambda: _pull_when_settled(replica, transport, result, page_size),
+        lambda: _pull_when_settled(local, transport, result, page_size),
     )
     for phase in phases:
         try:
             phase()
         except DeviceRevoked as exc:
-            _revoked(replica, exc)
+            _revoked(local, exc)
             result.fail(exc.code, exc.message)
             return
         except (Offline, LoginRequired, Forbidden) as exc:
@@ -115,18 +117,18 @@ def _run(
             # (After a failed push the pull waits only while ops are in doubt; once they
             # settle or are given up as FAILED, the device receives changes again.)
             result.fail(exc.code, exc.message)
-    with replica.db.transaction() as conn:
+    with local.db.transaction() as conn:
         outbox.prune_synced(conn, dt.datetime.now(dt.UTC) - KEEP_SYNCED)
 
 
 def _pull_when_settled(
-    replica: Replica, transport: Transport, result: SyncResult, page_size: int
+    local: LocalReplica, transport: Transport, result: SyncResult, page_size: int
 ) -> None:
     """Pull, unless an op whose answer was lost is still unsettled: the pulled copy may
     already contain it, and the overlay would then count it twice. The next sync resends
     it first (the server answers ``duplicate``) and pulls then; nothing is skipped, the
     cursor simply waits."""
-    with replica.db.read() as conn:
+    with local.db.read() as conn:
         unsettled = outbox.has_ops_in_doubt(conn)
     if unsettled:
         result.fail(
@@ -135,14 +137,14 @@ def _pull_when_settled(
             "the pull waits until the next sync settles them",
         )
         return
-    pull_changes(replica, transport, result, page_size=page_size)
+    pull_changes(local, transport, result, page_size=page_size)
 
 
-def refresh_collections(replica: Replica, transport: Transport, *, max_age_s: float = 0) -> None:
+def refresh_collections(local: LocalReplica, transport: Transport, *, max_age_s: float = 0) -> None:
     """Cache the server's collections (priority, counters, policy) from ``/v1/sync/status``
     and give unsynced ops their collection's priority. Skipped while the cache is younger
     than ``max_age_s``."""
-    with replica.db.read() as conn:
+    with local.db.read() as conn:
         fetched = float(get_meta(conn, "collections_fetched_at", 0))
     if max_age_s and time.time() - fetched < max_age_s:
         return
@@ -158,44 +160,44 @@ def refresh_collections(replica: Replica, transport: Transport, *, max_age_s: fl
         for c in status.get("collections") or []
         if isinstance(c, dict) and "name" in c
     }
-    with replica.db.transaction() as conn:
+    with local.db.transaction() as conn:
         set_meta(conn, "collections", collections)
         set_meta(conn, "collections_fetched_at", time.time())
         outbox.set_priorities(conn, {k: v["priority"] for k, v in collections.items()})
         if isinstance(status.get("server_hlc"), str):
             # Learn the offset to the server's time before the first offline write.
-            replica.observe_server(
+            local.observe_server(
                 conn, status["server_hlc"], sent_at_ms=sent_at, received_at_ms=received_at
             )
 
 
-def _refresh_collections_quietly(replica: Replica, transport: Transport) -> None:
+def _refresh_collections_quietly(local: LocalReplica, transport: Transport) -> None:
     """Priorities are an optimisation: a server failing ``/status`` must not fail the sync
     (but being offline or logged out still ends it early and cheaply)."""
     try:
-        refresh_collections(replica, transport, max_age_s=COLLECTIONS_MAX_AGE_S)
+        refresh_collections(local, transport, max_age_s=COLLECTIONS_MAX_AGE_S)
     except (Offline, LoginRequired, DeviceRevoked, Forbidden):
         raise
     except WaystationError as exc:
         log.warning("could not refresh collection priorities: %s", exc)
 
 
-def _revoked(replica: Replica, exc: DeviceRevoked) -> None:
+def _revoked(local: LocalReplica, exc: DeviceRevoked) -> None:
     """A revoked device forgets its login; asked to wipe, it forgets everything."""
     if exc.details.get("wipe"):
-        replica.wipe()
+        local.wipe()
     else:
-        replica.session.clear_tokens()
+        local.session.clear_tokens()
 
 
-def _finish(replica: Replica, result: SyncResult) -> SyncResult:
+def _finish(local: LocalReplica, result: SyncResult) -> SyncResult:
     result.finished_at = dt.datetime.now(dt.UTC)
     if result.error_code != "SYNC_IN_PROGRESS":
-        with replica.db.transaction() as conn:
+        with local.db.transaction() as conn:
             set_meta(conn, "last_sync", result.summary())
             if result.error is None:
                 set_meta(conn, "last_sync_at", result.finished_at.isoformat())
-    replica.events.emit(
-        SyncEvent.of_run("done", result, pending=replica.pending_count(), error=result.error)
+    local.events.emit(
+        SyncEvent.of_run("done", result, pending=local.pending_count(), error=result.error)
     )
     return result

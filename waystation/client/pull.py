@@ -1,4 +1,4 @@
-"""The pull half of a sync: every page of the change feed since the cursor, into the replica.
+"""The pull half of a sync: every page of the change feed since the cursor, into the local.
 
 Each page is applied and the cursor saved in one transaction, so memory stays flat and a
 crash resumes from the last page applied. Pulled changes replace the server's copy only;
@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from waystation.client.cursor import Cursor
 from waystation.client.db import get_meta, set_meta
 from waystation.client.events import SyncEvent
+from waystation.client.local import LocalReplica
 from waystation.client.records import (
     drop_older_generations,
     forget_synced_without_copy,
@@ -36,23 +36,20 @@ from waystation.client.result import SyncResult
 from waystation.client.transport import Transport
 from waystation.core.errors import CursorExpired
 
-if TYPE_CHECKING:
-    from waystation.client.replica import Replica
 
-
-def read_cursor(replica: Replica) -> Cursor:
-    with replica.db.read() as conn:
+def read_cursor(local: LocalReplica) -> Cursor:
+    with local.db.read() as conn:
         return Cursor(str(get_meta(conn, "cursor", "0")))
 
 
 def pull_changes(
-    replica: Replica, transport: Transport, result: SyncResult, *, page_size: int
+    local: LocalReplica, transport: Transport, result: SyncResult, *, page_size: int
 ) -> None:
     """Pull until ``has_more`` is false (or the server answers 304); raises the transport's
     error, leaving every page applied so far in place (and no request still running)."""
     restarted = False
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="waystation-pull") as fetcher:
-        since, etag, generation = _position(replica)
+        since, etag, generation = _position(local)
         coming = fetcher.submit(transport.pull, since, limit=page_size, etag=etag)
         while True:
             try:
@@ -60,9 +57,9 @@ def pull_changes(
             except CursorExpired:
                 if restarted or since.is_start:
                     raise
-                _start_full_repull(replica, generation + 1)
+                _start_full_repull(local, generation + 1)
                 restarted = True
-                since, etag, generation = _position(replica)
+                since, etag, generation = _position(local)
                 coming = fetcher.submit(transport.pull, since, limit=page_size, etag=etag)
                 continue
             result.bytes_sent += page.bytes_sent
@@ -77,23 +74,23 @@ def pull_changes(
             # the next one parsed, only one parsed page is held.
             rows = server_rows(page.changes, generation)
             page = replace(page, changes=[])
-            with replica.db.transaction() as conn:
+            with local.db.transaction() as conn:
                 store_server_rows(conn, rows)
                 set_meta(conn, "cursor", str(page.cursor))
                 set_meta(conn, "pull_etag", {"since": str(since), "etag": page.etag})
             result.pulled += len(rows)
             del rows
-            replica.events.emit(SyncEvent.of_run("pull", result, pending=replica.pending_count()))
+            local.events.emit(SyncEvent.of_run("pull", result, pending=local.pending_count()))
             if not page.has_more:
                 break
             since = page.cursor
-    _finish_full_repull(replica)
+    _finish_full_repull(local)
 
 
-def _position(replica: Replica) -> tuple[Cursor, str | None, int]:
+def _position(local: LocalReplica) -> tuple[Cursor, str | None, int]:
     """Where the committed pull stands: cursor, the ETag of the page that led there (when
     that page is still the answer, the server says 304), and the re-pull generation."""
-    with replica.db.snapshot() as conn:
+    with local.db.snapshot() as conn:
         cursor = Cursor(str(get_meta(conn, "cursor", "0")))
         etag_of = get_meta(conn, "pull_etag") or {}
         generation = int(get_meta(conn, "generation", 0))
@@ -101,25 +98,25 @@ def _position(replica: Replica) -> tuple[Cursor, str | None, int]:
     return cursor, etag, generation
 
 
-def start_full_repull(replica: Replica) -> None:
+def start_full_repull(local: LocalReplica) -> None:
     """Make the next sync pull everything afresh and then drop what the fresh snapshot
     lacks (pending ops are kept): for a replica whose user lost scopes, which the change
     feed would never tell it about."""
-    with replica.db.read() as conn:
+    with local.db.read() as conn:
         generation = int(get_meta(conn, "generation", 0))
-    _start_full_repull(replica, generation + 1)
+    _start_full_repull(local, generation + 1)
 
 
-def _start_full_repull(replica: Replica, generation: int) -> None:
-    with replica.db.transaction() as conn:
+def _start_full_repull(local: LocalReplica, generation: int) -> None:
+    with local.db.transaction() as conn:
         set_meta(conn, "generation", generation)
         set_meta(conn, "repull_active", True)
         set_meta(conn, "cursor", "0")
         set_meta(conn, "pull_etag", None)
 
 
-def _finish_full_repull(replica: Replica) -> None:
-    with replica.db.transaction() as conn:
+def _finish_full_repull(local: LocalReplica) -> None:
+    with local.db.transaction() as conn:
         if not get_meta(conn, "repull_active", False):
             return
         drop_older_generations(conn, int(get_meta(conn, "generation", 0)))

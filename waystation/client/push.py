@@ -8,11 +8,12 @@ one transaction after the answer, so a crash at any point leaves either PENDING/
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from waystation.client import outbox
 from waystation.client.errors import LoginRequired, Offline
 from waystation.client.events import SyncEvent
+from waystation.client.local import LocalReplica
 from waystation.client.outbox import OpStatus, OutboxEntry
 from waystation.client.records import refresh_many
 from waystation.client.result import OpIssue, SyncResult
@@ -24,15 +25,12 @@ from waystation.core.errors import (
     WaystationError,
 )
 
-if TYPE_CHECKING:
-    from waystation.client.replica import Replica
-
 # Failures that say nothing about the ops: no retry is spent on them.
 _NOT_THE_OPS = (Offline, LoginRequired, DeviceRevoked, Forbidden)
 
 
 def push_outbox(
-    replica: Replica,
+    local: LocalReplica,
     transport: Transport,
     result: SyncResult,
     *,
@@ -50,38 +48,38 @@ def push_outbox(
     size = max(1, batch_size)
     while remaining is None or remaining > 0:
         limit = size if remaining is None else min(size, remaining)
-        batch = _take_batch(replica, limit, respect_backoff)
+        batch = _take_batch(local, limit, respect_backoff)
         if not batch:
             return
         try:
-            answer = transport.push(replica.device_id, [e.to_change() for e in batch])
+            answer = transport.push(local.device_id, [e.to_change() for e in batch])
         except PayloadTooLarge as exc:
             if len(batch) > 1:
-                _put_back(replica, batch)
+                _put_back(local, batch)
                 size = max(1, len(batch) // 2)
                 continue
-            _reject_alone(replica, batch[0], exc, result)
+            _reject_alone(local, batch[0], exc, result)
             continue
         except _NOT_THE_OPS:
-            _put_back(replica, batch)
+            _put_back(local, batch)
             raise
         except WaystationError as exc:
-            _spend_retry(replica, batch, exc, result)
+            _spend_retry(local, batch, exc, result)
             raise
         except BaseException:
-            _put_back(replica, batch)
+            _put_back(local, batch)
             raise
-        _record_answer(replica, batch, answer, result)
+        _record_answer(local, batch, answer, result)
         if remaining is not None:
             remaining -= len(batch)
-        replica.events.emit(
-            SyncEvent.of_run("push", result, pending=replica.pending_count(),
+        local.events.emit(
+            SyncEvent.of_run("push", result, pending=local.pending_count(),
                              to_push=max(to_push, result.pushed))
         )
 
 
-def _take_batch(replica: Replica, limit: int, respect_backoff: bool) -> list[OutboxEntry]:
-    with replica.db.transaction() as conn:
+def _take_batch(local: LocalReplica, limit: int, respect_backoff: bool) -> list[OutboxEntry]:
+    with local.db.transaction() as conn:
         due = outbox.now_ms() if respect_backoff else None
         batch = outbox.next_batch(conn, limit, due_before_ms=due)
         if batch:
@@ -89,8 +87,8 @@ def _take_batch(replica: Replica, limit: int, respect_backoff: bool) -> list[Out
     return batch
 
 
-def _put_back(replica: Replica, batch: Sequence[OutboxEntry]) -> None:
-    with replica.db.transaction() as conn:
+def _put_back(local: LocalReplica, batch: Sequence[OutboxEntry]) -> None:
+    with local.db.transaction() as conn:
         outbox.back_to_pending(conn, [e.seq for e in batch])
 
 
@@ -99,10 +97,10 @@ def _error_dict(exc: WaystationError) -> dict[str, Any]:
 
 
 def _spend_retry(
-    replica: Replica, batch: Sequence[OutboxEntry], exc: WaystationError, result: SyncResult
+    local: LocalReplica, batch: Sequence[OutboxEntry], exc: WaystationError, result: SyncResult
 ) -> None:
-    policy = replica.retry_policy
-    with replica.db.transaction() as conn:
+    policy = local.retry_policy
+    with local.db.transaction() as conn:
         failed = outbox.record_failure(
             conn, batch, _error_dict(exc), max_retries=policy.max_retries, delay_s=policy.delay
         )
@@ -111,11 +109,11 @@ def _spend_retry(
 
 
 def _reject_alone(
-    replica: Replica, entry: OutboxEntry, exc: WaystationError, result: SyncResult
+    local: LocalReplica, entry: OutboxEntry, exc: WaystationError, result: SyncResult
 ) -> None:
     """One op too large for any request can never succeed: REJECTED with the server's error."""
     verdict = {"status": "rejected", "error": _error_dict(exc)}
-    with replica.db.transaction() as conn:
+    with local.db.transaction() as conn:
         outbox.record_verdict(conn, entry, verdict)
         refresh_many(conn, [(entry.collection, entry.record_id)])
     result.pushed += 1
@@ -124,11 +122,11 @@ def _reject_alone(
 
 
 def _record_answer(
-    replica: Replica, batch: Sequence[OutboxEntry], answer: PushAnswer, result: SyncResult
+    local: LocalReplica, batch: Sequence[OutboxEntry], answer: PushAnswer, result: SyncResult
 ) -> None:
     by_op = {r.get("op_id"): r for r in answer.results if isinstance(r, dict)}
     unanswered: list[OutboxEntry] = []
-    with replica.db.transaction() as conn:
+    with local.db.transaction() as conn:
         for entry in batch:
             verdict = by_op.get(entry.op_id)
             try:
@@ -150,7 +148,7 @@ def _record_answer(
             error = (verdict or {}).get("error") or {}
             result.issues.append(_issue(entry, status.value, error))
         if unanswered:
-            policy = replica.retry_policy
+            policy = local.retry_policy
             missing = {"code": "NO_RESULT", "message": "the server gave no result for this op"}
             failed = outbox.record_failure(
                 conn, unanswered, missing, max_retries=policy.max_retries, delay_s=policy.delay
@@ -159,7 +157,7 @@ def _record_answer(
             result.issues.extend(_issue(e, "FAILED", missing) for e in failed)
         refresh_many(conn, [(e.collection, e.record_id) for e in batch])
         if answer.server_hlc:
-            replica.observe_server(
+            local.observe_server(
                 conn,
                 answer.server_hlc,
                 sent_at_ms=answer.sent_at_ms,

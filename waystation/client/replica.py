@@ -10,8 +10,8 @@ With a key (``passphrase=`` or ``key=``) the file is encrypted at rest (cipher.p
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,16 +23,18 @@ from waystation.client import outbox as ob
 from waystation.client.auth import normalise_server_url
 from waystation.client.backoff import RetryPolicy
 from waystation.client.clock import ClockKeeper
-from waystation.client.conflicts import list_conflicts, resolve_conflict
+from waystation.client.conflicts import ReviewClient
 from waystation.client.db import LocalDB, get_meta
-from waystation.client.engine import sync_once
+from waystation.client.engine import BATCH_SIZE, PAGE_SIZE, run_sync, sync_without_transport
 from waystation.client.errors import LoginRequired
 from waystation.client.events import EventHub, Listener
 from waystation.client.keys import ReplicaKey
+from waystation.client.link import ServerLink
+from waystation.client.local import LocalReplica
 from waystation.client.lock import SyncLock
 from waystation.client.login import login_replica
 from waystation.client.outbox import OpStatus, OutboxEntry
-from waystation.client.records import get_visible, query_visible, refresh_visible, server_version
+from waystation.client.records import get_visible, query_visible, refresh_visible
 from waystation.client.result import SyncResult
 from waystation.client.session import Session
 from waystation.client.transport import HttpTransport, TlsVerify, Transport, http_client
@@ -41,14 +43,14 @@ from waystation.client.verify import VerifyResult, verify_replica
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 
-_RECORD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_COLLECTION = re.compile(r"[A-Za-z0-9_]{1,64}")
-
 
 class Replica:
     """A local replica (one SQLite file) of the records this device may see.
 
-    Thread-safe: the app's threads and a continuous sync share it. Use ``Replica.open``.
+    The public face over ``LocalReplica`` (``local``: the file, outbox, clock, login,
+    events, sync lock) and ``ServerLink`` (one HTTP client, kept while the replica is
+    open). Thread-safe: the app's threads and a continuous sync share it. Use
+    ``Replica.open``.
     """
 
     def __init__(
@@ -76,22 +78,11 @@ class Replica:
             raise ValueError("give key= or passphrase=, not both")
         if passphrase is not None:
             key = ReplicaKey.from_passphrase(passphrase)
-        self.path = Path(path)
-        self.db = LocalDB(self.path, key=key)
-        self.tls_verify = verify  # (not `verify`: that is the integrity check)
+        self.local = LocalReplica(Path(path), key=key, retry_policy=retry_policy)
         self.insecure = insecure
-        self.session = Session(self.db)
-        self.events = EventHub()
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.sync_lock = SyncLock(self.path)
-        self.http_timeout = http_timeout
-        self.clock_keeper = ClockKeeper(self.db, self.device_id)
-        if self.sync_lock.acquire():
-            try:
-                with self.db.transaction() as conn:
-                    ob.recover_syncing(conn)
-            finally:
-                self.sync_lock.release()
+        self._link = ServerLink(verify=verify, timeout=http_timeout)
+        # A replica dropped without close() still lets its connections go.
+        weakref.finalize(self, self._link.close)
 
     @classmethod
     def open(
@@ -148,7 +139,10 @@ class Replica:
         Keeps the server URL and the device tokens, never the password. A replica holds one
         user's data: logging in as someone else raises ``ValueError``. See login.py.
         """
-        login_replica(self, server, username, password, device_name=device_name, http=http)
+        url = normalise_server_url(server, insecure=self.insecure)
+        http = http or self._link.client(url, self.http_client)
+        login_replica(self.local, url, username, password, device_name=device_name,
+                      http=http, insecure=self.insecure)
 
     def set_server(self, server: str) -> None:
         """Point the replica at another URL of the same server (it moved). Raises
@@ -165,11 +159,64 @@ class Replica:
 
     @property
     def device_id(self) -> str:
-        return self.session.device_id
+        return self.local.device_id
 
     @property
     def server_url(self) -> str | None:
-        return self.session.server_url
+        return self.local.session.server_url
+
+    # The parts of ``local``, as the replica has always offered them.
+
+    @property
+    def path(self) -> Path:
+        return self.local.path
+
+    @property
+    def db(self) -> LocalDB:
+        return self.local.db
+
+    @property
+    def session(self) -> Session:
+        return self.local.session
+
+    @property
+    def events(self) -> EventHub:
+        return self.local.events
+
+    @property
+    def sync_lock(self) -> SyncLock:
+        return self.local.sync_lock
+
+    @property
+    def clock_keeper(self) -> ClockKeeper:
+        return self.local.clock_keeper
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self.local.retry_policy
+
+    @retry_policy.setter
+    def retry_policy(self, policy: RetryPolicy) -> None:
+        self.local.retry_policy = policy
+
+    @property
+    def tls_verify(self) -> TlsVerify:
+        """How the server's TLS certificate is checked (``Replica(verify=...)``; not
+        ``verify``, which is the integrity check); setting it makes the next request use a
+        new HTTP client."""
+        return self._link.verify
+
+    @tls_verify.setter
+    def tls_verify(self, verify: TlsVerify) -> None:
+        self._link.verify = verify
+
+    @property
+    def http_timeout(self) -> float:
+        return self._link.timeout
+
+    @http_timeout.setter
+    def http_timeout(self, seconds: float) -> None:
+        self._link.timeout = seconds
 
     # -- writes ------------------------------------------------------------------------
 
@@ -201,24 +248,7 @@ class Replica:
         self._write(collection, id, "increment", {field: delta})
 
     def _write(self, collection: str, record_id: str, op: str, fields: dict[str, Any]) -> None:
-        if not isinstance(collection, str) or not _COLLECTION.fullmatch(collection):
-            raise ValueError(f"invalid collection name {collection!r}")
-        if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
-            raise ValueError(f"invalid record id {record_id!r}: use [A-Za-z0-9_.:-]{{1,128}}")
-        with self.db.transaction() as conn:
-            hlc = self.clock_keeper.stamp(conn)
-            ob.enqueue(
-                conn,
-                op_id=uuid7(),
-                collection=collection,
-                record_id=record_id,
-                op=op,
-                fields=fields,
-                hlc=str(hlc),
-                base_version=server_version(conn, collection, record_id),
-                priority=self._priority(conn, collection),
-            )
-            refresh_visible(conn, collection, record_id)
+        self.local.write(collection, record_id, op, fields)
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
@@ -262,9 +292,7 @@ class Replica:
 
     def pending_count(self) -> int:
         """Ops waiting to reach the server (PENDING or SYNCING)."""
-        with self.db.read() as conn:
-            found = ob.counts(conn)
-        return found[OpStatus.PENDING] + found[OpStatus.SYNCING]
+        return self.local.pending_count()
 
     def status(self) -> dict[str, Any]:
         """What a person wants at a glance: what waits, what failed, when it last synced."""
@@ -320,9 +348,11 @@ class Replica:
     # -- sync --------------------------------------------------------------------------
 
     def transport(self) -> HttpTransport:
-        """A new HTTP transport to the replica's server; raises LoginRequired without one, or
-        when it is plain http:// to another machine and the replica was not opened with
-        ``insecure=True`` (a URL stored before such URLs were refused, or with insecure)."""
+        """An HTTP transport to the replica's server, over the replica's one HTTP client
+        (closing the transport leaves that client open; ``close()`` closes it). Raises
+        LoginRequired without a server, or when it is plain http:// to another machine and
+        the replica was not opened with ``insecure=True`` (a URL stored before such URLs
+        were refused, or with insecure)."""
         server = self.server_url
         if server is None:
             raise LoginRequired(
@@ -338,10 +368,13 @@ class Replica:
                 "server's https:// URL (set_server, `waystation sync --server URL`) or open "
                 "it with insecure=True (--insecure)"
             ) from exc
-        return HttpTransport(server, self.session, self.http_client())
+        return self._link.transport(server, self.local.session, self.http_client)
 
     def http_client(self) -> httpx.Client:
-        """A new HTTP client with the replica's timeout and TLS verification."""
+        """A new HTTP client with the replica's timeout and TLS verification. The replica
+        builds its one shared client with it (and the caller of a direct call closes what
+        it gets); override it to send the replica's requests elsewhere (the tests'
+        in-process tier does)."""
         return http_client(self.http_timeout, self.tls_verify)
 
     def sync(
@@ -368,7 +401,8 @@ class Replica:
         integrity digest of each collection with the replica's; with ``repair``, re-pull
         whatever differs and compare again (verify.py). Local edits and the outbox are kept.
         Never raises for network, server or login trouble: the result says what happened."""
-        return verify_replica(self, transport, repair=repair, collections=collections)
+        return verify_replica(self.local, self.transport, transport, repair=repair,
+                              collections=collections)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Follow sync progress (``SyncEvent``); returns a function that unsubscribes."""
@@ -387,8 +421,8 @@ class Replica:
         """Conflicts held on the server that this user may review (admins, health workers
         of the record's scopes), oldest first. Needs the network; raises ``Forbidden`` for
         roles that review none. This device's own held ops: ``outbox("CONFLICT")``."""
-        return list_conflicts(self, status=status, collection=collection,
-                              record_id=record_id, limit=limit)
+        return ReviewClient(self.transport()).conflicts(
+            status=status, collection=collection, record_id=record_id, limit=limit)
 
     def resolve(
         self,
@@ -401,26 +435,22 @@ class Replica:
         """Resolve a conflict on the server: ``client_wins``, ``server_wins`` or ``merge``
         (with ``fields``; ``target="existing"`` merges a UNIQUE_VIOLATION into the record
         holding the key). Returns the resolved conflict; ``sync()`` to pull the result."""
-        return resolve_conflict(self, conflict_id, resolution, fields=fields, target=target)
+        return ReviewClient(self.transport()).resolve(conflict_id, resolution, fields=fields,
+                                                      target=target)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
     def clock(self) -> Clock:
         """The replica's hybrid logical clock (node = device id)."""
-        return self.clock_keeper.clock
+        return self.local.clock_keeper.clock
 
     def observe_server(
         self, conn: sqlite3.Connection, server_hlc: str, *, sent_at_ms: int, received_at_ms: int
     ) -> None:
         """Fold a server answer's clock into ours, in the caller's transaction (clock.py)."""
-        self.clock_keeper.observe_server(
-            conn, server_hlc, sent_at_ms=sent_at_ms, received_at_ms=received_at_ms
-        )
-
-    def _priority(self, conn: sqlite3.Connection, collection: str) -> int:
-        info = (get_meta(conn, "collections") or {}).get(collection) or {}
-        return int(info.get("priority") or 0)
+        self.local.observe_server(conn, server_hlc, sent_at_ms=sent_at_ms,
+                                  received_at_ms=received_at_ms)
 
     def wipe(self) -> None:
         """Erase every record, op, token and setting (a revoked device asked to wipe).
@@ -428,19 +458,12 @@ class Replica:
         Overwrites freed pages and compacts the file so the data is gone from disk too. The
         replica keeps working as a fresh, logged-out one with a new device id.
         """
-        with self.db.read() as conn:
-            conn.execute("PRAGMA secure_delete=ON")
-        with self.db.transaction() as conn:
-            for table in ("records", "server_records", "outbox", "meta"):
-                conn.execute(f"DELETE FROM {table}")
-        with self.db.read() as conn:
-            conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.session = Session(self.db)
-        self.clock_keeper = ClockKeeper(self.db, self.device_id)
+        self.local.wipe()
 
     def close(self) -> None:
-        self.db.close()
+        """Close the HTTP client (its connections) and the replica file."""
+        self._link.close()
+        self.local.close()
 
     def __enter__(self) -> Replica:
         return self
@@ -452,3 +475,30 @@ class Replica:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def sync_once(
+    replica: Replica,
+    transport: Transport | None = None,
+    *,
+    max_items: int | None = None,
+    respect_backoff: bool = False,
+    batch_size: int = BATCH_SIZE,
+    page_size: int = PAGE_SIZE,
+) -> SyncResult:
+    """One sync of ``replica`` (engine.py ``run_sync``): push, then pull. Never raises for
+    network, server or login trouble.
+
+    ``transport`` defaults to the replica's own (``replica.transport()``: its one HTTP
+    client); a given one stays open. With ``respect_backoff`` ops waiting out a retry
+    delay are left for later (continuous mode). A second sync of the same replica returns
+    at once with ``error_code == "SYNC_IN_PROGRESS"``.
+    """
+    if transport is None:
+        try:
+            transport = replica.transport()
+        except LoginRequired as exc:
+            return sync_without_transport(replica.local, exc)
+    return run_sync(replica.local, transport, max_items=max_items,
+                    respect_backoff=respect_backoff, batch_size=batch_size,
+                    page_size=page_size)

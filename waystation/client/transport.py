@@ -161,22 +161,25 @@ class HttpTransport:
     """Protocol v1 over HTTP with httpx. Refreshes an expired access token once per request.
 
     Pass ``http`` to share a client or to wrap the real server in fault injection; the
-    transport trims that client's default headers (``trim_default_headers``).
+    transport trims that client's default headers (``trim_default_headers``). ``close``
+    closes the client unless ``owns_http`` is False (a replica's shared client, link.py).
+    Transports sharing credentials should share ``refresh_lock`` too (``_refresh``).
+    Thread-safe when its client is (httpx's is).
     """
 
     server: str
     credentials: Credentials
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
     probe_timeout: float = 5.0
-    _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False,
-                                        repr=False)
+    owns_http: bool = True
+    refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         trim_default_headers(self.http)
 
     def push(self, device_id: str, changes: Sequence[Mapping[str, Any]]) -> PushAnswer:
         sent_at = wall_ms()
-        reply = self._authed(
+        reply = self.request(
             "POST", "/v1/sync/push", body={"device_id": device_id, "changes": list(changes)}
         )
         received_at = wall_ms()
@@ -197,7 +200,7 @@ class HttpTransport:
         if etag is None and not since.is_start:
             etag = f'"{since}"'
         headers = {"If-None-Match": etag} if etag else None
-        reply = self._authed(
+        reply = self.request(
             "GET",
             "/v1/sync/pull",
             params={"since": str(since), "limit": str(limit)},
@@ -216,11 +219,11 @@ class HttpTransport:
         )
 
     def status(self) -> dict[str, Any]:
-        return _object(self._authed("GET", "/v1/sync/status"))
+        return _object(self.request("GET", "/v1/sync/status"))
 
     def digest(self, collections: Sequence[str] | None = None) -> RemoteDigest:
         params = {"collections": ",".join(collections)} if collections else None
-        reply = self._authed("GET", "/v1/sync/digest", params=params)
+        reply = self.request("GET", "/v1/sync/digest", params=params)
         body = _object(reply)
         try:
             found = {str(name): CollectionDigest(int(entry["count"]), str(entry["digest"]))
@@ -247,9 +250,10 @@ class HttpTransport:
         return bool(_object(reply).get("changed"))
 
     def close(self) -> None:
-        self.http.close()
+        if self.owns_http:
+            self.http.close()
 
-    def _authed(
+    def request(
         self,
         method: str,
         path: str,
@@ -258,6 +262,11 @@ class HttpTransport:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
+        """One request to ``path`` with the device's access token, refreshed (once) when
+        missing, expired or refused: for the calls outside the sync port, such as reviewing
+        conflicts (conflicts.py). Raises like the port's methods (``LoginRequired``,
+        ``DeviceRevoked``, ``Offline``, ``ServerUnavailable``) and the server's own refusal
+        (``Forbidden``, ``NotFound``, ``ValidationError``, ...; wire.py)."""
         token = self.credentials.access_token() or self._refresh()
         url = f"{self.server}{path}"
         try:
@@ -285,7 +294,7 @@ class HttpTransport:
         is single-use, and the server ends every session of a device that presents one
         twice. A thread that waited finds the token another just stored."""
         presented = self.credentials.refresh_token()
-        with self._refreshing:
+        with self.refresh_lock:
             refresh = self.credentials.refresh_token()
             if refresh and refresh != presented:
                 token = self.credentials.access_token()

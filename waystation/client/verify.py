@@ -17,22 +17,20 @@ local edits it overlays are untouched. Then the digests are compared again.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import orjson
 
 from waystation.client.cursor import Cursor
 from waystation.client.db import get_meta
+from waystation.client.engine import run_sync
+from waystation.client.local import LocalReplica
 from waystation.client.pull import read_cursor, start_full_repull
 from waystation.client.result import LOGIN_ERRORS
 from waystation.client.transport import RemoteDigest, Transport
 from waystation.core.digest import EMPTY, CollectionDigest, digest_records
 from waystation.core.errors import WaystationError
-
-if TYPE_CHECKING:
-    from waystation.client.replica import Replica
 
 MAX_ATTEMPTS = 3  # digests fetched to find the server at the replica's cursor
 
@@ -103,7 +101,8 @@ class Comparison:
 
 
 def verify_replica(
-    replica: Replica,
+    local: LocalReplica,
+    open_transport: Callable[[], Transport],
     transport: Transport | None = None,
     *,
     repair: bool = True,
@@ -112,13 +111,14 @@ def verify_replica(
 ) -> VerifyResult:
     """Sync, compare digests, repair (``repair``) and compare again; never raises for a
     network, server or login failure (the result says what happened). ``collections``
-    restricts the comparison (the server refuses unknown names: ``VALIDATION_ERROR``)."""
+    restricts the comparison (the server refuses unknown names: ``VALIDATION_ERROR``).
+    ``transport`` (default: one from ``open_transport``, closed after) stays open."""
     result = VerifyResult()
     own = transport is None
     try:
         if transport is None:
-            transport = replica.transport()
-        _run(replica, transport, result, repair, collections, max_attempts)
+            transport = open_transport()
+        _run(local, transport, result, repair, collections, max_attempts)
     except WaystationError as exc:
         result.fail(exc.code, exc.message)
     finally:
@@ -127,43 +127,43 @@ def verify_replica(
     return result
 
 
-def _run(replica: Replica, transport: Transport, result: VerifyResult, repair: bool,
+def _run(local: LocalReplica, transport: Transport, result: VerifyResult, repair: bool,
          collections: Sequence[str] | None, max_attempts: int) -> None:
-    if not _synced(replica, transport, result):
+    if not _synced(local, transport, result):
         return
-    first = compare(replica, transport, collections, result, max_attempts=max_attempts)
+    first = compare(local, transport, collections, result, max_attempts=max_attempts)
     if first is None:
         return
     _record(result, first, first.mismatched, set())
     if not first.mismatched or not repair:
         return
-    if not replica.sync_lock.acquire():
+    if not local.sync_lock.acquire():
         result.fail("SYNC_IN_PROGRESS", "another sync of this replica is running; verify "
                     "again once it is done")
         return
     try:
-        start_full_repull(replica)
+        start_full_repull(local)
     finally:
-        replica.sync_lock.release()
+        local.sync_lock.release()
     result.repulled = True
-    if not _synced(replica, transport, result):
+    if not _synced(local, transport, result):
         return
-    second = compare(replica, transport, collections, result, max_attempts=max_attempts)
+    second = compare(local, transport, collections, result, max_attempts=max_attempts)
     if second is not None:
         _record(result, second, second.mismatched, first.mismatched)
 
 
-def _synced(replica: Replica, transport: Transport, result: VerifyResult) -> bool:
+def _synced(local: LocalReplica, transport: Transport, result: VerifyResult) -> bool:
     """Sync (push, then pull to the end); False, with the reason in ``result``, when the
     sync could not finish."""
-    synced = replica.sync(transport=transport)
+    synced = run_sync(local, transport)
     if synced.error is not None:
         result.fail(synced.error_code or "SYNC_FAILED", synced.error)
         return False
     return True
 
 
-def compare(replica: Replica, transport: Transport, collections: Sequence[str] | None,
+def compare(local: LocalReplica, transport: Transport, collections: Sequence[str] | None,
             result: VerifyResult, *, max_attempts: int = MAX_ATTEMPTS) -> Comparison | None:
     """The server's digest and the replica's, at the same cursor when the replica can get
     there in ``max_attempts`` digests (it syncs between them, and stops early once a sync
@@ -171,25 +171,25 @@ def compare(replica: Replica, transport: Transport, collections: Sequence[str] |
     ``result``); raises the transport's errors."""
     remote = transport.digest(collections)
     for _ in range(max_attempts - 1):
-        before = read_cursor(replica)
+        before = read_cursor(local)
         if remote.cursor == before:
             break
-        if not _synced(replica, transport, result):
+        if not _synced(local, transport, result):
             return None
-        if read_cursor(replica) == before:
+        if read_cursor(local) == before:
             break  # caught up as far as the feed goes: compare as things are
         remote = transport.digest(collections)
     names = set(remote.collections) if collections is None else set(collections)
-    local_cursor, local = local_digest(replica, names, include_others=collections is None)
-    return Comparison(remote, local_cursor, local)
+    local_cursor, ours = local_digest(local, names, include_others=collections is None)
+    return Comparison(remote, local_cursor, ours)
 
 
-def local_digest(replica: Replica, names: set[str], *, include_others: bool
+def local_digest(local: LocalReplica, names: set[str], *, include_others: bool
                  ) -> tuple[Cursor, dict[str, CollectionDigest]]:
     """The replica's cursor and the digest of its server copies of ``names`` (and, with
     ``include_others``, of any other collection it holds live records of), read in one
     snapshot."""
-    with replica.db.snapshot() as conn:
+    with local.db.snapshot() as conn:
         cursor = Cursor(str(get_meta(conn, "cursor", "0")))
         if include_others:
             names = names | {row[0] for row in conn.execute(

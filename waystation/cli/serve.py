@@ -14,7 +14,7 @@ from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS
 if TYPE_CHECKING:
     from waystation.server import Settings
     from waystation.server.workers import WorkerConfig
-    from waystation.store import Store
+    from waystation.store import SqlStore
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +55,7 @@ def _tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
     return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
-def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
+def _run(store: SqlStore, host: str, port: int, settings: Settings, log_level: str,
          protocol: dict[str, Any]) -> None:
     import uvicorn
 

@@ -34,9 +34,7 @@ from waystation.server.auth import require_device
 from waystation.server.broadcast import Broadcaster, Subscription
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
-from waystation.store import Store
-from waystation.store.notify import newest_change
-from waystation.store.pull import Cursor, check_cursor
+from waystation.store.port import Cursor, Store
 
 log = logging.getLogger("waystation.events")
 router = APIRouter(prefix="/v1/sync")
@@ -98,10 +96,7 @@ def _newest(store: Store, principal: Principal, cursor: Cursor,
             wanted: Sequence[str] | None, check: bool) -> int:
     """The newest change after ``cursor`` the caller may pull (``cursor.seq`` if none);
     with ``check``, refuses cursors never issued (400) or expired (410) as a pull would."""
-    with store.db.read() as conn:
-        if check:
-            check_cursor(conn, cursor)
-        return max(cursor.seq, newest_change(conn, principal, cursor.seq, wanted))
+    return store.newest_change(principal, cursor, wanted, check=check)
 
 
 async def _heard_seq(subscription: Subscription, store: Store, principal: Principal,

@@ -66,8 +66,8 @@ class Readiness:
 
 
 class Store(Protocol):
-    """What the server asks of its storage; see the module docstring for the errors every
-    method may raise besides those it names."""
+    """What the server asks of its storage. A method that names no error raises none of
+    core's; see the module docstring for what any method may raise besides."""
 
     @property
     def schema(self) -> Schema:
@@ -95,7 +95,7 @@ class Store(Protocol):
                    audit: AuditEvent | None = None) -> OpResult:
         """A server-side upsert stamped with the server's clock (``PUT /v1/records``); the
         op's result (refusals are results). Raises StaleUpdate when ``expected_version``
-        (If-Match) is given and the record moved on."""
+        (If-Match) is given and the record moved on; BrokenChain as ``push`` does."""
 
     def pull(self, principal: Principal, cursor: Cursor, limit: int,
              collections: Sequence[str] | None = None) -> Page:
@@ -106,7 +106,7 @@ class Store(Protocol):
 
     def feed_state(self) -> FeedState:
         """Where the change feed stands now (a read-ahead page is served only while it is
-        unchanged). Raises nothing of its own."""
+        unchanged)."""
 
     def newest_change(self, principal: Principal, cursor: Cursor,
                       collections: Sequence[str] | None, *, check: bool) -> int:
@@ -189,7 +189,8 @@ class Store(Protocol):
         resolved conflict with the changes made. Raises Forbidden (role, or a side outside
         the reviewer's scopes), NotFound, AlreadyResolved, ValidationError (a decision
         that does not fit, or fields the schema refuses), UniqueViolation (a key another
-        live record holds); nothing is written when it raises."""
+        live record holds), BrokenChain as ``push`` does; nothing is written when it
+        raises."""
 
     def sync_stats(self, *, user_id: str | None = None, device_id: str | None = None,
                    since_ms: int | None = None) -> dict[str, Any]:

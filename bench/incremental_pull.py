@@ -22,7 +22,7 @@ from waystation.core.access import Principal
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 from waystation.store.pull import Cursor, changes_since
 
 ADMIN = Principal("u-admin", "admin", "admin", frozenset(), "d-admin")
@@ -37,7 +37,7 @@ def _patients(n: int, facility: str) -> list[dict[str, Any]]:
              "hlc": str(CLOCK.send())} for i in range(n)]
 
 
-def build(path: Path, size: int) -> Store:
+def build(path: Path, size: int) -> SqlStore:
     store = open_store(str(path), health_schema())
     for _ in range(size // 1000):
         store.push(ADMIN, _patients(500, "f-other") + _patients(500, "f-1"))
@@ -45,7 +45,7 @@ def build(path: Path, size: int) -> Store:
     return store
 
 
-def measure(store: Store) -> tuple[int, float, list[str]]:
+def measure(store: SqlStore) -> tuple[int, float, list[str]]:
     cursor = Cursor(store.current_cursor().seq - 10)
     steps = 0
 

@@ -24,7 +24,7 @@ from waystation.client import Replica
 from waystation.core.schema import health_schema
 from waystation.server import Settings
 from waystation.server.app import create_app
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 
 class AppTransport(httpx.BaseTransport):
@@ -55,7 +55,7 @@ class InProcessServer:
 
     def __init__(self, workdir: Path, settings: Settings | None = None) -> None:
         self.db_url = f"sqlite:///{workdir / 'server.db'}"
-        self.store: Store = open_store(self.db_url, health_schema(), migrate=True)
+        self.store: SqlStore = open_store(self.db_url, health_schema(), migrate=True)
         self.app = create_app(self.store, settings or Settings())
         self._stack = contextlib.ExitStack()
         self.portal = self._stack.enter_context(start_blocking_portal())

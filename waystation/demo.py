@@ -12,7 +12,7 @@ from waystation.core.access import Principal
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 from waystation.server.auth import hash_password
-from waystation.store import Store
+from waystation.store import SqlStore
 
 FACILITY = "f-1"
 SEED_DEVICE = "demo-seed"
@@ -48,11 +48,11 @@ PATIENTS = (
 )
 
 
-def is_seeded(store: Store) -> bool:
+def is_seeded(store: SqlStore) -> bool:
     return store.find_user(username="admin") is not None
 
 
-def seed_demo(store: Store) -> None:
+def seed_demo(store: SqlStore) -> None:
     """Create the demo users and records (call once, on an empty database)."""
     admin = None
     for user in DEMO_USERS:

@@ -12,9 +12,9 @@ from tests.client.conftest import MakeReplica, new_user, symptom_log
 from tests.inprocess import InProcessServer
 from tests.support import LiveServer, hash_test_password
 from waystation.client import OpStatus, Replica
+from waystation.core.accounts import User
 from waystation.core.schema import health_schema
 from waystation.store import open_store
-from waystation.store.accounts import User
 
 
 def test_offline_writes_are_kept_then_one_sync_delivers_them_all(

@@ -60,7 +60,7 @@ from waystation.store import open_store
 from waystation.store.codec import state_from_row
 from waystation.store.database import Database
 from waystation.store.pull import Cursor as ServerCursor
-from waystation.store.store import Store
+from waystation.store.store import SqlStore
 from waystation.store.tables import conflicts, op_log, records
 
 LONG = os.environ.get("WAYSTATION_LONG") == "1"
@@ -211,7 +211,7 @@ class StoreTransport:
         self.pages = 0
 
     @property
-    def store(self) -> Store:
+    def store(self) -> SqlStore:
         assert self.world.store is not None, "the machine syncs only after start()"
         return self.world.store
 
@@ -289,7 +289,7 @@ class Convergence(RuleBasedStateMachine):
         self.received_at: dict[str, int] = {}  # op id -> index of its first delivery
         self.resolved: set[str] = set()
         self.steps_since_check = 0
-        self.store: Store | None = None
+        self.store: SqlStore | None = None
         # the sync engine reads the wall clock to learn its offset to the server's time
         self._patch = mock.patch("waystation.client.engine.wall_ms", lambda: self.now)
         self._patch.start()
@@ -301,7 +301,7 @@ class Convergence(RuleBasedStateMachine):
         """``lenient``: the server accepts clocks up to two days ahead (so skewed clocks
         compete on clock alone) instead of re-stamping those over five minutes ahead."""
         skew = 2 * DAY if lenient else 5 * MINUTE
-        store = Store(Database(f"sqlite:///{self.dir / 'server.db'}"), SCHEMA,
+        store = SqlStore(Database(f"sqlite:///{self.dir / 'server.db'}"), SCHEMA,
                       max_clock_skew_ms=skew)
         store.clock = Clock("s-test", now_ms=lambda: self.now, last=store.clock.last)
         self.store = store

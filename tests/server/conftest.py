@@ -14,7 +14,7 @@ from tests.pg import database_url
 from tests.support import LiveServer, SyncApi
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 MakeDevice = Callable[..., SyncApi]
 
@@ -55,7 +55,7 @@ def make_device(shared_server: LiveServer) -> Iterator[MakeDevice]:
 
 
 @pytest.fixture
-def server_store(shared_server: LiveServer) -> Iterator[Store]:
+def server_store(shared_server: LiveServer) -> Iterator[SqlStore]:
     """The server's own database, opened as `waystation users` and `devices` open it (and
     with its signing key, to mint tokens as the server does)."""
     store = open_store(shared_server.db_url, health_schema())

@@ -14,11 +14,11 @@ from tests.server.conftest import MakeDevice
 from tests.support import LiveServer, SyncApi
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 
 @pytest.fixture
-def server_store(shared_server: LiveServer) -> Iterator[Store]:
+def server_store(shared_server: LiveServer) -> Iterator[SqlStore]:
     """The server's own database, read in-process (the chain's head and verification)."""
     store = open_store(shared_server.db_url, health_schema())
     yield store
@@ -38,7 +38,7 @@ def without_reads(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_hole_9_a_pull_records_which_device_received_which_patients_records(
-    make_device: MakeDevice, facility: str, server_store: Store
+    make_device: MakeDevice, facility: str, server_store: SqlStore
 ) -> None:
     writer = make_device("health_worker", (f"facility:{facility}",))
     reader = make_device("health_worker", (f"facility:{facility}",))
@@ -79,7 +79,7 @@ def test_hole_9_a_pull_records_which_device_received_which_patients_records(
 
 
 def test_hole_9_an_idle_pull_writes_nothing(
-    make_device: MakeDevice, facility: str, server_store: Store
+    make_device: MakeDevice, facility: str, server_store: SqlStore
 ) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
     nurse.push([nurse.change("patients", uuid7(), {"name": "Wanjiru",

@@ -21,7 +21,7 @@ from waystation.core.errors import Unauthorized
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
 from waystation.server.auth import TokenClaims, _mac, issue_token, verify_token
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 TTL = 30 * 24 * 3600
 
@@ -117,7 +117,7 @@ def test_a_token_of_another_server_is_refused(
 
 
 def test_an_expired_token_says_how_to_recover(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi
 ) -> None:
     for ttl in (-3600, 0):
         expired = issue_token(server_store, nurse.user["id"], nurse.device_id, ttl, gen=0)
@@ -127,7 +127,7 @@ def test_an_expired_token_says_how_to_recover(
 
 
 def test_a_genuine_token_of_an_unregistered_device_is_refused(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi
 ) -> None:
     token = issue_token(server_store, nurse.user["id"], "d-never-registered", TTL, gen=0)
     _refused(shared_server, token)
@@ -149,7 +149,7 @@ def _user_token(server: LiveServer, api: SyncApi) -> str:
 
 
 def test_registering_one_device_id_from_many_requests_at_once_never_fails(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi, make_device: MakeDevice,
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi, make_device: MakeDevice,
 ) -> None:
     """A tablet retrying a registration whose answer it lost races its first attempt, and
     another user races both with the same id. Whichever user registers first owns the id:
@@ -188,7 +188,7 @@ def test_registering_one_device_id_from_many_requests_at_once_never_fails(
 
 @pytest.mark.parametrize("wipe", [True, False])
 def test_a_revoked_devices_token_is_refused_at_once(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi, wipe: bool
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi, wipe: bool
 ) -> None:
     assert _pull(shared_server, nurse.token).status_code == 200
     assert server_store.revoke_device(nurse.device_id, wipe=wipe)
@@ -197,7 +197,7 @@ def test_a_revoked_devices_token_is_refused_at_once(
 
 
 def test_jwts_issued_before_the_compact_form_work_until_they_expire(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi,
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi,
     make_device: MakeDevice, facility: str,
 ) -> None:
     key = server_store.signing_key
@@ -222,7 +222,7 @@ def test_jwts_issued_before_the_compact_form_work_until_they_expire(
 
 
 def test_tokens_of_the_earlier_four_part_form_count_as_generation_zero(
-    shared_server: LiveServer, server_store: Store, nurse: SyncApi,
+    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi,
 ) -> None:
     """Devices offline across the upgrade keep syncing with the token they hold."""
     expiry = int(time.time()) + 3600

@@ -24,7 +24,7 @@ from waystation.core.schema import health_schema
 from waystation.server.app import create_app
 from waystation.server.readahead import ReadAhead
 from waystation.server.settings import Settings
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 CLOCK = Clock("d-readahead")
 _HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # cheap, for tests
@@ -32,7 +32,7 @@ _HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # cheap,
 
 @dataclass
 class Apps:
-    store: Store
+    store: SqlStore
     ahead: AppClient  # read-ahead on (the default)
     plain: AppClient  # the same store and device, read-ahead off
     app: FastAPI

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import LiveServer, hash_test_password
+from waystation.core.accounts import User
 from waystation.core.ids import uuid7
-from waystation.store import Store
-from waystation.store.accounts import User
+from waystation.store import SqlStore
 from waystation.store.tables import devices, login_throttle
 
 
@@ -79,7 +79,7 @@ def test_hole_2_a_device_token_cannot_register_a_child_device(nurse: Login) -> N
 
 
 def test_hole_2_revoking_a_device_with_wipe_ends_its_access_and_refresh(
-    nurse: Login, server_store: Store,
+    nurse: Login, server_store: SqlStore,
 ) -> None:
     assert nurse.get("/v1/sync/pull").status_code == 200
     server_store.revoke_device(nurse.device_id, wipe=True)
@@ -106,7 +106,7 @@ def test_hole_2_a_reused_refresh_token_ends_the_whole_family(nurse: Login) -> No
     assert again.refresh().status_code == 200
 
 
-def test_hole_2_refresh_tokens_expire(nurse: Login, server_store: Store) -> None:
+def test_hole_2_refresh_tokens_expire(nurse: Login, server_store: SqlStore) -> None:
     with server_store.db.write() as conn:
         conn.execute(sa.update(devices).where(devices.c.id == nurse.device_id).values(
             refresh_expires_at=1))
@@ -114,7 +114,7 @@ def test_hole_2_refresh_tokens_expire(nurse: Login, server_store: Store) -> None
 
 
 def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login,
-                                                            server_store: Store) -> None:
+                                                            server_store: SqlStore) -> None:
     before = server_store.find_device(nurse.device_id)
     assert before is not None and before.refresh_expires_at is not None
     assert nurse.refresh().status_code == 200
@@ -125,31 +125,31 @@ def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login,
     assert days < 1  # 90 days from now, as before
 
 
-Change = Callable[[Store, User], None]
+Change = Callable[[SqlStore, User], None]
 
 
-def _new_password(server_store: Store, user: User) -> None:
+def _new_password(server_store: SqlStore, user: User) -> None:
     server_store.update_user(User(user.id, user.username, hash_test_password("new-pw"), user.role,
                            user.scopes))
 
 
-def _demote(server_store: Store, user: User) -> None:
+def _demote(server_store: SqlStore, user: User) -> None:
     server_store.update_user(User(user.id, user.username, user.password_hash, "pharmacist",
                            user.scopes))
 
 
-def _take_a_scope(server_store: Store, user: User) -> None:
+def _take_a_scope(server_store: SqlStore, user: User) -> None:
     server_store.update_user(User(user.id, user.username, user.password_hash, user.role, ()))
 
 
-def _disable(server_store: Store, user: User) -> None:
+def _disable(server_store: SqlStore, user: User) -> None:
     server_store.set_user_disabled(user.id, True)
 
 
 @pytest.mark.parametrize("change", [_new_password, _demote, _take_a_scope, _disable],
                          ids=["password", "role", "scope", "disable"])
 def test_hole_2_a_user_change_ends_their_sessions_and_devices_at_once(
-    shared_server: LiveServer, nurse: Login, server_store: Store, change: Change,
+    shared_server: LiveServer, nurse: Login, server_store: SqlStore, change: Change,
 ) -> None:
     laptop = log_in(shared_server, nurse.username)
     user = server_store.find_user(username=nurse.username)
@@ -161,7 +161,7 @@ def test_hole_2_a_user_change_ends_their_sessions_and_devices_at_once(
     refused(nurse.get("/v1/sync/status", nurse.user_token))
 
 
-def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, server_store: Store) -> None:
+def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, server_store: SqlStore) -> None:
     user = server_store.find_user(username=nurse.username)
     assert user is not None
     assert server_store.update_user(User(user.id, user.username, user.password_hash, user.role,
@@ -170,7 +170,7 @@ def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, server_store: Store)
 
 
 def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(nurse: Login,
-                                                            server_store: Store) -> None:
+                                                            server_store: SqlStore) -> None:
     user = server_store.find_user(username=nurse.username)
     assert user is not None
     server_store.set_user_disabled(user.id, True)
@@ -210,7 +210,7 @@ def test_hole_2_two_refreshes_with_one_token_at_once_end_the_family(nurse: Login
 
 
 def test_hole_4_failed_login_names_are_not_kept_in_clear(
-    shared_server: LiveServer, server_store: Store,
+    shared_server: LiveServer, server_store: SqlStore,
 ) -> None:
     typed = f"my-password-typed-as-name-{uuid7()[-8:]}"
     # an unknown name is checked against a full-cost hash: give a loaded machine time

@@ -10,11 +10,11 @@ import pytest
 
 from waystation.core.access import Principal
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
+def store(db_url: str) -> Iterator[SqlStore]:
     """A migrated store on each engine (``db_url`` is parametrised over both)."""
     st = open_store(db_url, health_schema())
     yield st
@@ -22,7 +22,7 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
     """For what only SQLite has (pragmas, VM instruction counts)."""
     st = open_store(str(tmp_path / "store.db"), health_schema())
     yield st

@@ -18,7 +18,7 @@ from tests.support import wait_until
 from waystation.core.audit import GENESIS_HASH, AuditEvent, entry_hash
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 from waystation.store.audit import AuditFilter, ChainHead
 from waystation.store.pull import Cursor
 from waystation.store.tables import audit_log, audit_scopes, meta
@@ -29,22 +29,22 @@ def login(n: int) -> AuditEvent:
                       details={"username": f"nurse{n}"}, scopes=(f"facility:f-{n}",))
 
 
-def fill(store: Store, n: int = 5) -> list[int]:
+def fill(store: SqlStore, n: int = 5) -> list[int]:
     return [store.audit(login(i)) for i in range(1, n + 1)]
 
 
-def entries(store: Store, **filters: Any) -> list[dict[str, Any]]:
+def entries(store: SqlStore, **filters: Any) -> list[dict[str, Any]]:
     page = store.list_audit(AuditFilter(**filters), limit=1000)
     return page.entries
 
 
-def tamper(store: Store, statement: Any) -> None:
+def tamper(store: SqlStore, statement: Any) -> None:
     """What someone with write access to the database can do behind the server's back."""
     with store.db.write() as conn:
         conn.execute(statement)
 
 
-def test_hole_9_appended_entries_form_one_chain_that_verifies(store: Store) -> None:
+def test_hole_9_appended_entries_form_one_chain_that_verifies(store: SqlStore) -> None:
     assert store.audit_head() == ChainHead(0, GENESIS_HASH)
     assert store.verify_audit().ok  # an empty trail is intact
     assert fill(store) == [1, 2, 3, 4, 5]
@@ -62,7 +62,7 @@ def test_hole_9_appended_entries_form_one_chain_that_verifies(store: Store) -> N
     assert (result.ok, result.checked, result.bad_id, result.problem) == (True, 5, None, None)
 
 
-def test_hole_9_verify_catches_an_edited_entry(store: Store) -> None:
+def test_hole_9_verify_catches_an_edited_entry(store: SqlStore) -> None:
     fill(store)
     tamper(store, sa.update(audit_log).where(audit_log.c.id == 3).values(
         client_address="192.168.1.99"))
@@ -72,7 +72,7 @@ def test_hole_9_verify_catches_an_edited_entry(store: Store) -> None:
     assert "entry 3" in (result.problem or "")
 
 
-def test_hole_9_verify_catches_an_edited_entry_whose_hash_was_recomputed(store: Store) -> None:
+def test_hole_9_verify_catches_an_edited_entry_whose_hash_was_recomputed(store: SqlStore) -> None:
     """Rewriting an entry together with its own hash still breaks the next entry's link."""
     fill(store)
     third = entries(store)[2]
@@ -89,7 +89,7 @@ def test_hole_9_verify_catches_an_edited_entry_whose_hash_was_recomputed(store: 
     assert "entry 4" in (result.problem or "")
 
 
-def test_hole_9_verify_catches_a_deleted_entry(store: Store) -> None:
+def test_hole_9_verify_catches_a_deleted_entry(store: SqlStore) -> None:
     fill(store)
     tamper(store, sa.delete(audit_scopes).where(audit_scopes.c.audit_id == 3))
     tamper(store, sa.delete(audit_log).where(audit_log.c.id == 3))
@@ -99,7 +99,7 @@ def test_hole_9_verify_catches_a_deleted_entry(store: Store) -> None:
     assert "entry 3" in (result.problem or "") and "missing" in (result.problem or "")
 
 
-def test_hole_9_verify_catches_a_deleted_scope_of_an_entry(store: Store) -> None:
+def test_hole_9_verify_catches_a_deleted_scope_of_an_entry(store: SqlStore) -> None:
     """Which patients' records a device received is part of what the chain protects."""
     fill(store)
     tamper(store, sa.delete(audit_scopes).where(audit_scopes.c.audit_id == 2))
@@ -107,7 +107,7 @@ def test_hole_9_verify_catches_a_deleted_scope_of_an_entry(store: Store) -> None
     assert (result.ok, result.bad_id) == (False, 2)
 
 
-def test_hole_9_verify_catches_a_truncated_tail(store: Store) -> None:
+def test_hole_9_verify_catches_a_truncated_tail(store: SqlStore) -> None:
     fill(store)
     tamper(store, sa.delete(audit_scopes).where(audit_scopes.c.audit_id >= 4))
     tamper(store, sa.delete(audit_log).where(audit_log.c.id >= 4))
@@ -118,7 +118,7 @@ def test_hole_9_verify_catches_a_truncated_tail(store: Store) -> None:
 
 
 def test_hole_9_a_rewritten_chain_is_caught_only_against_a_head_kept_elsewhere(
-    store: Store,
+    store: SqlStore,
 ) -> None:
     """Someone who can write the database can cut the tail and the head together: the
     database alone cannot tell (docs/operations.md says so). A head an operator kept
@@ -179,7 +179,7 @@ def test_hole_9_concurrent_appends_from_two_processes_keep_one_chain(
         store.close()
 
 
-def test_hole_9_a_page_names_the_scopes_of_the_records_it_delivered(store: Store) -> None:
+def test_hole_9_a_page_names_the_scopes_of_the_records_it_delivered(store: SqlStore) -> None:
     """What the pull route records: every distinct scope of the page's records (a health
     worker of f-1 receives patient p-1's encounter: the entry names patient:p-1), and none
     of the records it did not deliver."""

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from waystation.cli import app
 from waystation.core.audit import AuditEvent
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 from waystation.store.audit import AuditFilter
 from waystation.store.tables import audit_log, audit_scopes, meta
 
@@ -22,7 +22,7 @@ def waystation(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
 
 
-def opened(db_url: str) -> Store:
+def opened(db_url: str) -> SqlStore:
     return open_store(db_url, health_schema())
 
 

@@ -20,7 +20,7 @@ from waystation.core.access import Principal
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult
-from waystation.store import Store
+from waystation.store import SqlStore
 
 ALLOCATION = "UPDATE counters"  # the first statement of a push's write phase
 RECORDS_LOAD = "FOR UPDATE"  # the read of the records a push touches (PostgreSQL)
@@ -39,7 +39,7 @@ def change(clock: Clock, collection: str, record_id: str, fields: dict[str, Any]
 
 
 @contextmanager
-def race(store: Store, at: str, parties: int) -> Iterator[None]:
+def race(store: SqlStore, at: str, parties: int) -> Iterator[None]:
     """PostgreSQL: the first time each thread is about to run a statement containing ``at``,
     it waits until ``parties`` threads are there (later attempts run freely)."""
     if store.db.is_sqlite:
@@ -67,11 +67,11 @@ def at_once(*pushes: Callable[[], list[OpResult]]) -> list[list[OpResult]]:
         return [f.result(timeout=60) for f in futures]
 
 
-def lost_races(store: Store) -> int:
+def lost_races(store: SqlStore) -> int:
     return sum(store.db.lost_races.values())
 
 
-def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: Store) -> None:
+def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: SqlStore) -> None:
     (a, clock_a), (b, clock_b) = device(1), device(2)
     rid = uuid7()
     first = change(clock_a, "patients", rid, {"name": "A", "facility_id": "f-1", "phone": "1"})
@@ -90,7 +90,7 @@ def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: Store) -
     assert lost_races(store) == (0 if store.db.is_sqlite else 1)
 
 
-def test_a_batch_resent_while_its_first_attempt_runs_counts_once(store: Store) -> None:
+def test_a_batch_resent_while_its_first_attempt_runs_counts_once(store: SqlStore) -> None:
     nurse, clock = device(1)
     item = uuid7()
     batch = [change(clock, "pharmacy_inventory", item, {"facility_id": "f-1",
@@ -106,7 +106,7 @@ def test_a_batch_resent_while_its_first_attempt_runs_counts_once(store: Store) -
     assert lost_races(store) == (0 if store.db.is_sqlite else 1)
 
 
-def test_an_increment_resent_while_its_first_attempt_runs_counts_once(store: Store) -> None:
+def test_an_increment_resent_while_its_first_attempt_runs_counts_once(store: SqlStore) -> None:
     nurse, clock = device(1)
     item = uuid7()
     store.push(nurse, [change(clock, "pharmacy_inventory", item,
@@ -122,7 +122,7 @@ def test_an_increment_resent_while_its_first_attempt_runs_counts_once(store: Sto
     assert lost_races(store) == (0 if store.db.is_sqlite else 1)
 
 
-def test_two_devices_claiming_one_unique_key_at_once(store: Store) -> None:
+def test_two_devices_claiming_one_unique_key_at_once(store: SqlStore) -> None:
     (a, clock_a), (b, clock_b) = device(1), device(2)
     day = {"patient_id": "p-1", "facility_id": "f-1", "date": "2025-11-30"}
     log_a, log_b = uuid7(), uuid7()
@@ -142,7 +142,7 @@ def test_two_devices_claiming_one_unique_key_at_once(store: Store) -> None:
 
 
 def test_many_writers_on_the_same_records_lose_no_update_and_never_deadlock(
-    store: Store,
+    store: SqlStore,
 ) -> None:
     admin, clock = device(0)
     items = [uuid7() for _ in range(3)]
@@ -184,7 +184,7 @@ def test_many_writers_on_the_same_records_lose_no_update_and_never_deadlock(
     assert store.db.lost_races["40P01"] == 0
 
 
-def test_seqs_are_unique_and_dense_under_concurrent_writers(store: Store) -> None:
+def test_seqs_are_unique_and_dense_under_concurrent_writers(store: SqlStore) -> None:
     writers = 8
 
     def work(k: int) -> list[int]:

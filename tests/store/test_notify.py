@@ -14,7 +14,7 @@ from tests.pg import PostgresCluster
 from tests.store.conftest import ADMIN
 from tests.store.test_store import patients, upsert
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 from waystation.store.notice import ANYTHING, ChangeNotice
 from waystation.store.notify import NoticeSource, source_for
 from waystation.store.sequence import allocate_seqs
@@ -22,7 +22,7 @@ from waystation.store.transaction import Transaction
 
 
 @pytest.fixture
-def heard(store: Store) -> Iterator[queue.Queue[ChangeNotice]]:
+def heard(store: SqlStore) -> Iterator[queue.Queue[ChangeNotice]]:
     """Notices heard by a source on ``store``'s database (after any start-up notice)."""
     notices: queue.Queue[ChangeNotice] = queue.Queue()
     source = source_for(store.db)
@@ -34,7 +34,7 @@ def heard(store: Store) -> Iterator[queue.Queue[ChangeNotice]]:
 
 
 def test_a_commit_announces_its_newest_seq_collections_and_scopes(
-    store: Store, heard: queue.Queue[ChangeNotice]
+    store: SqlStore, heard: queue.Queue[ChangeNotice]
 ) -> None:
     results = store.push(ADMIN, [*patients(2),
                                  upsert("alerts", "a-1", {"patient_id": "p-9",

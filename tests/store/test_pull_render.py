@@ -12,7 +12,7 @@ from tests.store.conftest import ADMIN, NURSE
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 from waystation.core.timefmt import rfc3339
-from waystation.store import Store
+from waystation.store import SqlStore
 from waystation.store.pull import Cursor, FeedState, Page, feed_state, rfc3339_ms
 
 CLOCK = Clock("d-render")
@@ -29,7 +29,7 @@ def _decoded_body(page: Page) -> bytes:
                          "has_more": page.has_more})
 
 
-def _fill(store: Store) -> tuple[str, str]:
+def _fill(store: SqlStore) -> tuple[str, str]:
     """Records of every kind a page can carry: plain, with text that JSON must escape,
     nested values and floats, a counter, a tombstone (deleted_hlc) and one deleted and
     written again."""
@@ -57,7 +57,7 @@ def _fill(store: Store) -> tuple[str, str]:
     return gone, back
 
 
-def test_a_page_renders_as_encoding_its_decoded_changes_would(store: Store) -> None:
+def test_a_page_renders_as_encoding_its_decoded_changes_would(store: SqlStore) -> None:
     gone, back = _fill(store)
     for principal in (ADMIN, NURSE):
         cursor, pages = Cursor(0), 0
@@ -79,14 +79,14 @@ def test_a_page_renders_as_encoding_its_decoded_changes_would(store: Store) -> N
     assert by_id[back]["fields"]["name"] == "Back again"
 
 
-def test_an_empty_page_renders_too(store: Store) -> None:
+def test_an_empty_page_renders_too(store: SqlStore) -> None:
     page = store.pull(ADMIN, Cursor(0), 10)
     assert page.empty and not page.has_more
     assert page.json() == b'{"changes":[],"cursor":"0","has_more":false}'
     assert b"".join(page.json_pieces()) == page.json()
 
 
-def test_the_feed_state_moves_with_every_change_and_only_then(store: Store) -> None:
+def test_the_feed_state_moves_with_every_change_and_only_then(store: SqlStore) -> None:
     with store.db.read() as conn:
         before = feed_state(conn)
     page = store.pull(ADMIN, Cursor(0), 10)

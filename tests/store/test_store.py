@@ -15,7 +15,7 @@ from waystation.core.errors import CursorExpired, ValidationError
 from waystation.core.hlc import Clock
 from waystation.core.ids import uuid7
 from waystation.core.schema import health_schema
-from waystation.store import Store, open_store
+from waystation.store import SqlStore, open_store
 from waystation.store.migrate import current_revision, head_revision
 from waystation.store.pull import Cursor, changes_since
 from waystation.store.sequence import set_counter
@@ -45,19 +45,19 @@ def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(db_url: str
     again.close()
 
 
-def test_the_migration_builds_exactly_the_declared_tables(store: Store) -> None:
+def test_the_migration_builds_exactly_the_declared_tables(store: SqlStore) -> None:
     """One Alembic migration for both engines: what it built is what tables.py declares."""
     with store.db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_store: Store) -> None:
+def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_store: SqlStore) -> None:
     with sqlite_store.db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
-def test_each_changed_record_gets_the_next_seq_once_per_batch(store: Store) -> None:
+def test_each_changed_record_gets_the_next_seq_once_per_batch(store: SqlStore) -> None:
     rid = uuid7()
     results = store.push(ADMIN, [
         upsert("patients", rid, {"name": "a", "facility_id": "f-1"}),
@@ -71,7 +71,7 @@ def test_each_changed_record_gets_the_next_seq_once_per_batch(store: Store) -> N
     assert [c["fields"]["name"] for c in page.changes if c["id"] == rid] == ["b"]
 
 
-def test_pull_filters_scopes_before_cutting_the_page(store: Store) -> None:
+def test_pull_filters_scopes_before_cutting_the_page(store: SqlStore) -> None:
     store.push(ADMIN, patients(30, facility="f-2") + patients(5) + patients(30, "f-2"))
     page = store.pull(NURSE, Cursor(0), 5)
     assert len(page.changes) == 5
@@ -79,7 +79,7 @@ def test_pull_filters_scopes_before_cutting_the_page(store: Store) -> None:
     assert {c["fields"]["facility_id"] for c in page.changes} == {"f-1"}
 
 
-def test_cursors_never_issued_and_below_the_horizon(store: Store) -> None:
+def test_cursors_never_issued_and_below_the_horizon(store: SqlStore) -> None:
     store.push(ADMIN, patients(10))
     with pytest.raises(ValidationError):
         store.pull(NURSE, Cursor(11), 10)
@@ -103,7 +103,7 @@ def test_the_acknowledged_hlc_is_persisted_for_the_next_process(db_url: str) -> 
     second.close()
 
 
-def _vm_steps_of_incremental_pull(store: Store, changed: int) -> int:
+def _vm_steps_of_incremental_pull(store: SqlStore, changed: int) -> int:
     """SQLite VM instructions spent on one pull of the last ``changed`` changes: a count of
     work done, independent of machine speed."""
     cursor = Cursor(store.current_cursor().seq - changed)
@@ -137,7 +137,7 @@ def test_an_incremental_pull_costs_the_changes_not_the_database(tmp_path: Path) 
     assert large < small * 1.5, f"pull work grew with the database: {costs}"
 
 
-def test_the_op_log_holds_every_receipt_with_its_outcome(store: Store) -> None:
+def test_the_op_log_holds_every_receipt_with_its_outcome(store: SqlStore) -> None:
     batch = [*patients(2), upsert("patients", uuid7(), {"facility_id": "f-1"})]
     store.push(NURSE, batch)
     store.push(NURSE, batch)
@@ -151,7 +151,7 @@ def test_the_op_log_holds_every_receipt_with_its_outcome(store: Store) -> None:
     assert rows[2].error_code == "VALIDATION_ERROR"
 
 
-def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: Store) -> None:
+def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: SqlStore) -> None:
     gone, kept = uuid7(), uuid7()
     store.push(ADMIN, [upsert("patients", rid, {"name": "x", "facility_id": "f-1"})
                        for rid in (gone, kept)])
@@ -168,7 +168,7 @@ def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: S
     assert [c["id"] for c in fresh.changes] == [kept]
 
 
-def test_a_resync_after_expiry_is_not_told_expired_again(store: Store) -> None:
+def test_a_resync_after_expiry_is_not_told_expired_again(store: SqlStore) -> None:
     """The newest change a nurse may see is older than the last tombstone collected (in
     another facility): the cursor after a re-sync must still be valid."""
     store.push(ADMIN, patients(3))
@@ -183,7 +183,7 @@ def test_a_resync_after_expiry_is_not_told_expired_again(store: Store) -> None:
     assert again.changes == []
 
 
-def test_a_device_id_taken_meanwhile_is_reported_not_raised(store: Store) -> None:
+def test_a_device_id_taken_meanwhile_is_reported_not_raised(store: SqlStore) -> None:
     """The registration route relies on this when two requests register one id at once."""
     user = store.add_user(f"u-{uuid7()[-8:]}", "-", "health_worker", [])
     assert store.add_device("d-tablet-race", user.id, "tablet", "hash-1",

@@ -18,7 +18,7 @@ from waystation.cli.common import console, err_console, fail_usage, schema_from,
 from waystation.core.audit import AuditEvent
 
 if TYPE_CHECKING:
-    from waystation.store import Store
+    from waystation.store import SqlStore
 
 audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
 
@@ -99,7 +99,7 @@ def list_(
         console.print(f"more entries follow: --after {page.entries[-1]['id']}")
 
 
-def _user_id(store: Store, user: str | None) -> str | None:
+def _user_id(store: SqlStore, user: str | None) -> str | None:
     if user is None or user == CLI_ACTOR:
         return user
     found = store.find_user(username=user)

@@ -15,7 +15,7 @@ from rich.console import Console
 from waystation.core.schema import Schema, SchemaError, health_schema, load_schema
 
 if TYPE_CHECKING:
-    from waystation.store import Store
+    from waystation.store import SqlStore
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -36,7 +36,7 @@ def schema_from(path: str | None) -> Schema:
         fail_usage(str(exc))
 
 
-def store_from(db: str, schema: Schema) -> Store:
+def store_from(db: str, schema: Schema) -> SqlStore:
     """Open (creating and migrating when needed) the database named by ``--db``."""
     from waystation.store import open_store  # SQLAlchemy + Alembic: only commands that need it
 

@@ -14,7 +14,7 @@ from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS
 if TYPE_CHECKING:
     from waystation.server import Settings
     from waystation.server.workers import WorkerConfig
-    from waystation.store import Store
+    from waystation.store import SqlStore
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +69,7 @@ def _access_log_path(path: Path | None) -> str | None:
     return str(path.resolve())
 
 
-def _run(store: Store, host: str, port: int, settings: Settings, log_level: str,
+def _run(store: SqlStore, host: str, port: int, settings: Settings, log_level: str,
          protocol: dict[str, Any]) -> None:
     import uvicorn
 

@@ -43,8 +43,8 @@ def add(
     for grant in scope:
         if not _SCOPE.fullmatch(grant):
             fail_usage(f"scope {grant!r}: use <kind>:<id>, e.g. patient:p-1 or facility:f-1")
+    from waystation.core.accounts import User
     from waystation.server.auth import hash_password, verify_password
-    from waystation.store.accounts import User
 
     store = store_from(db, schema_from(None))
     try:

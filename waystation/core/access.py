@@ -6,15 +6,23 @@ the caller's scopes and may not add a scope the caller does not hold, so no writ
 a record somewhere the caller cannot see (a patient cannot re-file their log under another
 facility; a health worker cannot hand a record to another patient). Admins see and write
 everything.
+
+Conflicts held for review are reviewed by admins and by health workers holding a scope of
+the record (design.md, "Who may see and write what"); patients and pharmacists review none.
+A reviewer sees each side of a conflict only when its record meets their grants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from waystation.core.errors import Forbidden
+from waystation.core.errors import Forbidden, ValidationError
+from waystation.core.resolution import EXISTING_GONE, ResolveRequest
 from waystation.core.schema import PUBLIC_SCOPE, CollectionSpec
+
+REVIEWER_ROLES = frozenset({"admin", "health_worker"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +119,71 @@ def ends_sessions(old_role: str, old_scopes: Iterable[str], new_role: str,
     device must not keep syncing what its user may no longer see). Adding scopes does not:
     grants are read on every request."""
     return password_changed or old_role != new_role or not set(old_scopes) <= set(new_scopes)
+
+
+# -- conflicts held for review ------------------------------------------------------------
+
+
+def require_reviewer(principal: Principal) -> None:
+    """Raise Forbidden for roles that never review conflicts."""
+    if principal.role not in REVIEWER_ROLES:
+        raise Forbidden(
+            f"role {principal.role!r} does not review conflicts; admins and health workers "
+            "of the record's scopes do"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """Which sides of a conflict a reviewer may see: the held op's record (``record``: its
+    id and ``client_fields``) and, for a UNIQUE_VIOLATION, the record already holding the
+    key (``existing``: its id and ``server_fields``). A side outside the reviewer's scopes
+    is shown as ``null`` and named in ``hidden``, so a conflict never carries a record the
+    caller may not read (docs/security.md, hole 1)."""
+
+    record: bool
+    existing: bool
+
+    @property
+    def any(self) -> bool:
+        return self.record or self.existing
+
+
+EVERYTHING = Sight(record=True, existing=True)
+
+
+def conflict_sight(principal: Principal, spec: CollectionSpec, record_id: str,
+                   record_fields: Mapping[str, Any], existing_id: str | None,
+                   existing_fields: Mapping[str, Any] | None) -> Sight | None:
+    """What a reviewer may see of one conflict; None when neither side (the conflict is
+    then reported as missing: its existence is itself information about a patient).
+
+    ``record_fields``: the held op's record as the server has it, or as the op would
+    create it; ``existing_fields``: the record holding the key of a UNIQUE_VIOLATION as
+    the server has it (None: there is none, or it is gone)."""
+    if principal.is_admin:
+        return EVERYTHING
+    record = principal.can_see(spec.scopes_of(record_id, record_fields))
+    existing = (existing_id is not None and existing_fields is not None
+                and principal.can_see(spec.scopes_of(existing_id, existing_fields)))
+    sight = Sight(record, existing)
+    return sight if sight.any else None
+
+
+def check_decision(request: ResolveRequest, sight: Sight) -> None:
+    """Refuse a decision that needs a side the reviewer may not see: raises
+    ValidationError for a merge into a hidden existing record (the answer a deleted one
+    gets, never its id) and Forbidden for any decision but ``server_wins`` on a hidden held
+    record."""
+    if request.target == "existing" and not sight.existing:
+        raise ValidationError(EXISTING_GONE, {"field": "target"})
+    if request.resolution != "server_wins" and not sight.record:
+        raise needs_other_reviewer()
+
+
+def needs_other_reviewer() -> Forbidden:
+    """The refusal of a decision that would write the held op's hidden record."""
+    return Forbidden(
+        "this decision needs the held op's record, which is outside your scopes; discard "
+        "the op (server_wins) or leave it to a reviewer of that record's scopes"
+    )

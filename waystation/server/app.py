@@ -32,8 +32,7 @@ from waystation.server.routes import (
 )
 from waystation.server.settings import Settings
 from waystation.server.static import mount_web
-from waystation.store import Store
-from waystation.store.notify import source_for
+from waystation.store.port import Store
 
 ROUTERS = tuple(module.router for module in (health, auth, sync, events, records, conflicts,
                                             stats, audit, digest))
@@ -59,7 +58,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.state.login_gate = LoginGate(settings.max_concurrent_logins,
                                      settings.max_waiting_logins)
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
-    app.state.broadcaster = Broadcaster(lambda: source_for(store.db))
+    app.state.broadcaster = Broadcaster(store.change_source)
     install_error_handlers(app)
     # JSON answers compress 5-10x; small answers are not worth the CPU. Level 1: push
     # answers (500 results, ~60 KB) are repetitive enough that level 5 saved a few bytes per

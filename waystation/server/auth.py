@@ -45,8 +45,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
 
 from waystation.core.access import Principal
-from waystation.core.errors import DeviceRevoked, Forbidden, Unauthorized
-from waystation.store import Store
+from waystation.core.accounts import account_disabled, device_revoked
+from waystation.core.errors import Forbidden, Unauthorized
+from waystation.store.port import Store
 
 _hasher = PasswordHasher()
 
@@ -163,11 +164,6 @@ def session_ended() -> Unauthorized:
                         "account was disabled): log in again", {"reason": "session_ended"})
 
 
-def account_disabled() -> Unauthorized:
-    return Unauthorized("this account is disabled: ask an administrator",
-                        {"reason": "disabled"})
-
-
 def authenticate(store: Store, request: Request) -> Principal:
     """The caller of ``request``; raises Unauthorized / DeviceRevoked."""
     header = request.headers.get("authorization", "")
@@ -181,8 +177,7 @@ def authenticate(store: Store, request: Request) -> Principal:
         if device is None or user_id not in (None, device.user_id):
             raise Unauthorized("the token's device is not registered")
         if device.revoked_at is not None:
-            raise DeviceRevoked("this device was revoked by an administrator",
-                                {"wipe": device.wipe})
+            raise device_revoked(device)
         current_gen = device.token_gen
         user_id = device.user_id
     user = store.find_user(user_id=user_id) if user_id is not None else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from waystation.store.notify import ChangeNotice, NoticeSource
+from waystation.store.port import ChangeNotice, NoticeSource
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from waystation.core.access import Principal
 from waystation.server.auth import authenticate
 from waystation.server.settings import Settings
-from waystation.store import Store
+from waystation.store.port import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ clears the devices' refresh secrets, so nothing issued before still works."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,34 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from waystation.core.accounts import Device, User
 from waystation.core.throttle import Attempts
 from waystation.store.tables import devices, login_throttle, users
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    username: str
-    password_hash: str
-    role: str
-    scopes: tuple[str, ...]
-    token_gen: int = 0
-    disabled_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    id: str
-    user_id: str
-    name: str
-    refresh_hash: str | None
-    revoked_at: int | None
-    wipe: bool
-    last_push_at: int | None
-    last_pull_at: int | None
-    token_gen: int = 0
-    prev_refresh_hash: str | None = None
-    refresh_expires_at: int | None = None
 
 
 def _user(row: Any) -> User:

@@ -1,4 +1,4 @@
-"""Rows to RecordState and back (JSON columns written with orjson)."""
+"""Rows to RecordState, and the JSON the store writes into its columns (orjson)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from waystation.core.record import RecordState
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def loads(text: str | None) -> Any:
-    return orjson.loads(text) if text else None
 
 
 def state_from_row(row: Any) -> RecordState:
@@ -31,20 +27,3 @@ def state_from_row(row: Any) -> RecordState:
         conflict=bool(row.conflict),
     )
 
-
-def state_to_params(
-    state: RecordState, *, seq: int, deleted: bool, updated_at: int
-) -> dict[str, Any]:
-    return {
-        "collection": state.collection,
-        "id": state.id,
-        "seq": seq,
-        "version": state.version,
-        "deleted": deleted,
-        "conflict": state.conflict,
-        "fields": dumps(state.fields),
-        "clocks": dumps(state.clocks),
-        "deleted_clock": state.deleted_clock,
-        "field_meta": dumps({"v": state.field_versions, "d": state.field_devices}),
-        "updated_at": updated_at,
-    }

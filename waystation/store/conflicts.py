@@ -1,7 +1,7 @@
 """Conflicts held for review: list them for a reviewer, and resolve them.
 
-Reviewers are admins and health workers holding a scope of the record (docs/protocol.md,
-"Who sees and writes what"); patients and pharmacists review none. A conflict out of a health
+Who reviews what is core's rule (core/access.py: ``require_reviewer``, ``conflict_sight``,
+``check_decision``); this module reads what the rule needs. A conflict out of a health
 worker's scopes is reported as missing, as records are: its existence is itself
 information about a patient.
 
@@ -25,12 +25,19 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from waystation.core.access import Principal
+from waystation.core.access import (
+    EVERYTHING,
+    Principal,
+    Sight,
+    check_decision,
+    conflict_sight,
+    needs_other_reviewer,
+    require_reviewer,
+)
 from waystation.core.apply import ApplyContext
 from waystation.core.errors import (
     ERRORS_BY_CODE,
     AlreadyResolved,
-    Forbidden,
     NotFound,
     UniqueViolation,
     ValidationError,
@@ -40,7 +47,6 @@ from waystation.core.hlc import Clock
 from waystation.core.protocol import OpResult
 from waystation.core.record import RecordState
 from waystation.core.resolution import (
-    EXISTING_GONE,
     HeldOp,
     ResolveRequest,
     plan_resolution,
@@ -56,7 +62,6 @@ from waystation.store.tables import conflicts, record_scopes, records
 from waystation.store.transaction import Transaction
 from waystation.store.write_plan import write_plan
 
-REVIEWER_ROLES = frozenset({"admin", "health_worker"})
 _SCAN = 500
 
 
@@ -64,34 +69,6 @@ _SCAN = 500
 class ConflictPage:
     conflicts: list[dict[str, Any]]
     has_more: bool
-
-
-def require_reviewer(principal: Principal) -> None:
-    """Raise Forbidden for roles that never review conflicts."""
-    if principal.role not in REVIEWER_ROLES:
-        raise Forbidden(
-            f"role {principal.role!r} does not review conflicts; admins and health workers "
-            "of the record's scopes do"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Sight:
-    """Which sides of a conflict a reviewer may see: the held op's record (``record``: its
-    id and ``client_fields``) and, for a UNIQUE_VIOLATION, the record already holding the
-    key (``existing``: its id and ``server_fields``). A side outside the reviewer's scopes
-    is shown as ``null`` and named in ``hidden``, so a conflict never carries a record the
-    caller may not read (docs/security.md, hole 1)."""
-
-    record: bool
-    existing: bool
-
-    @property
-    def any(self) -> bool:
-        return self.record or self.existing
-
-
-EVERYTHING = Sight(record=True, existing=True)
 
 
 def conflict_body(row: Any, sight: Sight = EVERYTHING) -> dict[str, Any]:
@@ -221,7 +198,7 @@ def resolve_conflict(
         )
     held = HeldOp(row.kind, row.collection, row.record_id, row.op_kind, row.hlc,
                   orjson.loads(row.client_fields), row.existing_id)
-    _check_sight(request, sight)
+    check_decision(request, sight)
     wanted = {row.record_id}
     if request.target == "existing" and row.existing_id is not None:
         wanted.add(row.existing_id)
@@ -231,7 +208,7 @@ def resolve_conflict(
     existing = states.get(row.existing_id) if row.existing_id is not None else None
     plan = plan_resolution(held, request, record, existing, spec.counters)
     if not sight.record and any(c.record_id == row.record_id for c in plan):
-        raise _needs_other_reviewer()
+        raise needs_other_reviewer()
     # Resolutions are the server's changes: no device, so a reviewer's own tablet never
     # counts them as its consecutive edits, and they stand out in the op log.
     reviewer = Principal(principal.user_id, principal.username, principal.role,
@@ -304,22 +281,6 @@ def _state(conn: Connection, collection: str, record_id: str, *, lock: bool
     return state_from_row(row) if row is not None else None
 
 
-def _check_sight(request: ResolveRequest, sight: Sight) -> None:
-    """Refuse a decision that needs a side the reviewer may not see. A hidden existing
-    record gets the answer a deleted one gets (plan_resolution), never its id."""
-    if request.target == "existing" and not sight.existing:
-        raise ValidationError(EXISTING_GONE, {"field": "target"})
-    if request.resolution != "server_wins" and not sight.record:
-        raise _needs_other_reviewer()
-
-
-def _needs_other_reviewer() -> Forbidden:
-    return Forbidden(
-        "this decision needs the held op's record, which is outside your scopes; discard "
-        "the op (server_wins) or leave it to a reviewer of that record's scopes"
-    )
-
-
 def _sights(conn: Connection, schema: Schema, principal: Principal,
             rows: Iterable[Any]) -> dict[str, Sight]:
     """What the caller may see of each conflict among ``rows``, for those it may review at
@@ -338,13 +299,12 @@ def _sights(conn: Connection, schema: Schema, principal: Principal,
         if spec is None:
             continue
         current = fields.get((row.collection, row.record_id))
-        record = principal.can_see(spec.scopes_of(
-            row.record_id, current if current is not None else orjson.loads(row.client_fields)))
-        holder = fields.get((row.collection, row.existing_id)) if row.existing_id else None
-        existing = holder is not None and principal.can_see(
-            spec.scopes_of(row.existing_id, holder))
-        sight = Sight(record, existing)
-        if sight.any:
+        sight = conflict_sight(
+            principal, spec, row.record_id,
+            current if current is not None else orjson.loads(row.client_fields),
+            row.existing_id,
+            fields.get((row.collection, row.existing_id)) if row.existing_id else None)
+        if sight is not None:
             seen[row.id] = sight
     return seen
 

@@ -130,7 +130,7 @@ class Database:
                 with self._begin() as tx:
                     return work(tx)
             except exc.DBAPIError as error:
-                if self.is_sqlite or attempt >= attempts or not _lost_race(error):
+                if attempt >= attempts or not _lost_race(error):
                     raise
                 self.lost_races[_sqlstate(error) or "?"] += 1
                 log.info("write transaction lost a race (%s); running it again (attempt %d)",

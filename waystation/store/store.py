@@ -1,9 +1,9 @@
-"""``Store``: the narrow interface the server calls; each method is one transaction.
+"""``SqlStore``: the server's ``Store`` (store/port.py, where each method's contract and
+errors are written) over one SQLAlchemy database, SQLite or PostgreSQL.
 
-Raises (from core.errors): ValidationError for a malformed cursor, CursorExpired for one
-below the tombstone horizon, StaleUpdate for a ``put_record`` whose version moved on.
-Everything else a client sent wrong comes back inside per-op results, never as an
-exception.
+It composes the modules that own the SQL (push, pull, accounts, conflicts, audit, ...) into
+transactions; rules come from core (who may register a device: core/accounts.py; who may
+review a conflict: core/access.py).
 """
 
 from __future__ import annotations
@@ -12,24 +12,32 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from waystation.core.access import Principal, ends_sessions
+from waystation.core.accounts import (
+    REFRESH_REUSED,
+    Device,
+    User,
+    check_account,
+    check_refresh,
+    check_registration,
+    refresh_reused,
+)
 from waystation.core.apply import DEFAULT_MAX_CLOCK_SKEW_MS, ApplyContext, visible_version
 from waystation.core.audit import AuditEvent
+from waystation.core.errors import Unauthorized
 from waystation.core.hlc import HLC, Clock
 from waystation.core.ids import uuid7
 from waystation.core.protocol import OpResult, make_change, parse_changes
-from waystation.core.record import RecordState
 from waystation.core.resolution import ResolveRequest
 from waystation.core.schema import Schema
 from waystation.core.throttle import Attempts, ThrottlePolicy, account_failed, address_failed
 from waystation.store import accounts
-from waystation.store.accounts import Device, User
 from waystation.store.audit import (
     AuditFilter,
     AuditPage,
@@ -51,8 +59,10 @@ from waystation.store.conflicts import (
 )
 from waystation.store.database import Database
 from waystation.store.digest import Digest, read_digest
-from waystation.store.migrate import upgrade
-from waystation.store.pull import Cursor, Page, changes_since
+from waystation.store.migrate import current_revision, head_revision, upgrade
+from waystation.store.notify import NoticeSource, newest_change, source_for
+from waystation.store.port import Readiness, Store, StoredRecord
+from waystation.store.pull import Cursor, FeedState, Page, changes_since, check_cursor, feed_state
 from waystation.store.push import plan_batch
 from waystation.store.retention import collect_tombstones
 from waystation.store.sequence import get_meta, get_or_create_meta, new_secret, read_counter
@@ -68,16 +78,9 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    state: RecordState
-    seq: int
-    deleted: bool
-    updated_at: int
-
-
-class Store:
-    """Server storage over one database (SQLite file or PostgreSQL)."""
+class SqlStore:
+    """Server storage over one database (SQLite file or PostgreSQL): ``Store``
+    (store/port.py) and the administration the command line needs besides."""
 
     def __init__(self, db: Database, schema: Schema, *,
                  max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS) -> None:
@@ -180,6 +183,23 @@ class Store:
         with self.db.write() as conn:
             accounts.touch_device(conn, device_id, pulled_at=now)
 
+    def feed_state(self) -> FeedState:
+        with self.db.read() as conn:
+            return feed_state(conn)
+
+    def newest_change(self, principal: Principal, cursor: Cursor,
+                      collections: Sequence[str] | None, *, check: bool) -> int:
+        with self.db.read() as conn:
+            if check:
+                check_cursor(conn, cursor)
+            return max(cursor.seq, newest_change(conn, principal, cursor.seq, collections))
+
+    def change_source(self) -> NoticeSource:
+        return source_for(self.db)
+
+    def readiness(self) -> Readiness:
+        return Readiness(current_revision(self.db), head_revision())
+
     def get_record(self, collection: str, record_id: str) -> StoredRecord | None:
         with self.db.read() as conn:
             row = conn.execute(sa.select(records).where(
@@ -257,6 +277,45 @@ class Store:
         except sa.exc.IntegrityError:
             return False
         return True
+
+    def register_device(self, user_id: str, device_id: str, name: str, refresh_hash: str,
+                        *, refresh_expires_at: int) -> int:
+        existing = self.find_device(device_id)
+        if existing is None:
+            if self.add_device(device_id, user_id, name, refresh_hash,
+                               refresh_expires_at=refresh_expires_at):
+                return 0
+            existing = self.find_device(device_id)  # a concurrent request registered it first
+            if existing is None:
+                return 0
+        check_registration(existing, user_id)
+        # A new login of a known device: whatever was issued to it before stops (a copy of
+        # an old token must not outlive its owner logging in again).
+        self.end_device_sessions(device_id)
+        self.rotate_refresh(device_id, refresh_hash, expires_at=refresh_expires_at,
+                            expected=None)
+        current = self.find_device(device_id)
+        return current.token_gen if current is not None else existing.token_gen + 1
+
+    def refresh_device(self, device_id: str, presented_hash: str, new_hash: str, *,
+                       expires_at: int) -> Device:
+        device = self.find_device(device_id)
+        if device is None:
+            raise Unauthorized("unknown refresh token: log in again")
+        try:
+            check_refresh(device, presented_hash, now_ms())
+        except Unauthorized as refused:
+            if refused.details.get("reason") == REFRESH_REUSED:  # a copy: the family ends
+                self.end_device_sessions(device.id)
+            raise
+        check_account(self.find_user(user_id=device.user_id))
+        if not self.rotate_refresh(device.id, new_hash, expires_at=expires_at,
+                                   expected=presented_hash):
+            # Another request traded the same secret at the same moment: one of the two is
+            # a copy, and which one cannot be told. The family ends.
+            self.end_device_sessions(device.id)
+            raise refresh_reused()
+        return device
 
     def rotate_refresh(self, device_id: str, new_hash: str, *, expires_at: int,
                        expected: str | None) -> bool:
@@ -408,9 +467,13 @@ def _put_event(audit: AuditEvent, result: OpResult, scopes: set[str]) -> AuditEv
 
 
 def open_store(url: str, schema: Schema, *, migrate: bool = True,
-               max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS) -> Store:
+               max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS) -> SqlStore:
     """Open (and by default create or upgrade) the database at ``url``."""
     db = Database(url)
     if migrate:
         upgrade(db)
-    return Store(db, schema, max_clock_skew_ms=max_clock_skew_ms)
+    return SqlStore(db, schema, max_clock_skew_ms=max_clock_skew_ms)
+
+
+if TYPE_CHECKING:  # mypy checks here that SqlStore implements the server's port
+    _IMPLEMENTS_PORT: type[Store] = SqlStore

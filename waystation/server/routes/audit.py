@@ -22,7 +22,7 @@ from waystation.server.auditing import audit_event, given, record
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
 from waystation.server.routes.stats import parse_since
-from waystation.store.audit import AuditFilter
+from waystation.store.port import AuditFilter
 
 router = APIRouter(prefix="/v1")
 

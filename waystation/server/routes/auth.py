@@ -17,13 +17,14 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from waystation.core.accounts import User, account_disabled
 from waystation.core.audit import AuditEvent
 from waystation.core.errors import DeviceRevoked, Forbidden, RateLimited, Unauthorized
+from waystation.core.hlc import wall_ms
 from waystation.core.protocol import DeviceRequest, RefreshRequest, TokenRequest
 from waystation.core.throttle import account_key, address_key, retry_after_s
 from waystation.server.auditing import audit_event, record
 from waystation.server.auth import (
-    account_disabled,
     hash_refresh_secret,
     issue_token,
     new_refresh_token,
@@ -33,8 +34,6 @@ from waystation.server.body import read_json
 from waystation.server.context import Services, caller, services
 from waystation.server.login_gate import LoginGate
 from waystation.server.responses import OrjsonResponse
-from waystation.store.accounts import User
-from waystation.store.store import now_ms
 
 router = APIRouter(prefix="/v1")
 _SMALL_BODY = 64 * 1024
@@ -88,7 +87,7 @@ def _throttle_keys(username: str, address: str) -> tuple[str, str]:
 def _refuse_if_throttled(svc: Services, keys: tuple[str, str]) -> None:
     """429 before any password is hashed, for an account or address that failed too
     often (known and unknown usernames alike)."""
-    now = now_ms()
+    now = wall_ms()
     wait = max((retry_after_s(a, now) for a in svc.store.login_attempts(list(keys)).values()),
                default=0.0)
     if wait > 0:
@@ -99,7 +98,7 @@ def _refuse_if_throttled(svc: Services, keys: tuple[str, str]) -> None:
 def _check_password(svc: Services, body: TokenRequest, keys: tuple[str, str]) -> User:
     user = svc.store.find_user(username=body.username)
     if not verify_password(user.password_hash if user else None, body.password) or user is None:
-        svc.store.record_login_failure(*keys, svc.settings.login_throttle, now_ms())
+        svc.store.record_login_failure(*keys, svc.settings.login_throttle, wall_ms())
         raise Unauthorized("wrong username or password")
     if user.disabled_at is not None:
         raise account_disabled()  # told only to someone who knows the password
@@ -141,31 +140,15 @@ async def register_device(request: Request) -> Response:
 
 
 def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, Any]:
-    store = svc.store
+    """Register the device (or log a known one in again: store.register_device raises
+    Forbidden for another user's id, DeviceRevoked for a revoked device)."""
     device_id = body.device_id or f"d-{secrets.token_hex(8)}"
     refresh, refresh_hash = new_refresh_token(device_id)
-    expires_at = _refresh_expiry(svc)
-    existing = store.find_device(device_id)
-    if existing is None and not store.add_device(device_id, user_id, body.name, refresh_hash,
-                                                 refresh_expires_at=expires_at):
-        existing = store.find_device(device_id)  # a concurrent request registered it first
-    gen = 0
-    if existing is not None:
-        if existing.user_id != user_id:
-            raise Forbidden(f"device id {device_id} belongs to another user; pick a new one",
-                            {"field": "device_id"})
-        if existing.revoked_at is not None:
-            raise DeviceRevoked("this device was revoked by an administrator",
-                                {"wipe": existing.wipe})
-        # A new login of a known device: whatever was issued to it before stops (a copy
-        # of an old token must not outlive its owner logging in again).
-        store.end_device_sessions(device_id)
-        store.rotate_refresh(device_id, refresh_hash, expires_at=expires_at, expected=None)
-        current = store.find_device(device_id)
-        gen = current.token_gen if current is not None else existing.token_gen + 1
+    gen = svc.store.register_device(user_id, device_id, body.name, refresh_hash,
+                                    refresh_expires_at=_refresh_expiry(svc))
     ttl = svc.settings.token_ttl_s
     return {"device_id": device_id,
-            "access_token": issue_token(store, user_id, device_id, ttl, gen=gen),
+            "access_token": issue_token(svc.store, user_id, device_id, ttl, gen=gen),
             "token_type": "bearer", "expires_in": ttl, "refresh_token": refresh}
 
 
@@ -194,42 +177,18 @@ async def refresh(request: Request) -> Response:
     return OrjsonResponse(answer)
 
 
-def _reused() -> Unauthorized:
-    return Unauthorized("this refresh token was already used, so it may have been copied: "
-                        "every session of this device has ended; log in again",
-                        {"reason": "refresh_reused"})
-
-
 def _refresh(svc: Services, refresh_token: str) -> dict[str, Any]:
     """Trade a refresh token for a new access token and a new refresh token (one use).
 
     A refresh token that was already traded is a stolen copy or a replay: the whole
-    family ends (every token of the device), and the device logs in again."""
+    family ends (every token of the device), and the device logs in again
+    (store.refresh_device, whose rules are core/accounts.py's)."""
     match = _REFRESH.fullmatch(refresh_token)
-    device = svc.store.find_device(match.group(1)) if match else None
-    if match is None or device is None:
+    if match is None:
         raise Unauthorized("unknown refresh token: log in again")
-    if device.revoked_at is not None:
-        raise DeviceRevoked("this device was revoked by an administrator", {"wipe": device.wipe})
-    presented = hash_refresh_secret(match.group(2))
-    if device.prev_refresh_hash is not None and presented == device.prev_refresh_hash:
-        svc.store.end_device_sessions(device.id)
-        raise _reused()
-    if device.refresh_hash != presented:
-        raise Unauthorized("refresh token already used or replaced: log in again")
-    if device.refresh_expires_at is not None and device.refresh_expires_at <= now_ms():
-        raise Unauthorized("refresh token expired (the device did not sync for too long): "
-                           "log in again", {"reason": "expired"})
-    user = svc.store.find_user(user_id=device.user_id)
-    if user is None or user.disabled_at is not None:
-        raise account_disabled()
-    new_token, new_hash = new_refresh_token(device.id)
-    if not svc.store.rotate_refresh(device.id, new_hash, expires_at=_refresh_expiry(svc),
-                                    expected=presented):
-        # Another request traded the same token at the same moment: one of the two is a
-        # copy, and which one cannot be told. The family ends.
-        svc.store.end_device_sessions(device.id)
-        raise _reused()
+    new_token, new_hash = new_refresh_token(match.group(1))
+    device = svc.store.refresh_device(match.group(1), hash_refresh_secret(match.group(2)),
+                                      new_hash, expires_at=_refresh_expiry(svc))
     ttl = svc.settings.token_ttl_s
     return {"device_id": device.id,
             "access_token": issue_token(svc.store, device.user_id, device.id, ttl,

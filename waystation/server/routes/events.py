@@ -34,9 +34,7 @@ from waystation.server.auth import require_device
 from waystation.server.broadcast import Broadcaster, Subscription
 from waystation.server.context import caller, services
 from waystation.server.responses import OrjsonResponse
-from waystation.store import Store
-from waystation.store.notify import newest_change
-from waystation.store.pull import Cursor, check_cursor
+from waystation.store.port import Cursor, Store
 
 log = logging.getLogger("waystation.events")
 router = APIRouter(prefix="/v1/sync")
@@ -66,7 +64,9 @@ async def events(
         frozenset(wanted) if wanted else None,
     )
     try:
-        newest = await run_in_threadpool(_newest, svc.store, principal, cursor, wanted, True)
+        # refuses cursors never issued (400) or expired (410) as a pull would
+        newest = await run_in_threadpool(svc.store.newest_change, principal, cursor, wanted,
+                                         check=True)
     except BaseException:
         subscription.close()
         raise
@@ -94,16 +94,6 @@ def _collections(store: Store, text: str | None) -> list[str] | None:
     return names or None
 
 
-def _newest(store: Store, principal: Principal, cursor: Cursor,
-            wanted: Sequence[str] | None, check: bool) -> int:
-    """The newest change after ``cursor`` the caller may pull (``cursor.seq`` if none);
-    with ``check``, refuses cursors never issued (400) or expired (410) as a pull would."""
-    with store.db.read() as conn:
-        if check:
-            check_cursor(conn, cursor)
-        return max(cursor.seq, newest_change(conn, principal, cursor.seq, wanted))
-
-
 async def _heard_seq(subscription: Subscription, store: Store, principal: Principal,
                      cursor: Cursor, wanted: Sequence[str] | None,
                      timeout: float) -> int | None:
@@ -114,8 +104,8 @@ async def _heard_seq(subscription: Subscription, store: Store, principal: Princi
         return None
     seq = heard.seq
     if heard.recheck:
-        seq = max(seq, await run_in_threadpool(_newest, store, principal, cursor, wanted,
-                                               False))
+        seq = max(seq, await run_in_threadpool(store.newest_change, principal, cursor,
+                                               wanted, check=False))
     return seq
 
 

@@ -10,7 +10,6 @@ from starlette.responses import Response
 from waystation.server.context import services
 from waystation.server.errors import error_response
 from waystation.server.responses import OrjsonResponse
-from waystation.store.migrate import current_revision, head_revision
 
 router = APIRouter()
 
@@ -22,12 +21,11 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    db = services(request).store.db
     try:
-        revision = await run_in_threadpool(current_revision, db)
+        found = await run_in_threadpool(services(request).store.readiness)
     except Exception as exc:  # a readiness probe reports, it does not raise
         return error_response(503, "NOT_READY", f"database unreachable: {type(exc).__name__}")
-    if revision != head_revision():
-        return error_response(503, "NOT_READY", f"database at revision {revision}, "
-                              f"expected {head_revision()}: run the migrations")
-    return OrjsonResponse({"status": "ready", "revision": revision})
+    if not found.ready:
+        return error_response(503, "NOT_READY", f"database at revision {found.revision}, "
+                              f"expected {found.head}: run the migrations")
+    return OrjsonResponse({"status": "ready", "revision": found.revision})

@@ -22,7 +22,7 @@ from waystation.server.body import read_body
 from waystation.server.context import Services, caller, services
 from waystation.server.errors import error_response
 from waystation.server.responses import OrjsonResponse
-from waystation.store.store import StoredRecord
+from waystation.store.port import StoredRecord
 
 router = APIRouter(prefix="/v1/records")
 _VERSION = re.compile(r"[0-9]{1,10}")  # ASCII digits only (str.isdigit takes '²' too)

@@ -32,7 +32,7 @@ from waystation.server.responses import (
     gzip_bytes,
     gzip_pieces,
 )
-from waystation.store.pull import Cursor, FeedState, Page, feed_state
+from waystation.store.port import Cursor, FeedState, Page
 
 router = APIRouter(prefix="/v1/sync")
 
@@ -133,8 +133,7 @@ def _answer(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey) 
     gzip clients: what it holds stays small)."""
     answer = ahead.take(key) if ahead is not None else None
     if ahead is not None and answer is not None:
-        with svc.store.db.read() as conn:
-            current = feed_state(conn)
+        current = svc.store.feed_state()
         ahead.note(served=answer.state == current)
         if answer.state != current:
             answer = None

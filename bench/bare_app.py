@@ -22,13 +22,13 @@ async def push(request: Request) -> Response:
         body = zlib.decompress(body, wbits=31)
     changes = orjson.loads(body)["changes"]
     # the push answer's shape (no results computed), so the driver records no error
-    return Response(orjson.dumps({"received": len(changes), "results": []}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"received": len(changes), "results": []}), media_type="application/json"
+    )
 
 
 async def healthz(request: Request) -> Response:
     return Response(b"ok")
 
 
-app = Starlette(routes=[Route("/v1/sync/push", push, methods=["POST"]),
-                        Route("/healthz", healthz)])
+app = Starlette(routes=[Route("/v1/sync/push", push, methods=["POST"]), Route("/healthz", healthz)])

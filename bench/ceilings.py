@@ -29,10 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rows(devices: int, per_device: int, seed: int) -> list[tuple[Any, ...]]:
-    return [(op["collection"], op["record_id"], orjson.dumps(op["fields"]).decode(),
-             op["hlc"], op["op_id"])
-            for d in range(devices)
-            for op in DeviceWorkload(seed, d, f"d-{d:05d}").ops(per_device)]
+    return [
+        (
+            op["collection"],
+            op["record_id"],
+            orjson.dumps(op["fields"]).decode(),
+            op["hlc"],
+            op["op_id"],
+        )
+        for d in range(devices)
+        for op in DeviceWorkload(seed, d, f"d-{d:05d}").ops(per_device)
+    ]
 
 
 def sqlite_rows_per_s(path: Path, devices: int, per_device: int, seed: int) -> float:
@@ -41,13 +48,18 @@ def sqlite_rows_per_s(path: Path, devices: int, per_device: int, seed: int) -> f
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE records (seq INTEGER PRIMARY KEY, collection TEXT, id TEXT,"
-                 " fields BLOB, hlc TEXT, op_id TEXT, UNIQUE (collection, id))")
+    conn.execute(
+        "CREATE TABLE records (seq INTEGER PRIMARY KEY, collection TEXT, id TEXT,"
+        " fields BLOB, hlc TEXT, op_id TEXT, UNIQUE (collection, id))"
+    )
     start = time.perf_counter()
     for i in range(0, len(rows), 500):
         conn.execute("BEGIN")
-        conn.executemany("INSERT OR REPLACE INTO records (collection, id, fields, hlc, op_id)"
-                         " VALUES (?, ?, ?, ?, ?)", rows[i:i + 500])
+        conn.executemany(
+            "INSERT OR REPLACE INTO records (collection, id, fields, hlc, op_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows[i : i + 500],
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -61,8 +73,10 @@ def postgres_rows_per_s(url: str, devices: int, per_device: int, seed: int) -> f
 
     rows = _rows(devices, per_device, seed)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE records (seq BIGSERIAL PRIMARY KEY, collection TEXT,"
-                     " id TEXT, fields TEXT, hlc TEXT, op_id TEXT, UNIQUE (collection, id))")
+        conn.execute(
+            "CREATE TABLE records (seq BIGSERIAL PRIMARY KEY, collection TEXT,"
+            " id TEXT, fields TEXT, hlc TEXT, op_id TEXT, UNIQUE (collection, id))"
+        )
         start = time.perf_counter()
         for i in range(0, len(rows), 500):
             with conn.transaction(), conn.cursor() as cur:
@@ -70,7 +84,8 @@ def postgres_rows_per_s(url: str, devices: int, per_device: int, seed: int) -> f
                     "INSERT INTO records (collection, id, fields, hlc, op_id)"
                     " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection, id) DO UPDATE"
                     " SET fields = excluded.fields, hlc = excluded.hlc, op_id = excluded.op_id",
-                    rows[i:i + 500])
+                    rows[i : i + 500],
+                )
         elapsed = time.perf_counter() - start
     return len(rows) / elapsed
 
@@ -82,8 +97,19 @@ class BareServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"], cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bare_app:app",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

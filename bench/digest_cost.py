@@ -70,12 +70,16 @@ def databases(postgres: bool) -> Iterator[Iterator[tuple[str, str]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.digest_cost",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.digest_cost", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--postgres", action="store_true",
-                        help="measure on a throwaway PostgreSQL instead of SQLite")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="measure on a throwaway PostgreSQL instead of SQLite",
+    )
     args = parser.parse_args()
     print("| engine | records (f-1 + f-2) | caller | live records digested | median ms |")
     print("| --- | --- | --- | --- | --- |")
@@ -88,8 +92,10 @@ def main() -> None:
                 for name, principal in (("health worker f-1", WORKER), ("admin", ADMIN)):
                     store.digest(principal)  # warm the caches, as a serving process is
                     ms, count = median_ms(store, principal, args.runs)
-                    print(f"| {engine} | {size:,} + {size // 10:,} | {name} | {count:,} | "
-                          f"{ms:.0f} |", flush=True)
+                    print(
+                        f"| {engine} | {size:,} + {size // 10:,} | {name} | {count:,} | {ms:.0f} |",
+                        flush=True,
+                    )
             finally:
                 store.close()
 

@@ -36,11 +36,23 @@ PASSWORD = "bench-idle"
 
 def _run(url: str, workdir: Path, run: int, syncs: int) -> dict[str, float]:
     """One replica, ``syncs`` idle syncs; the medians of their CPU and wall time."""
-    rep = Replica.open(workdir / f"idle-{run}.db", server=url, username="worker",
-                       password=PASSWORD, device_name=f"bench-idle-{run}")
+    rep = Replica.open(
+        workdir / f"idle-{run}.db",
+        server=url,
+        username="worker",
+        password=PASSWORD,
+        device_name=f"bench-idle-{run}",
+    )
     try:
-        rep.put("symptom_logs", {"patient_id": f"p-idle-{run}", "facility_id": "f-1",
-                                 "date": "2025-11-30", "severity": 2})
+        rep.put(
+            "symptom_logs",
+            {
+                "patient_id": f"p-idle-{run}",
+                "facility_id": "f-1",
+                "date": "2025-11-30",
+                "severity": 2,
+            },
+        )
         first = rep.sync()
         assert first.ok, first.error
         cpu: list[float] = []
@@ -57,8 +69,9 @@ def _run(url: str, workdir: Path, run: int, syncs: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.idle_sync",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.idle_sync", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--syncs", type=int, default=30, help="idle syncs per run")
     args = parser.parse_args()

@@ -31,10 +31,23 @@ CLOCK = Clock("d-bench")
 
 
 def _patients(n: int, facility: str) -> list[dict[str, Any]]:
-    return [{"op_id": uuid7(), "collection": "patients", "record_id": uuid7(), "op": "upsert",
-             "fields": {"name": f"patient {i}", "facility_id": facility, "village": "Ahero",
-                        "birth_date": "1990-01-01", "phone": "+254700000000"},
-             "hlc": str(CLOCK.send())} for i in range(n)]
+    return [
+        {
+            "op_id": uuid7(),
+            "collection": "patients",
+            "record_id": uuid7(),
+            "op": "upsert",
+            "fields": {
+                "name": f"patient {i}",
+                "facility_id": facility,
+                "village": "Ahero",
+                "birth_date": "1990-01-01",
+                "phone": "+254700000000",
+            },
+            "hlc": str(CLOCK.send()),
+        }
+        for i in range(n)
+    ]
 
 
 def build(path: Path, size: int) -> SqlStore:
@@ -59,10 +72,15 @@ def measure(store: SqlStore) -> tuple[int, float, list[str]]:
         raw.set_progress_handler(count, 1)
         assert len(changes_since(conn, NURSE, cursor, 500).changes) == 10
         raw.set_progress_handler(None, 0)
-        plan = [str(row[-1]) for row in raw.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM records WHERE seq IN (SELECT DISTINCT seq FROM "
-            "record_scopes WHERE scope IN ('*', 'facility:f-1') AND seq > ? ORDER BY seq "
-            "LIMIT 501) ORDER BY seq LIMIT 501", (cursor.seq,))]
+        plan = [
+            str(row[-1])
+            for row in raw.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM records WHERE seq IN (SELECT DISTINCT seq FROM "
+                "record_scopes WHERE scope IN ('*', 'facility:f-1') AND seq > ? ORDER BY seq "
+                "LIMIT 501) ORDER BY seq LIMIT 501",
+                (cursor.seq,),
+            )
+        ]
     times = []
     for _ in range(7):
         start = time.perf_counter()
@@ -85,14 +103,18 @@ def main() -> None:
             steps, median, plan = measure(store)
             store.close()
             rows.append((size, steps, median))
-            print(f"{size:>9} records (built in {built:.1f}s): {steps} VM steps, "
-                  f"median {median * 1000:.2f} ms")
+            print(
+                f"{size:>9} records (built in {built:.1f}s): {steps} VM steps, "
+                f"median {median * 1000:.2f} ms"
+            )
             for line in plan:
                 print(f"{'':>12}plan: {line}")
     base_steps, base_time = rows[0][1], rows[0][2]
     for size, steps, median in rows[1:]:
-        print(f"{size} vs {rows[0][0]}: work ratio {steps / base_steps:.2f}, "
-              f"time ratio {median / base_time:.2f}")
+        print(
+            f"{size} vs {rows[0][0]}: work ratio {steps / base_steps:.2f}, "
+            f"time ratio {median / base_time:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from waystation.server.settings import Settings
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.initial_pull",
-                                description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.initial_pull", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--size", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
@@ -41,8 +42,7 @@ def main() -> None:
                 user = "hw-f-0"
             runs = []
             for run in range(args.runs):
-                device = Device.register(server.url, user_token(server.url, user),
-                                         f"d-raw-{run}")
+                device = Device.register(server.url, user_token(server.url, user), f"d-raw-{run}")
                 try:
                     runs.append(raw_pull_all(device, server, limit=Settings().pull_limit_max))
                 finally:
@@ -50,12 +50,19 @@ def main() -> None:
                 print(orjson.dumps(runs[-1]).decode(), flush=True)
         finally:
             server.stop()
-    print(orjson.dumps({
-        "size": args.size, "role": args.role, "facilities": FACILITIES,
-        "median_records_per_s": statistics.median(r["records_per_s"] for r in runs),
-        "median_server_cpu_us_per_record": statistics.median(
-            r["server_cpu_us_per_record"] for r in runs),
-    }).decode())
+    print(
+        orjson.dumps(
+            {
+                "size": args.size,
+                "role": args.role,
+                "facilities": FACILITIES,
+                "median_records_per_s": statistics.median(r["records_per_s"] for r in runs),
+                "median_server_cpu_us_per_record": statistics.median(
+                    r["server_cpu_us_per_record"] for r in runs
+                ),
+            }
+        ).decode()
+    )
 
 
 if __name__ == "__main__":

@@ -48,20 +48,28 @@ def _seed(server: LiveServer, patient: str, patient_id: str, records: int) -> No
     server.add_user(patient, "patient", [f"patient:{patient_id}"], PATIENT_PW)
     api = SyncApi(server.url, "worker", WORKER_PW)
     try:
-        api.push([api.change("patients", patient_id, {"name": "Bench Patient",
-                                                      "facility_id": "f-1"})])
+        api.push(
+            [api.change("patients", patient_id, {"name": "Bench Patient", "facility_id": "f-1"})]
+        )
         start = dt.date(1960, 1, 1)
         changes = [
-            api.change("symptom_logs", f"{patient_id}-log-{n}", {
-                "patient_id": patient_id, "facility_id": "f-1",
-                "date": (start + dt.timedelta(days=n)).isoformat(),
-                "symptoms": ["cough", "fever"][: 1 + n % 2], "severity": n % 11,
-                "temperature": 36.5 + (n % 30) / 10,
-                "notes": f"entry {n}: slept badly, drank water, took paracetamol"})
+            api.change(
+                "symptom_logs",
+                f"{patient_id}-log-{n}",
+                {
+                    "patient_id": patient_id,
+                    "facility_id": "f-1",
+                    "date": (start + dt.timedelta(days=n)).isoformat(),
+                    "symptoms": ["cough", "fever"][: 1 + n % 2],
+                    "severity": n % 11,
+                    "temperature": 36.5 + (n % 30) / 10,
+                    "notes": f"entry {n}: slept badly, drank water, took paracetamol",
+                },
+            )
             for n in range(records)
         ]
         for first in range(0, len(changes), 5000):
-            results = api.push(changes[first:first + 5000])
+            results = api.push(changes[first : first + 5000])
             assert all(r["status"] == "applied" for r in results), results[:3]
     finally:
         api.close()
@@ -94,16 +102,16 @@ def _run_once(browser: Any, url: str, username: str) -> dict[str, Any]:
     try:
         page = context.new_page()
         page.goto("/healthz")
-        out: dict[str, Any] = page.evaluate(_RUN, {"username": username,
-                                                   "password": PATIENT_PW})
+        out: dict[str, Any] = page.evaluate(_RUN, {"username": username, "password": PATIENT_PW})
     finally:
         context.close()
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.portal_pull",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.portal_pull", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -128,35 +136,43 @@ def main() -> None:
                     apply_s = statistics.median(r["applyMs"] for r in runs) / 1000
                     rates = [r["pulled"] / (r["applyMs"] / 1000) for r in runs]
                     times = [r["syncMs"] / 1000 for r in runs]
-                    rows.append({
-                        "apply_rate_range": [round(min(rates)), round(max(rates))],
-                        "sync_s_range": [round(min(times), 3), round(max(times), 3)],
-                        "raw": runs,
-                        "records": size,
-                        "pulled": runs[0]["pulled"],
-                        "pages": runs[0]["pages"],
-                        "sync_s": round(statistics.median(r["syncMs"] for r in runs) / 1000, 3),
-                        "apply_s": round(apply_s, 3),
-                        "apply_rate": round(statistics.median(
-                            r["pulled"] / (r["applyMs"] / 1000) for r in runs)),
-                        "sync_rate": round(statistics.median(
-                            r["pulled"] / (r["syncMs"] / 1000) for r in runs)),
-                        "idle_sync_ms": round(statistics.median(r["idleMs"] for r in runs), 1),
-                        "wire_kb": round(runs[0]["bytes"] / 1024, 1),
-                        "runs": args.runs,
-                    })
+                    rows.append(
+                        {
+                            "apply_rate_range": [round(min(rates)), round(max(rates))],
+                            "sync_s_range": [round(min(times), 3), round(max(times), 3)],
+                            "raw": runs,
+                            "records": size,
+                            "pulled": runs[0]["pulled"],
+                            "pages": runs[0]["pages"],
+                            "sync_s": round(statistics.median(r["syncMs"] for r in runs) / 1000, 3),
+                            "apply_s": round(apply_s, 3),
+                            "apply_rate": round(
+                                statistics.median(r["pulled"] / (r["applyMs"] / 1000) for r in runs)
+                            ),
+                            "sync_rate": round(
+                                statistics.median(r["pulled"] / (r["syncMs"] / 1000) for r in runs)
+                            ),
+                            "idle_sync_ms": round(statistics.median(r["idleMs"] for r in runs), 1),
+                            "wire_kb": round(runs[0]["bytes"] / 1024, 1),
+                            "runs": args.runs,
+                        }
+                    )
                 browser.close()
         finally:
             server.stop()
-    print("| records | first sync (s) | records/s | IndexedDB apply (s) | apply records/s "
-          "| idle sync (ms) | wire (KB) |")
+    print(
+        "| records | first sync (s) | records/s | IndexedDB apply (s) | apply records/s "
+        "| idle sync (ms) | wire (KB) |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         lo, hi = r["sync_s_range"]
         rlo, rhi = r["apply_rate_range"]
-        print(f"| {r['records']:,} | {r['sync_s']} ({lo}-{hi}) | {r['sync_rate']:,} "
-              f"| {r['apply_s']} | {r['apply_rate']:,} ({rlo:,}-{rhi:,}) "
-              f"| {r['idle_sync_ms']} | {r['wire_kb']} |")
+        print(
+            f"| {r['records']:,} | {r['sync_s']} ({lo}-{hi}) | {r['sync_rate']:,} "
+            f"| {r['apply_s']} | {r['apply_rate']:,} ({rlo:,}-{rhi:,}) "
+            f"| {r['idle_sync_ms']} | {r['wire_kb']} |"
+        )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "results" / f"portal-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,10 @@ def _top(stacks: Path, limit: int) -> str:
         n = int(count)
         frames = [f for f in stack.split(";") if "(" in f]
         # idle threads (selectors, thread-pool waits) are not work
-        if not frames or any(w in frames[-1] for w in ("select (", "wait (", "_worker (",
-                                                         "run_forever (", "acquire (")):
+        if not frames or any(
+            w in frames[-1]
+            for w in ("select (", "wait (", "_worker (", "run_forever (", "acquire (")
+        ):
             continue
         total += n
         for f in set(frames):
@@ -61,23 +63,42 @@ def main() -> None:
         try:
             ids = [f"d-{d:05d}" for d in range(args.devices)]
             devices = scenarios._devices(server, ids, facility_of)
-            work = [list(batches(DeviceWorkload(1, d, ids[d]).ops(args.per_device)))
-                    for d in range(args.devices)]
+            work = [
+                list(batches(DeviceWorkload(1, d, ids[d]).ops(args.per_device)))
+                for d in range(args.devices)
+            ]
             if args.what == "pull":  # the data to pull, written before py-spy attaches
                 scenarios.push_all(devices, work)
             py_spy = str(Path(sys.executable).with_name("py-spy"))  # the venv's, unactivated
-            spy = subprocess.Popen([py_spy, "record", "--pid", str(server.pid), "--threads",
-                                    "--rate", "500", "--format", "raw", "--output",
-                                    str(stacks), "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            spy = subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--threads",
+                    "--rate",
+                    "500",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(stacks),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             time.sleep(1.0)
             if args.what in ("push", "both"):
                 print(scenarios.push_all(devices, work)["ops_per_s"], "ops/s", file=sys.stderr)
             if args.what in ("pull", "both"):
                 admin = Device.register(server.url, user_token(server.url, "admin"), "d-prof")
                 for _ in range(3):
-                    print(scenarios.raw_pull_all(admin, server)["records_per_s"], "records/s",
-                          file=sys.stderr)
+                    print(
+                        scenarios.raw_pull_all(admin, server)["records_per_s"],
+                        "records/s",
+                        file=sys.stderr,
+                    )
             spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
             _, err = spy.communicate(timeout=60)
             if not stacks.exists():

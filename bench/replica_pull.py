@@ -86,13 +86,19 @@ def main() -> None:
     if "--passphrase-env" in args:
         at = args.index("--passphrase-env")
         passphrase = os.environ[args[at + 1]]
-        del args[at:at + 2]
+        del args[at : at + 2]
     positional = [a for a in args if a != "--apply-only"]
     if len(positional) != 4 or any(a.startswith("-") for a in positional):
         raise SystemExit(__doc__)
     url, username, password, path = positional
-    rep = Replica.open(path, server=url, username=username, password=password,
-                       device_name="bench-new-device", passphrase=passphrase)
+    rep = Replica.open(
+        path,
+        server=url,
+        username=username,
+        password=password,
+        device_name="bench-new-device",
+        passphrase=passphrase,
+    )
     out: dict[str, object] = {}
     if apply_only:
         replay = Replay(HttpTransport(url, rep.session, httpx.Client(timeout=300)))
@@ -103,22 +109,30 @@ def main() -> None:
         replay.close()
         if result.error:
             raise SystemExit(f"apply-only sync failed: {result.error}")
-        out["apply_only"] = {"pulled": result.pulled, "seconds": elapsed,
-                             "pages": len(replay.pages)}
+        out["apply_only"] = {
+            "pulled": result.pulled,
+            "seconds": elapsed,
+            "pages": len(replay.pages),
+        }
     else:
         for name in ("initial", "idle"):
             wire = Wire()
-            transport = HttpTransport(url, rep.session,
-                                      httpx.Client(timeout=300, event_hooks=wire.hooks()))
+            transport = HttpTransport(
+                url, rep.session, httpx.Client(timeout=300, event_hooks=wire.hooks())
+            )
             start = time.perf_counter()
             result = rep.sync(transport=transport)
             elapsed = time.perf_counter() - start
             transport.close()
             if result.error:
                 raise SystemExit(f"{name} sync failed: {result.error}")
-            out[name] = {"pulled": result.pulled, "seconds": elapsed,
-                         "requests": wire.requests, "bytes_sent": wire.sent,
-                         "bytes_received": wire.received}
+            out[name] = {
+                "pulled": result.pulled,
+                "seconds": elapsed,
+                "requests": wire.requests,
+                "bytes_sent": wire.sent,
+                "bytes_received": wire.received,
+            }
     rep.close()
     out["peak_rss_kib"] = proc_peak_rss_kib(os.getpid())
     sys.stdout.write(orjson.dumps(out).decode() + "\n")

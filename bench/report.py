@@ -25,8 +25,10 @@ class Figure:
     def row(self) -> str:
         spread = "" if self.n < 2 else f" ({_fmt(self.low)}-{_fmt(self.high)})"
         met = {None: "", True: "met", False: "**missed**"}[self.met]
-        return (f"| {self.name} | {_fmt(self.median)}{spread} {self.unit} | {self.n} | "
-                f"{self.target} | {met} | {self.ceiling} |")
+        return (
+            f"| {self.name} | {_fmt(self.median)}{spread} {self.unit} | {self.n} | "
+            f"{self.target} | {met} | {self.ceiling} |"
+        )
 
 
 def _fmt(v: float) -> str:
@@ -37,9 +39,16 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
-def figure(name: str, unit: str, runs: Sequence[Any], get: Callable[[Any], float], *,
-           target: float | None = None, at_most: bool = False,
-           ceilings: Sequence[tuple[str, float]] = ()) -> Figure:
+def figure(
+    name: str,
+    unit: str,
+    runs: Sequence[Any],
+    get: Callable[[Any], float],
+    *,
+    target: float | None = None,
+    at_most: bool = False,
+    ceilings: Sequence[tuple[str, float]] = (),
+) -> Figure:
     values = [float(get(r)) for r in runs]
     med = statistics.median(values)
     met = None
@@ -47,19 +56,22 @@ def figure(name: str, unit: str, runs: Sequence[Any], get: Callable[[Any], float
     if target is not None:
         met = med <= target if at_most else med >= target
         text = f"{'≤' if at_most else '≥'} {_fmt(target)}"
-    ceiling = ", ".join(f"{100 * med / c:.0f}% of {label} ({_fmt(c)})"
-                        for label, c in ceilings if c)
+    ceiling = ", ".join(
+        f"{100 * med / c:.0f}% of {label} ({_fmt(c)})" for label, c in ceilings if c
+    )
     return Figure(name, unit, med, min(values), max(values), len(values), text, met, ceiling)
 
 
 def markdown(figures: Sequence[Figure]) -> str:
-    head = ("| figure | median (min-max) | runs | target | | fraction of ceiling |\n"
-            "| --- | --- | --- | --- | --- | --- |")
+    head = (
+        "| figure | median (min-max) | runs | target | | fraction of ceiling |\n"
+        "| --- | --- | --- | --- | --- | --- |"
+    )
     return "\n".join([head, *(f.row() for f in figures)]) + "\n"
 
 
 def _engine_title(engine: str) -> str:
-    """"postgresql-2-workers" -> "PostgreSQL, 2 workers"."""
+    """ "postgresql-2-workers" -> "PostgreSQL, 2 workers"."""
     name, _, workers = engine.partition("-")
     title = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[name]
     return f"{title}, {workers.replace('-', ' ')}" if workers else title
@@ -67,21 +79,30 @@ def _engine_title(engine: str) -> str:
 
 def _pull_rates_by_size(ax: Any, figures: dict[str, Figure], sizes: list[Any]) -> None:
     """Grouped bars per database size: the raw pull, the SDK end to end, the SDK's writes."""
-    series = [("raw HTTP pull", "raw_pull", "tab:blue"),
-              ("SDK pull + apply", "replica_rate", "tab:cyan"),
-              ("SDK apply alone", "apply_rate", "tab:green")]
+    series = [
+        ("raw HTTP pull", "raw_pull", "tab:blue"),
+        ("SDK pull + apply", "replica_rate", "tab:cyan"),
+        ("SDK apply alone", "apply_rate", "tab:green"),
+    ]
     width = 0.27
     for j, (label, key, color) in enumerate(series):
         figs = [figures[f"{key}_{s}"] for s in sizes]
         xs = [i + (j - 1) * width for i in range(len(sizes))]
-        ax.bar(xs, [f.median for f in figs], width, color=color, label=label,
-               yerr=[[f.median - f.low for f in figs], [f.high - f.median for f in figs]],
-               capsize=3)
+        ax.bar(
+            xs,
+            [f.median for f in figs],
+            width,
+            color=color,
+            label=label,
+            yerr=[[f.median - f.low for f in figs], [f.high - f.median for f in figs]],
+            capsize=3,
+        )
     ax.set_xticks(range(len(sizes)), [f"{int(s):,} records" for s in sizes], fontsize=8)
 
 
-def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
-          engine: str = "sqlite") -> list[Path]:
+def plots(
+    results: dict[str, Any], figures: dict[str, Figure], out: Path, engine: str = "sqlite"
+) -> list[Path]:
     """``perf-push.png`` and ``perf-pull.png`` (``perf-*-postgresql.png`` on PostgreSQL,
     ``perf-*-postgresql-2-workers.png`` with ``--workers 2``)."""
     import matplotlib
@@ -102,10 +123,12 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
 
     # push throughput against ceilings and target, and push latency
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    bar(ax1, ["push storm", "conflict mix", "many devices", "bare ASGI\nceiling",
-              "raw SQLite\nceiling"],
+    bar(
+        ax1,
+        ["push storm", "conflict mix", "many devices", "bare ASGI\nceiling", "raw SQLite\nceiling"],
         ["push_ops", "conflict_ops", "many_ops", "ceiling_bare", "ceiling_sqlite"],
-        ["tab:blue", "tab:blue", "tab:blue", "tab:gray", "tab:gray"])
+        ["tab:blue", "tab:blue", "tab:blue", "tab:gray", "tab:gray"],
+    )
     target = 25_000 if engine == "sqlite" else 10_000
     ax1.axhline(target, color="tab:red", linestyle="--", label=f"target {target:,} ops/s")
     ax1.set_yscale("log")
@@ -117,8 +140,11 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
     for j, q in enumerate(("p50", "p95", "p99")):
         vals = [figures[f"{s}_{q}"].median for s in ("push", "conflict", "many")]
         ax2.bar([i + (j - 1) * width for i in range(3)], vals, width, label=q)
-    ax2.set_xticks(range(3), ["push storm\n(500/req)", "conflict mix\n(500/req)",
-                              "many devices\n(20/req)"], fontsize=8)
+    ax2.set_xticks(
+        range(3),
+        ["push storm\n(500/req)", "conflict mix\n(500/req)", "many devices\n(20/req)"],
+        fontsize=8,
+    )
     ax2.set_ylabel("push request latency, ms (median of runs)")
     ax2.set_title("Push latency")
     ax2.legend(fontsize=8)
@@ -134,8 +160,12 @@ def plots(results: dict[str, Any], figures: dict[str, Figure], out: Path,
     if by_size:
         _pull_rates_by_size(ax1, figures, by_size)
     else:
-        bar(ax1, ["server pull\n(records/s)", "SDK pull + apply\n(records/s)"],
-            ["pull_rate", "apply_rate"], ["tab:blue", "tab:green"])
+        bar(
+            ax1,
+            ["server pull\n(records/s)", "SDK pull + apply\n(records/s)"],
+            ["pull_rate", "apply_rate"],
+            ["tab:blue", "tab:green"],
+        )
     ax1.axhline(100_000, color="tab:red", linestyle="--", label="pull target 100,000/s")
     ax1.axhline(50_000, color="tab:orange", linestyle="--", label="apply target 50,000/s")
     ax1.set_yscale("log")

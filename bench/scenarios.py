@@ -72,8 +72,9 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def push_all(pushers: Sequence[Pusher], work: Sequence[list[list[dict[str, Any]]]]
-             ) -> dict[str, Any]:
+def push_all(
+    pushers: Sequence[Pusher], work: Sequence[list[list[dict[str, Any]]]]
+) -> dict[str, Any]:
     """Each pusher sends its batches in order on its own thread; all start together."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
@@ -105,8 +106,9 @@ def push_all(pushers: Sequence[Pusher], work: Sequence[list[list[dict[str, Any]]
             latencies.extend(mine)
             outcomes.update(seen)
 
-    threads = [threading.Thread(target=run, args=(p, w)) for p, w in zip(pushers, work,
-                                                                              strict=True)]
+    threads = [
+        threading.Thread(target=run, args=(p, w)) for p, w in zip(pushers, work, strict=True)
+    ]
     for t in threads:
         t.start()
     barrier.wait()
@@ -116,13 +118,20 @@ def push_all(pushers: Sequence[Pusher], work: Sequence[list[list[dict[str, Any]]
     elapsed = time.perf_counter() - start
     ops = sum(len(b) for w in work for b in w)
     wire_bytes = sum(p.wire.total() for p in pushers)
-    return {"ops": ops, "seconds": elapsed, "ops_per_s": ops / elapsed,
-            "requests": sum(p.wire.requests for p in pushers),
-            "latency_ms": {k: pct(latencies, q) * 1000
-                           for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
-            "bytes_per_record": wire_bytes / ops,
-            "bytes_sent_per_record": sum(p.wire.sent for p in pushers) / ops,
-            "errors": len(errors), "error_samples": errors[:3], "outcomes": dict(outcomes)}
+    return {
+        "ops": ops,
+        "seconds": elapsed,
+        "ops_per_s": ops / elapsed,
+        "requests": sum(p.wire.requests for p in pushers),
+        "latency_ms": {
+            k: pct(latencies, q) * 1000 for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        },
+        "bytes_per_record": wire_bytes / ops,
+        "bytes_sent_per_record": sum(p.wire.sent for p in pushers) / ops,
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "outcomes": dict(outcomes),
+    }
 
 
 def _start(params: Params, name: str) -> BenchServer:
@@ -134,8 +143,9 @@ def _start(params: Params, name: str) -> BenchServer:
     return server
 
 
-def _devices(server: BenchServer, ids: Sequence[str], facility: Callable[[int], str]
-             ) -> list[Device]:
+def _devices(
+    server: BenchServer, ids: Sequence[str], facility: Callable[[int], str]
+) -> list[Device]:
     tokens: dict[str, str] = {}
     out = []
     for i, device_id in enumerate(ids):
@@ -151,9 +161,22 @@ def replica_pull(server_url: str, path: Path, *, apply_only: bool = False) -> di
     ``apply_only``: the client's writes alone, the server's pages replayed from memory."""
     path.unlink(missing_ok=True)
     mode = ["--apply-only"] if apply_only else []
-    done = subprocess.run([sys.executable, "-m", "bench.replica_pull", *mode, server_url,
-                           "admin", PASSWORD, str(path)], cwd=ROOT, capture_output=True,
-                          check=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.replica_pull",
+            *mode,
+            server_url,
+            "admin",
+            PASSWORD,
+            str(path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=900,
+    )
     out: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
     return out
 
@@ -190,22 +213,29 @@ def raw_pull_all(device: Device, server: BenchServer, limit: int = 1000) -> dict
                 break
         elapsed = time.perf_counter() - start
         server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
-    return {"records": records, "seconds": elapsed, "records_per_s": records / elapsed,
-            "requests": device.wire.requests - before_req,
-            "bytes_per_record": (device.wire.total() - before_bytes) / max(records, 1),
-            "server_cpu_us_per_record": server_cpu * 1e6 / max(records, 1),
-            "client_cpu_us_per_record": client_cpu * 1e6 / max(records, 1)}
+    return {
+        "records": records,
+        "seconds": elapsed,
+        "records_per_s": records / elapsed,
+        "requests": device.wire.requests - before_req,
+        "bytes_per_record": (device.wire.total() - before_bytes) / max(records, 1),
+        "server_cpu_us_per_record": server_cpu * 1e6 / max(records, 1),
+        "client_cpu_us_per_record": client_cpu * 1e6 / max(records, 1),
+    }
 
 
 # -- (1) push storm + (2) initial pull of what it wrote --------------------------------
+
 
 def push_storm(params: Params, run: int) -> dict[str, Any]:
     server = _start(params, f"storm-{run}")
     try:
         ids = [f"d-{d:05d}" for d in range(params.devices)]
         devices = _devices(server, ids, facility_of)
-        work = [list(batches(DeviceWorkload(params.seed + run, d, ids[d])
-                             .ops(params.per_device))) for d in range(params.devices)]
+        work = [
+            list(batches(DeviceWorkload(params.seed + run, d, ids[d]).ops(params.per_device)))
+            for d in range(params.devices)
+        ]
         cpu = server.cpu_seconds()
         push = push_all(devices, work)
         # CPU per op: the figure that stays put when the machine is busy with other work
@@ -225,6 +255,7 @@ def push_storm(params: Params, run: int) -> dict[str, Any]:
 
 
 # -- (3) incremental pull of 10 changes, (4) idle sync, (2) initial pull by size --------
+
 
 def build_db(params: Params, size: int) -> BenchServer:
     """A server database of ``size`` records, written through the store's own push path
@@ -254,8 +285,11 @@ def pulls_by_size(server: BenchServer, workdir: Path, size: int, run: int) -> di
     finally:
         device.close()
     replica = workdir / f"replica-{size}.db"
-    return {"raw": raw, "sdk": replica_pull(server.url, replica),
-            "apply_only": replica_pull(server.url, replica, apply_only=True)["apply_only"]}
+    return {
+        "raw": raw,
+        "sdk": replica_pull(server.url, replica),
+        "apply_only": replica_pull(server.url, replica, apply_only=True)["apply_only"],
+    }
 
 
 def incremental(server: BenchServer, params: Params, run: int) -> dict[str, Any]:
@@ -281,18 +315,27 @@ def incremental(server: BenchServer, params: Params, run: int) -> dict[str, Any]
     idle_before = (reader.wire.requests, reader.wire.sent, reader.wire.received)
     start = time.perf_counter()
     idle_status, _, _ = reader.pull(cursor, limit=500, etag=etag)
-    idle = {"status": idle_status, "seconds": time.perf_counter() - start,
-            "requests": reader.wire.requests - idle_before[0],
-            "bytes_sent": reader.wire.sent - idle_before[1],
-            "bytes_received": reader.wire.received - idle_before[2]}
+    idle = {
+        "status": idle_status,
+        "seconds": time.perf_counter() - start,
+        "requests": reader.wire.requests - idle_before[0],
+        "bytes_sent": reader.wire.sent - idle_before[1],
+        "bytes_received": reader.wire.received - idle_before[2],
+    }
     idle["bytes"] = idle["bytes_sent"] + idle["bytes_received"]
     writer.close()
     reader.close()
-    return {"ms": statistics.median(times) * 1000, "ms_min": min(times) * 1000,
-            "bytes": statistics.median(sizes), "requests": max(reqs), "idle": idle}
+    return {
+        "ms": statistics.median(times) * 1000,
+        "ms_min": min(times) * 1000,
+        "bytes": statistics.median(sizes),
+        "requests": max(reqs),
+        "idle": idle,
+    }
 
 
 # -- (5) conflict-heavy mix --------------------------------------------------------------
+
 
 def conflict_mix(params: Params, run: int) -> dict[str, Any]:
     server = _start(params, f"conflict-{run}")
@@ -318,13 +361,16 @@ def conflict_mix(params: Params, run: int) -> dict[str, Any]:
 
 # -- (6) many devices, few ops each, at once ----------------------------------------------
 
+
 def many_devices(params: Params, run: int) -> dict[str, Any]:
     server = _start(params, f"many-{run}")
     try:
         ids = [f"d-m{d:05d}" for d in range(params.many_devices)]
         devices = _devices(server, ids, facility_of)
-        work = [[DeviceWorkload(params.seed + run, d, ids[d]).ops(params.many_ops)]
-                for d in range(params.many_devices)]
+        work = [
+            [DeviceWorkload(params.seed + run, d, ids[d]).ops(params.many_ops)]
+            for d in range(params.many_devices)
+        ]
         out = push_all(devices, work)
         out["server_peak_rss_kib"] = server.peak_rss_kib()
         out["server_rss_kib"] = server.rss_kib()

@@ -42,8 +42,9 @@ class BenchServer:
         workdir.mkdir(parents=True, exist_ok=True)
         # "{name}" in a PostgreSQL URL gives each server its own (existing, empty) database
         name = workdir.name.replace("-", "_")
-        self.db_url = db_url.replace("{name}", name) if db_url else (
-            f"sqlite:///{workdir / 'server.db'}")
+        self.db_url = (
+            db_url.replace("{name}", name) if db_url else (f"sqlite:///{workdir / 'server.db'}")
+        )
         if db_url and "{name}" in db_url:
             _fresh_database(self.db_url)
         self.port = free_port()
@@ -60,10 +61,24 @@ class BenchServer:
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
-             "--port", str(self.port), "--log-level", "warning",
-             "--workers", str(self.workers)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            [
+                sys.executable,
+                "-m",
+                "waystation",
+                "serve",
+                "--db",
+                self.db_url,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--workers",
+                str(self.workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -168,16 +183,19 @@ class Wire:
         self.sent += _head_bytes(f"{req.method} {target} HTTP/1.1", req.headers)
         self.sent += int(req.headers.get("content-length", "0"))
         resp.read()
-        self.received += _head_bytes(f"HTTP/1.1 {resp.status_code} {resp.reason_phrase}",
-                                     resp.headers) + resp.num_bytes_downloaded
+        self.received += (
+            _head_bytes(f"HTTP/1.1 {resp.status_code} {resp.reason_phrase}", resp.headers)
+            + resp.num_bytes_downloaded
+        )
 
     def total(self) -> int:
         return self.sent + self.received
 
 
 def user_token(url: str, username: str) -> str:
-    resp = httpx.post(f"{url}/v1/auth/token", json={"username": username,
-                                                     "password": PASSWORD}, timeout=30)
+    resp = httpx.post(
+        f"{url}/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=30
+    )
     resp.raise_for_status()
     return str(resp.json()["access_token"])
 
@@ -190,34 +208,44 @@ class Device:
         self.device_id = device_id
         self.wire = Wire()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url, timeout=120, event_hooks=self.wire.hooks(),
-                                 headers=headers)
+        self.http = httpx.Client(
+            base_url=url, timeout=120, event_hooks=self.wire.hooks(), headers=headers
+        )
 
     @classmethod
     def register(cls, url: str, user_token: str, device_id: str) -> Device:
-        reg = httpx.post(f"{url}/v1/devices", json={"name": "bench", "device_id": device_id},
-                         headers={"Authorization": f"Bearer {user_token}"}, timeout=30)
+        reg = httpx.post(
+            f"{url}/v1/devices",
+            json={"name": "bench", "device_id": device_id},
+            headers={"Authorization": f"Bearer {user_token}"},
+            timeout=30,
+        )
         reg.raise_for_status()
         return cls(url, str(reg.json()["access_token"]), device_id)
 
     def push(self, changes: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
         """POST one gzip-compressed batch: (status, results)."""
-        body = gzip.compress(orjson.dumps({"device_id": self.device_id, "changes": changes}),
-                             compresslevel=6)
-        resp = self.http.post("/v1/sync/push", content=body, headers={
-            "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        body = gzip.compress(
+            orjson.dumps({"device_id": self.device_id, "changes": changes}), compresslevel=6
+        )
+        resp = self.http.post(
+            "/v1/sync/push",
+            content=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
         if resp.status_code != 200:
             return resp.status_code, []
         return 200, orjson.loads(resp.content)["results"]
 
-    def pull(self, since: str, limit: int = 1000,
-             etag: str | None = None) -> tuple[int, dict[str, Any], str | None]:
+    def pull(
+        self, since: str, limit: int = 1000, etag: str | None = None
+    ) -> tuple[int, dict[str, Any], str | None]:
         headers = {"If-None-Match": etag} if etag else {}
-        resp = self.http.get("/v1/sync/pull", params={"since": since, "limit": limit},
-                             headers=headers)
+        resp = self.http.get(
+            "/v1/sync/pull", params={"since": since, "limit": limit}, headers=headers
+        )
         body = orjson.loads(resp.content) if resp.status_code == 200 else {}
         return resp.status_code, body, resp.headers.get("etag")
 
     def close(self) -> None:
         self.http.close()
-

@@ -33,8 +33,15 @@ from tests.fault_proxy import FaultProxy, FaultRates
 from tests.support import LiveServer
 from waystation.client import Replica
 
-RATES = FaultRates(drop=0.03, bad_gateway=0.03, lost_answer=0.03, cut=0.03,
-                   duplicate=0.03, delay=0.05, max_delay_s=0.2)
+RATES = FaultRates(
+    drop=0.03,
+    bad_gateway=0.03,
+    lost_answer=0.03,
+    cut=0.03,
+    duplicate=0.03,
+    delay=0.05,
+    max_delay_s=0.2,
+)
 
 
 @dataclass
@@ -67,9 +74,18 @@ class Clients:
     def start(self, i: int) -> None:
         with open(self.work / f"client{i}.err", "ab") as err:
             self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "bench.soak_client", str(self.replicas[i]),
-                 str(self.logs[i]), str(i), str(self.rng.randrange(1 << 30))],
-                stdout=subprocess.DEVNULL, stderr=err)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.soak_client",
+                    str(self.replicas[i]),
+                    str(self.logs[i]),
+                    str(i),
+                    str(self.rng.randrange(1 << 30)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
 
     def kill(self, i: int) -> None:
         proc = self.procs[i]
@@ -81,8 +97,10 @@ class Clients:
     def check_alive(self) -> None:
         for i, proc in enumerate(self.procs):
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"client {i} exited by itself ({proc.returncode}): "
-                                   f"{(self.work / f'client{i}.err').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"client {i} exited by itself ({proc.returncode}): "
+                    f"{(self.work / f'client{i}.err').read_text()[-2000:]}"
+                )
 
 
 def _setup(servers: list[LiveServer], clients: Clients, proxy_url: str) -> None:
@@ -90,10 +108,14 @@ def _setup(servers: list[LiveServer], clients: Clients, proxy_url: str) -> None:
     proxy, faults off)."""
     servers[0].add_user("soak", "health_worker", [f"facility:{FACILITY}"])
     for i, path in enumerate(clients.replicas):
-        with Replica.open(path, server=proxy_url, username="soak", password="pw",
-                          retry_policy=SOAK_RETRIES) as rep:
-            rep.put("pharmacy_inventory", {"facility_id": FACILITY,
-                                           "medicine_id": "m-soak"}, id=inventory_id(i))
+        with Replica.open(
+            path, server=proxy_url, username="soak", password="pw", retry_policy=SOAK_RETRIES
+        ) as rep:
+            rep.put(
+                "pharmacy_inventory",
+                {"facility_id": FACILITY, "medicine_id": "m-soak"},
+                id=inventory_id(i),
+            )
             _sync_clean(rep)
 
 
@@ -128,9 +150,15 @@ def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
     cluster.start(durable=True)
     try:
         url = cluster.new_database("soak")
-        servers = [LiveServer(work, db_url=url, name=f"server{i}",
-                              extra_args=["--access-log", str(work / f"access-{i}.log")])
-                   for i in range(2)]
+        servers = [
+            LiveServer(
+                work,
+                db_url=url,
+                name=f"server{i}",
+                extra_args=["--access-log", str(work / f"access-{i}.log")],
+            )
+            for i in range(2)
+        ]
         for server in servers:
             server.start()
         try:
@@ -142,17 +170,26 @@ def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
         cluster.stop()
 
 
-def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
-                figures: Figures, rng: random.Random, deadline: float, server_kills: int,
-                client_kills: int, requests: int) -> None:
+def _run_faults(
+    team: Clients,
+    servers: list[LiveServer],
+    proxy: FaultProxy,
+    figures: Figures,
+    rng: random.Random,
+    deadline: float,
+    server_kills: int,
+    client_kills: int,
+    requests: int,
+) -> None:
     """Start the clients, then kill servers (one at a time) and clients at random until the
     targets are met or the deadline passes."""
     for i in range(len(team.procs)):
         team.start(i)
     while time.monotonic() < deadline and not (
-            figures.server_kills >= server_kills
-            and figures.client_kills >= client_kills
-            and proxy.counts["requests"] >= requests):
+        figures.server_kills >= server_kills
+        and figures.client_kills >= client_kills
+        and proxy.counts["requests"] >= requests
+    ):
         time.sleep(rng.uniform(0.05, 0.6))
         team.check_alive()
         if figures.server_kills < server_kills and rng.random() < 0.5:
@@ -169,9 +206,18 @@ def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
     if time.monotonic() >= deadline:
         print(f"deadline reached: {figures}", file=sys.stderr)
 
-def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
-         requests: int, postgres: bool, seed: int, deadline_s: float) -> tuple[Figures,
-                                                                               Findings]:
+
+def soak(
+    work: Path,
+    *,
+    clients: int,
+    server_kills: int,
+    client_kills: int,
+    requests: int,
+    postgres: bool,
+    seed: int,
+    deadline_s: float,
+) -> tuple[Figures, Findings]:
     """One run; returns its figures and what the checker found."""
     rng = random.Random(seed)
     figures = Figures(seed=seed, clients=clients)
@@ -184,8 +230,17 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
             _setup(servers, team, proxy.url)
             proxy.enabled = True
             try:
-                _run_faults(team, servers, proxy, figures, rng, started + deadline_s,
-                            server_kills, client_kills, requests)
+                _run_faults(
+                    team,
+                    servers,
+                    proxy,
+                    figures,
+                    rng,
+                    started + deadline_s,
+                    server_kills,
+                    client_kills,
+                    requests,
+                )
             finally:
                 for i in range(clients):
                     team.kill(i)
@@ -206,20 +261,25 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
     if figures.clean_proxy_requests != figures.clean_server_requests:
         findings.problems.append(
             f"clean phase: the proxy forwarded {figures.clean_proxy_requests} requests, "
-            f"the servers logged {figures.clean_server_requests}")
+            f"the servers logged {figures.clean_server_requests}"
+        )
     figures.wall_s = round(time.monotonic() - started, 1)
     return figures, findings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--server-kills", type=int, default=100)
     parser.add_argument("--client-kills", type=int, default=100)
     parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--postgres", action="store_true",
-                        help="two servers on one PostgreSQL database")
+    parser.add_argument(
+        "--postgres", action="store_true", help="two servers on one PostgreSQL database"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--deadline", type=float, default=1800.0, help="seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -228,12 +288,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak seed {seed}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="waystation-soak-"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    figures, findings = soak(work, clients=args.clients, server_kills=args.server_kills,
-                             client_kills=args.client_kills, requests=args.requests,
-                             postgres=args.postgres, seed=seed, deadline_s=args.deadline)
+    figures, findings = soak(
+        work,
+        clients=args.clients,
+        server_kills=args.server_kills,
+        client_kills=args.client_kills,
+        requests=args.requests,
+        postgres=args.postgres,
+        seed=seed,
+        deadline_s=args.deadline,
+    )
     print(figures)
-    print(f"writes: {findings.logged_writes} logged, {findings.unlogged_writes} unlogged "
-          f"(killed before the log line), {findings.server_records} server records")
+    print(
+        f"writes: {findings.logged_writes} logged, {findings.unlogged_writes} unlogged "
+        f"(killed before the log line), {findings.server_records} server records"
+    )
     for problem in findings.problems:
         print(f"PROBLEM: {problem}")
     print("OK" if findings.ok else "FAILED", f"(work directory {work})")

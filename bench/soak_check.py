@@ -44,15 +44,19 @@ def read_server(db_url: str) -> dict[tuple[str, str], tuple[int, bool, dict[str,
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT collection, id, version, deleted, fields FROM records")).all()
+            rows = conn.execute(
+                sa.text("SELECT collection, id, version, deleted, fields FROM records")
+            ).all()
     finally:
         engine.dispose()
     return {(r[0], r[1]): (int(r[2]), bool(r[3]), orjson.loads(r[4])) for r in rows}
 
 
-def check_replicas(server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
-                   replica_paths: list[Path], findings: Findings) -> None:
+def check_replicas(
+    server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+    replica_paths: list[Path],
+    findings: Findings,
+) -> None:
     """Each replica's copy of the server (its ``server_records``, read from its file) must
     equal the server's records, and its outbox must be empty.
 
@@ -62,20 +66,25 @@ def check_replicas(server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]
         with Replica(path) as rep:
             pending = rep.pending_count()
             with rep.db.read() as conn:
-                rows = conn.execute("SELECT collection, id, version, deleted, fields "
-                                    "FROM server_records").fetchall()
+                rows = conn.execute(
+                    "SELECT collection, id, version, deleted, fields FROM server_records"
+                ).fetchall()
             left = rep.status()
         copy = {(r[0], r[1]): (int(r[2]), bool(r[3]), orjson.loads(r[4])) for r in rows}
         if pending or left["failed"] or left["rejected"] or left["conflicts"]:
-            findings.problems.append(f"{path.name}: outbox not clean: pending {pending}, "
-                                     f"failed {left['failed']}, rejected {left['rejected']}, "
-                                     f"conflicts {left['conflicts']}")
+            findings.problems.append(
+                f"{path.name}: outbox not clean: pending {pending}, "
+                f"failed {left['failed']}, rejected {left['rejected']}, "
+                f"conflicts {left['conflicts']}"
+            )
         if copy != server:
             missing = len(server.keys() - copy.keys())
             extra = len(copy.keys() - server.keys())
             differ = sum(1 for k in server.keys() & copy.keys() if server[k] != copy[k])
-            findings.problems.append(f"{path.name}: differs from the server: {missing} "
-                                     f"missing, {extra} extra, {differ} different")
+            findings.problems.append(
+                f"{path.name}: differs from the server: {missing} "
+                f"missing, {extra} extra, {differ} different"
+            )
 
 
 def read_log(path: Path) -> tuple[set[int], set[int]]:
@@ -98,30 +107,39 @@ def read_log(path: Path) -> tuple[set[int], set[int]]:
     return logged, allowed - logged
 
 
-def check_logs(server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
-               logs: dict[int, Path], findings: Findings) -> None:
+def check_logs(
+    server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+    logs: dict[int, Path],
+    findings: Findings,
+) -> None:
     """The server against each client's write log (exactly once, see the module)."""
     for client, log_path in logs.items():
         logged, allowed = read_log(log_path)
-        held = {int(key[1].rsplit("-n", 1)[1]) for key, (_, deleted, fields) in server.items()
-                if key[0] == "patients" and not deleted
-                and fields.get("village") == village(client)}
+        held = {
+            int(key[1].rsplit("-n", 1)[1])
+            for key, (_, deleted, fields) in server.items()
+            if key[0] == "patients" and not deleted and fields.get("village") == village(client)
+        }
         lost = logged - held
         extra = held - logged
         findings.logged_writes += len(logged)
         findings.unlogged_writes += len(extra & allowed)
         if lost:
-            findings.problems.append(f"client {client}: {len(lost)} acknowledged write(s) "
-                                     f"lost, e.g. {sorted(lost)[:5]}")
+            findings.problems.append(
+                f"client {client}: {len(lost)} acknowledged write(s) lost, e.g. {sorted(lost)[:5]}"
+            )
         if extra - allowed:
-            findings.problems.append(f"client {client}: writes nobody made: "
-                                     f"{sorted(extra - allowed)[:5]}")
+            findings.problems.append(
+                f"client {client}: writes nobody made: {sorted(extra - allowed)[:5]}"
+            )
         stock = server.get(("pharmacy_inventory", inventory_id(client)))
         total = stock[2].get("quantity") if stock else None
         expected = sum(delta(n) for n in held)
         if total != expected:
-            findings.problems.append(f"client {client}: stock {total}, expected {expected} "
-                                     "(an increment lost or applied twice)")
+            findings.problems.append(
+                f"client {client}: stock {total}, expected {expected} "
+                "(an increment lost or applied twice)"
+            )
 
 
 def check(db_url: str, replica_paths: list[Path], logs: dict[int, Path]) -> Findings:

@@ -22,8 +22,7 @@ from waystation.client import Replica, RetryPolicy
 
 FACILITY = "f-soak"
 # Ops are never given up on in a soak: the faults are the point, not a reason to stop.
-SOAK_RETRIES = RetryPolicy(max_retries=1_000_000, initial_s=0.05, max_wait_s=0.5,
-                           jitter_s=0.05)
+SOAK_RETRIES = RetryPolicy(max_retries=1_000_000, initial_s=0.05, max_wait_s=0.5, jitter_s=0.05)
 
 
 def delta(n: int) -> int:
@@ -45,8 +44,10 @@ def village(client: int) -> str:
 
 def highest_written(rep: Replica, client: int) -> int:
     """The highest write number this client's replica holds (0 for none)."""
-    return max((int(p["id"].rsplit("-n", 1)[1]) for p in
-                rep.query("patients", village=village(client))), default=0)
+    return max(
+        (int(p["id"].rsplit("-n", 1)[1]) for p in rep.query("patients", village=village(client))),
+        default=0,
+    )
 
 
 def main(path: str, log_path: str, client: int, seed: int) -> None:
@@ -58,8 +59,15 @@ def main(path: str, log_path: str, client: int, seed: int) -> None:
     deadline = time.monotonic() + 3600  # bounded even if the parent forgets it
     while time.monotonic() < deadline:
         with rep.atomic():
-            rep.put("patients", {"name": f"soak c{client} #{n}", "facility_id": FACILITY,
-                                 "village": village(client)}, id=patient_id(client, n))
+            rep.put(
+                "patients",
+                {
+                    "name": f"soak c{client} #{n}",
+                    "facility_id": FACILITY,
+                    "village": village(client),
+                },
+                id=patient_id(client, n),
+            )
             rep.increment("pharmacy_inventory", inventory_id(client), "quantity", delta(n))
         os.write(log, f'{{"n": {n}}}\n'.encode())  # acknowledged locally
         n += 1

@@ -53,8 +53,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect the figures of each test (from xdist's workers too: their reports carry
     ``user_properties`` to the controller, which prints the summary)."""
     if report.when == "call":
-        _figures.extend(str(value) for name, value in report.user_properties
-                        if name == FIGURE)
+        _figures.extend(str(value) for name, value in report.user_properties if name == FIGURE)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
 FAULTS = ("drop", "bad_gateway", "lost_answer", "cut", "duplicate", "delay")
-_BAD_GATEWAY = (b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n"
-                b"content-length: 11\r\nconnection: close\r\n\r\nbad gateway")
+_BAD_GATEWAY = (
+    b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n"
+    b"content-length: 11\r\nconnection: close\r\n\r\nbad gateway"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,12 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + body
 
 
-async def _relay_answer(upstream: asyncio.StreamReader, method: bytes,
-                        send: asyncio.StreamWriter | None, cut_at: float | None) -> bool:
+async def _relay_answer(
+    upstream: asyncio.StreamReader,
+    method: bytes,
+    send: asyncio.StreamWriter | None,
+    cut_at: float | None,
+) -> bool:
     """Copy one answer from ``upstream`` to ``send`` (None: read and discard it). With
     ``cut_at`` (a fraction), stop that far into the answer: always before its end.
     Returns whether the connection may carry another request."""
@@ -154,10 +160,18 @@ class FaultProxy:
     connection goes to the next, in turn. ``counts`` tells what happened: ``requests`` and
     one entry per fault injected."""
 
-    def __init__(self, upstream_port: int | Sequence[int], rates: FaultRates, *,
-                 seed: int = 1, port: int = 0, max_connections: int = 256) -> None:
-        self.upstream_ports = ([upstream_port] if isinstance(upstream_port, int)
-                               else list(upstream_port))
+    def __init__(
+        self,
+        upstream_port: int | Sequence[int],
+        rates: FaultRates,
+        *,
+        seed: int = 1,
+        port: int = 0,
+        max_connections: int = 256,
+    ) -> None:
+        self.upstream_ports = (
+            [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
+        )
         self._turn = itertools.count()
         self.rates = rates
         self.rng = random.Random(seed)
@@ -166,8 +180,9 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()
         self.enabled = True
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="fault-proxy")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="fault-proxy"
+        )
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(max_connections)
         self._lock = threading.Lock()
@@ -203,8 +218,7 @@ class FaultProxy:
         self.stop()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, LOOPBACK, self.port,
-                                                  limit=1 << 20)
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, self.port, limit=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _pick(self) -> tuple[str | None, float, float]:
@@ -217,8 +231,7 @@ class FaultProxy:
                 self.counts[fault] += 1
             return fault, self.rng.random(), self.rng.random()
 
-    async def _serve(self, client_r: asyncio.StreamReader,
-                     client_w: asyncio.StreamWriter) -> None:
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         async with self._slots:
             upstream_port = self.upstream_ports[next(self._turn) % len(self.upstream_ports)]
             try:
@@ -238,8 +251,9 @@ class FaultProxy:
                         await self._send_twice(request, upstream_port)
                     # A fresh upstream connection per request: one the server closed while
                     # idle (or died with) would fail requests the proxy meant to pass.
-                    up_r, up_w = await asyncio.open_connection(LOOPBACK, upstream_port,
-                                                               limit=1 << 20)
+                    up_r, up_w = await asyncio.open_connection(
+                        LOOPBACK, upstream_port, limit=1 << 20
+                    )
                     try:
                         up_w.write(request)
                         await up_w.drain()
@@ -263,8 +277,7 @@ class FaultProxy:
 
     async def _send_twice(self, request: bytes, port: int) -> None:
         """The extra copy, on a connection of its own; its answer is read and dropped."""
-        reader, writer = await asyncio.open_connection(LOOPBACK, port,
-                                                       limit=1 << 20)
+        reader, writer = await asyncio.open_connection(LOOPBACK, port, limit=1 << 20)
         try:
             writer.write(request)
             await writer.drain()

@@ -42,8 +42,12 @@ class AppTransport(httpx.BaseTransport):
         answer = await self._asgi.handle_async_request(request)
         # the bytes as sent (gzip stays gzip): the client decodes them, as off the wire
         body = b"".join([chunk async for chunk in answer.aiter_raw()])
-        return httpx.Response(answer.status_code, headers=answer.headers,
-                              stream=httpx.ByteStream(body), extensions=answer.extensions)
+        return httpx.Response(
+            answer.status_code,
+            headers=answer.headers,
+            stream=httpx.ByteStream(body),
+            extensions=answer.extensions,
+        )
 
 
 class InProcessServer:
@@ -60,7 +64,8 @@ class InProcessServer:
         self._stack = contextlib.ExitStack()
         self.portal = self._stack.enter_context(start_blocking_portal())
         self._stack.enter_context(
-            self.portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app)))
+            self.portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app))
+        )
 
     def http(self) -> httpx.Client:
         """A new client of the app (closing it leaves the app running)."""
@@ -78,11 +83,11 @@ class InProcessServer:
 
         return InProcessReplica
 
-    def add_user(self, username: str, role: str, scopes: Sequence[str] = (),
-                 password: str = "pw") -> str:
+    def add_user(
+        self, username: str, role: str, scopes: Sequence[str] = (), password: str = "pw"
+    ) -> str:
         """Create a user straight in the database (as ``waystation users add`` does)."""
-        return self.store.add_user(username, hash_test_password(password), role,
-                                   list(scopes)).id
+        return self.store.add_user(username, hash_test_password(password), role, list(scopes)).id
 
     def close(self) -> None:
         self._stack.close()

@@ -87,9 +87,10 @@ class LocalCluster(PostgresCluster):
             try:
                 owner = pwd.getpwnam("postgres")
             except KeyError:
-                pytest.fail("running as root, and there is no `postgres` user to run the test "
-                            "PostgreSQL server as (PostgreSQL refuses to run as root): "
-                            + _INSTALL_HINT)
+                pytest.fail(
+                    "running as root, and there is no `postgres` user to run the test "
+                    "PostgreSQL server as (PostgreSQL refuses to run as root): " + _INSTALL_HINT
+                )
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
         self.data = self.root / "data"
@@ -100,29 +101,54 @@ class LocalCluster(PostgresCluster):
         done = subprocess.run([*self._as, *args], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             log = self.log.read_text()[-3000:] if self.log.exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}\n"
-                               f"{log}")
+            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}\n{log}")
 
     def start(self, *, durable: bool = False) -> None:
         """Tuned for throwaway test data unless ``durable`` (benchmarks): no fsync (the
         tests never crash PostgreSQL itself); room for several server processes' pools."""
-        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user,
-                  "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync")
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "--no-locale",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         unsafe = ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        options = " ".join([
-            f"-p {self.port}", "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.root}", "-c max_connections=300",
-            *([] if durable else unsafe),
-            "-c shared_buffers=64MB" if not durable else "-c shared_buffers=256MB",
-            "-c log_min_messages=warning",
-        ])
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                  "-o", options, "-w", "-t", "60", "start")
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self.root}",
+                "-c max_connections=300",
+                *([] if durable else unsafe),
+                "-c shared_buffers=64MB" if not durable else "-c shared_buffers=256MB",
+                "-c log_min_messages=warning",
+            ]
+        )
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

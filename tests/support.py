@@ -44,8 +44,9 @@ def hash_test_password(password: str) -> str:
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 10.0, *, what: str = "",
-               every: float = 0.02) -> T:
+def wait_until(
+    condition: Callable[[], T], timeout: float = 10.0, *, what: str = "", every: float = 0.02
+) -> T:
     """Call ``condition`` every ``every`` seconds until it returns something true, and
     return that. Raises AssertionError naming ``what`` when ``timeout`` seconds pass first
     (or when ``condition`` itself raises one: a condition may fail fast, e.g. on a process
@@ -76,8 +77,11 @@ def free_port() -> int:
 def child_pids(pid: int) -> list[int]:
     """The processes ``pid`` started (a ``serve --workers`` parent's workers, and any helper
     such as multiprocessing's resource tracker), from /proc."""
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
 
 
 class LiveServer:
@@ -85,9 +89,15 @@ class LiveServer:
     (several servers may share one PostgreSQL database); ``env`` adds environment
     variables."""
 
-    def __init__(self, workdir: Path, *, extra_args: Sequence[str] = (),
-                 db_url: str | None = None, env: dict[str, str] | None = None,
-                 name: str = "server") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        db_url: str | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "server",
+    ) -> None:
         self.workdir = workdir
         self.db_path = workdir / "server.db"
         self.db_url = db_url or f"sqlite:///{self.db_path}"
@@ -101,9 +111,22 @@ class LiveServer:
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "waystation", "serve", "--db", self.db_url,
-                 "--port", str(self.port), "--log-level", "warning", *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                [
+                    sys.executable,
+                    "-m",
+                    "waystation",
+                    "serve",
+                    "--db",
+                    self.db_url,
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
                 env={**os.environ, **self.env} if self.env else None,
             )
         proc = self.proc
@@ -139,13 +162,13 @@ class LiveServer:
             self.proc.wait()
         self.proc = None
 
-    def add_user(self, username: str, role: str, scopes: Sequence[str] = (),
-                 password: str = "pw") -> str:
+    def add_user(
+        self, username: str, role: str, scopes: Sequence[str] = (), password: str = "pw"
+    ) -> str:
         """Create a user straight in the database (as ``waystation users add`` does)."""
         store = open_store(self.db_url, health_schema(), migrate=True)
         try:
-            return store.add_user(username, hash_test_password(password), role,
-                                  list(scopes)).id
+            return store.add_user(username, hash_test_password(password), role, list(scopes)).id
         finally:
             store.close()
 
@@ -156,32 +179,49 @@ class LiveServer:
 class SyncApi:
     """One logged-in device speaking protocol v1 (for wire-level tests)."""
 
-    def __init__(self, base_url: str, username: str, password: str = "pw",
-                 device_id: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, username: str, password: str = "pw", device_id: str | None = None
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=30)
-        token = self.http.post("/v1/auth/token", json={"username": username,
-                                                        "password": password})
+        token = self.http.post("/v1/auth/token", json={"username": username, "password": password})
         token.raise_for_status()
         self.user = token.json()["user"]
         self.device_id = device_id or f"d-{uuid7().replace('-', '')[-16:]}"
-        reg = self.http.post("/v1/devices", json={"name": "test", "device_id": self.device_id},
-                             headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        reg = self.http.post(
+            "/v1/devices",
+            json={"name": "test", "device_id": self.device_id},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
         reg.raise_for_status()
         self.token: str = reg.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.clock = Clock(self.device_id)
 
-    def change(self, collection: str, record_id: str, fields: dict[str, Any] | None = None,
-               op: str = "upsert", *, base_version: int = 0, hlc: str | None = None
-               ) -> dict[str, Any]:
+    def change(
+        self,
+        collection: str,
+        record_id: str,
+        fields: dict[str, Any] | None = None,
+        op: str = "upsert",
+        *,
+        base_version: int = 0,
+        hlc: str | None = None,
+    ) -> dict[str, Any]:
         """A change stamped with this device's clock (not sent)."""
-        return {"op_id": uuid7(), "collection": collection, "record_id": record_id, "op": op,
-                "fields": fields or {}, "hlc": hlc or str(self.clock.send()),
-                "base_version": base_version}
+        return {
+            "op_id": uuid7(),
+            "collection": collection,
+            "record_id": record_id,
+            "op": op,
+            "fields": fields or {},
+            "hlc": hlc or str(self.clock.send()),
+            "base_version": base_version,
+        }
 
     def push(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        resp = self.http.post("/v1/sync/push", json={"device_id": self.device_id,
-                                                      "changes": changes})
+        resp = self.http.post(
+            "/v1/sync/push", json={"device_id": self.device_id, "changes": changes}
+        )
         assert resp.status_code == 200, resp.text
         self.clock.receive(HLC.parse(resp.json()["server_hlc"]))
         results: list[dict[str, Any]] = resp.json()["results"]
@@ -214,8 +254,14 @@ class EventStream:
     when it arrived). The reader runs on its own asyncio loop, so ``close()`` ends it at once.
     """
 
-    def __init__(self, api: SyncApi, since: str | None = "0", *,
-                 last_event_id: str | None = None, **params: str) -> None:
+    def __init__(
+        self,
+        api: SyncApi,
+        since: str | None = "0",
+        *,
+        last_event_id: str | None = None,
+        **params: str,
+    ) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.status: int | None = None
         self.headers: httpx.Headers | None = None
@@ -246,10 +292,12 @@ class EventStream:
     async def _read(self) -> None:
         try:
             async with (
-                httpx.AsyncClient(base_url=self._url,
-                                  timeout=httpx.Timeout(10, read=None)) as client,
-                client.stream("GET", "/v1/sync/events", params=self._params,
-                              headers=self._headers) as resp,
+                httpx.AsyncClient(
+                    base_url=self._url, timeout=httpx.Timeout(10, read=None)
+                ) as client,
+                client.stream(
+                    "GET", "/v1/sync/events", params=self._params, headers=self._headers
+                ) as resp,
             ):
                 self.status, self.headers = resp.status_code, resp.headers
                 self._opened.set()

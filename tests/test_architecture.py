@@ -116,10 +116,16 @@ def _room(module: str) -> str | None:
 def test_no_import_cycle_in_the_package() -> None:
     found = cycles(GRAPH)
     assert found == [], "import cycles:\n" + "\n".join(
-        "  " + " <-> ".join(component) + "\n    " + "\n    ".join(
-            f"{module} imports {dep}" for module in component
-            for dep in sorted(GRAPH[module] & set(component)))
-        for component in found)
+        "  "
+        + " <-> ".join(component)
+        + "\n    "
+        + "\n    ".join(
+            f"{module} imports {dep}"
+            for module in component
+            for dep in sorted(GRAPH[module] & set(component))
+        )
+        for component in found
+    )
 
 
 def test_each_room_imports_only_the_rooms_below_it() -> None:
@@ -147,8 +153,12 @@ def test_the_root_package_imports_nothing_of_the_package() -> None:
 
 
 def test_the_walk_sees_the_package() -> None:
-    assert {"waystation.core.apply", "waystation.store.push",
-            "waystation.client.replica", "waystation.server.routes.sync"} <= GRAPH.keys()
+    assert {
+        "waystation.core.apply",
+        "waystation.store.push",
+        "waystation.client.replica",
+        "waystation.server.routes.sync",
+    } <= GRAPH.keys()
     assert "waystation.core.apply" in GRAPH["waystation.store.push"]
     assert "waystation.server.app" in GRAPH["waystation.server"]  # a package's door
 
@@ -167,9 +177,14 @@ def later():
     from waystation.server import Settings
 """
     assert imports_of("waystation.store.push", source) == {
-        "waystation.core.hlc", "waystation.store.database", "waystation.store.sequence",
-        "waystation.core.ids", "waystation.core.merge", "waystation.client.replica",
-        "waystation.server"}
+        "waystation.core.hlc",
+        "waystation.store.database",
+        "waystation.store.sequence",
+        "waystation.core.ids",
+        "waystation.core.merge",
+        "waystation.client.replica",
+        "waystation.server",
+    }
 
 
 def test_the_cycle_finder_finds_every_cycle() -> None:

@@ -19,8 +19,7 @@ SKIP = {".venv", "node_modules", ".git", ".pytest_cache", ".mypy_cache", ".ruff_
 
 
 def _files(pattern: str) -> list[Path]:
-    return sorted(p for p in REPO.rglob(pattern)
-                  if not SKIP & set(p.relative_to(REPO).parts))
+    return sorted(p for p in REPO.rglob(pattern) if not SKIP & set(p.relative_to(REPO).parts))
 
 
 MARKDOWN = _files("*.md")
@@ -83,18 +82,25 @@ def test_every_docs_page_named_in_code_exists() -> None:
         for pattern in ("*.py", "*.js", "*.sh", "*.toml")
         for source in _files(pattern)
         for page in re.findall(r"\bdocs/[\w.-]+\.md\b", source.read_text("utf-8"))
-    } | {("scripts/test", page) for page in re.findall(
-        r"\bdocs/[\w.-]+\.md\b", (REPO / "scripts" / "test").read_text("utf-8"))}
-    missing = sorted(f"{source} names {page}" for source, page in named
-                     if not (REPO / page).is_file())
+    } | {
+        ("scripts/test", page)
+        for page in re.findall(
+            r"\bdocs/[\w.-]+\.md\b", (REPO / "scripts" / "test").read_text("utf-8")
+        )
+    }
+    missing = sorted(
+        f"{source} names {page}" for source, page in named if not (REPO / page).is_file()
+    )
     assert missing == []
 
 
 def test_no_design_notes_outside_the_repository_are_cited() -> None:
     # the plan the project started from is not shipped: its content lives in docs/
-    cited = sorted(str(p.relative_to(REPO)) for p in [*MARKDOWN, *_files("*.py")]
-                   if p != Path(__file__) and re.search(r"\bdesign\.md\b|\.\./shared/",
-                                                        p.read_text("utf-8")))
+    cited = sorted(
+        str(p.relative_to(REPO))
+        for p in [*MARKDOWN, *_files("*.py")]
+        if p != Path(__file__) and re.search(r"\bdesign\.md\b|\.\./shared/", p.read_text("utf-8"))
+    )
     assert cited == []
 
 

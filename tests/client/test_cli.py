@@ -167,8 +167,15 @@ def test_every_device_command_has_help_and_is_in_the_guide() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "client.md").read_text()
     keys = ("--passphrase-env", "--passphrase-prompt", "--keyring")
     for command, options in {
-        "login": ("--replica", "--server", "--username", "--password", *keys, "--ca-cert",
-                  "--insecure"),
+        "login": (
+            "--replica",
+            "--server",
+            "--username",
+            "--password",
+            *keys,
+            "--ca-cert",
+            "--insecure",
+        ),
         "sync": (
             "--replica",
             "--server",
@@ -211,10 +218,24 @@ def test_hole_ctrl_c_while_continuous_sync_starts_up_stops_it(
     rep.close()
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # holds the command in its first write, on purpose
-    command = [sys.executable, "-m", "waystation", "sync", "--replica", str(path),
-               "--continuous", "--interval", "1"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "COLUMNS": "200"}) as child:
+    command = [
+        sys.executable,
+        "-m",
+        "waystation",
+        "sync",
+        "--replica",
+        str(path),
+        "--continuous",
+        "--interval",
+        "1",
+    ]
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ) as child:
         try:
             deadline = time.monotonic() + 30
             while not _has_open(child.pid, path) and time.monotonic() < deadline:

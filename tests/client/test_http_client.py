@@ -29,13 +29,13 @@ class ConnectionCounter(FaultProxy):
     def __init__(self, upstream_port: int) -> None:
         super().__init__(upstream_port, FaultRates())
 
-    async def _serve(self, client_r: asyncio.StreamReader,
-                     client_w: asyncio.StreamWriter) -> None:
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.counts["connections"] += 1
         await super()._serve(client_r, client_w)
 
     def stop(self) -> None:
         """Also end exchanges still waiting for the server (a listener's long poll)."""
+
         async def cancel() -> None:
             serving = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in serving:
@@ -47,15 +47,18 @@ class ConnectionCounter(FaultProxy):
 
 
 def _open(proxy: FaultProxy, server: LiveServer, path: Path) -> Replica:
-    return Replica.open(path, server=proxy.url, username=new_user(server), password="pw",
-                        retry_policy=FAST_RETRIES)
+    return Replica.open(
+        path, server=proxy.url, username=new_user(server), password="pw", retry_policy=FAST_RETRIES
+    )
 
 
 def test_issue_13_a_replica_logs_in_and_syncs_over_one_connection(
     shared_server: LiveServer, tmp_path: Path
 ) -> None:
-    with ConnectionCounter(shared_server.port) as proxy, \
-            _open(proxy, shared_server, tmp_path / "tablet.db") as rep:
+    with (
+        ConnectionCounter(shared_server.port) as proxy,
+        _open(proxy, shared_server, tmp_path / "tablet.db") as rep,
+    ):
         for day in range(1, 6):
             rep.put("symptom_logs", symptom_log(f"2025-07-0{day}"))
             result = rep.sync()
@@ -72,8 +75,10 @@ def test_issue_13_threads_of_one_replica_refresh_its_token_once(
     """A refresh token is single-use and the server ends every session of a device that
     presents one twice: threads of one replica whose access token expired (a review in
     the app's thread, a sync in the loop's) must refresh it once, not once each."""
-    with ConnectionCounter(shared_server.port) as proxy, \
-            _open(proxy, shared_server, tmp_path / "tablet.db") as rep:
+    with (
+        ConnectionCounter(shared_server.port) as proxy,
+        _open(proxy, shared_server, tmp_path / "tablet.db") as rep,
+    ):
         with rep.db.transaction() as conn:  # as if the tablet had been offline for weeks
             conn.execute("UPDATE meta SET value = '0' WHERE key = 'access_expires_at'")
         start = threading.Barrier(6)
@@ -98,8 +103,10 @@ def test_issue_13_threads_of_one_replica_refresh_its_token_once(
 def test_a_continuous_loop_and_its_listener_share_the_replica_client(
     shared_server: LiveServer, tmp_path: Path
 ) -> None:
-    with ConnectionCounter(shared_server.port) as proxy, \
-            _open(proxy, shared_server, tmp_path / "tablet.db") as rep:
+    with (
+        ConnectionCounter(shared_server.port) as proxy,
+        _open(proxy, shared_server, tmp_path / "tablet.db") as rep,
+    ):
         rep.put("symptom_logs", symptom_log("2025-07-10"))
         last = Continuous(rep, interval=0.05, live=True).run(max_syncs=3)
         assert last is not None and last.ok
@@ -109,12 +116,12 @@ def test_a_continuous_loop_and_its_listener_share_the_replica_client(
         assert proxy.counts["connections"] <= 2
 
 
-def test_a_new_server_url_gets_a_new_client(
-    shared_server: LiveServer, tmp_path: Path
-) -> None:
-    with ConnectionCounter(shared_server.port) as first, \
-            ConnectionCounter(shared_server.port) as moved, \
-            _open(first, shared_server, tmp_path / "tablet.db") as rep:
+def test_a_new_server_url_gets_a_new_client(shared_server: LiveServer, tmp_path: Path) -> None:
+    with (
+        ConnectionCounter(shared_server.port) as first,
+        ConnectionCounter(shared_server.port) as moved,
+        _open(first, shared_server, tmp_path / "tablet.db") as rep,
+    ):
         assert rep.sync().ok
         rep.set_server(moved.url)  # the server moved
         rep.put("symptom_logs", symptom_log("2025-07-11"))
@@ -124,8 +131,10 @@ def test_a_new_server_url_gets_a_new_client(
 
 
 def test_new_tls_settings_get_a_new_client(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-    make_replica: MakeReplica
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    make_replica: MakeReplica,
 ) -> None:
     certs: Pki = request.getfixturevalue("pki")  # a CA and the server's certificate
     server = LiveServer(tmp_path)

@@ -28,8 +28,11 @@ def test_the_first_idle_sync_after_a_pull_is_one_small_304(
     assert reader.sync().pulled >= 1  # the cursor moved: no ETag was ever seen for it
 
     answers: list[httpx.Response] = []
-    transport = HttpTransport(shared_server.url, reader.session,
-                              httpx.Client(timeout=30, event_hooks={"response": [answers.append]}))
+    transport = HttpTransport(
+        shared_server.url,
+        reader.session,
+        httpx.Client(timeout=30, event_hooks={"response": [answers.append]}),
+    )
     try:
         idle = reader.sync(transport=transport)
     finally:
@@ -38,10 +41,13 @@ def test_the_first_idle_sync_after_a_pull_is_one_small_304(
     [answer] = answers
     assert answer.status_code == 304
     request = answer.request
-    sent = _head_bytes(f"{request.method} {request.url.raw_path.decode()} HTTP/1.1",
-                       request.headers)
-    received = _head_bytes(f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}",
-                           answer.headers) + answer.num_bytes_downloaded
+    sent = _head_bytes(
+        f"{request.method} {request.url.raw_path.decode()} HTTP/1.1", request.headers
+    )
+    received = (
+        _head_bytes(f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}", answer.headers)
+        + answer.num_bytes_downloaded
+    )
     assert sent + received < 400, (sent, received, request.headers, answer.headers)
     assert request.headers["user-agent"] == USER_AGENT
     assert "connection" not in request.headers

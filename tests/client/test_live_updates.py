@@ -23,8 +23,11 @@ def test_continuous_mode_pulls_a_change_long_before_its_interval(
         pid = writer.put("patients", {"name": "Neema", "facility_id": "f-1"})
         sent = time.monotonic()
         assert writer.sync().ok
-        wait_until(lambda: watcher.get("patients", pid) is not None, 10,
-                   what="the change on the watching replica")
+        wait_until(
+            lambda: watcher.get("patients", pid) is not None,
+            10,
+            what="the change on the watching replica",
+        )
         delay = time.monotonic() - sent
     finally:
         loop.stop()

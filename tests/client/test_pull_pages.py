@@ -52,12 +52,20 @@ def _replayed_one_by_one(db: LocalDB) -> dict[tuple[str, str], Any]:
     return reference
 
 
-def _change(record_id: str, version: int, *, deleted: bool = False,
-            **fields: Any) -> dict[str, Any]:
-    return {"collection": "patients", "id": record_id, "version": version, "seq": str(version),
-            "deleted": deleted, "fields": {} if deleted else fields,
-            "clocks": {name: f"0-{version}" for name in fields}, "conflict": False,
-            "updated_at": "2025-01-01T00:00:00.000Z"}
+def _change(
+    record_id: str, version: int, *, deleted: bool = False, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "collection": "patients",
+        "id": record_id,
+        "version": version,
+        "seq": str(version),
+        "deleted": deleted,
+        "fields": {} if deleted else fields,
+        "clocks": {name: f"0-{version}" for name in fields},
+        "conflict": False,
+        "updated_at": "2025-01-01T00:00:00.000Z",
+    }
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -72,22 +80,42 @@ def test_a_bulk_page_shows_what_replaying_each_record_would(tmp_path: Path, seed
         for n in range(rng.randint(0, 30)):
             record_id = rng.choice(ids)
             op = rng.choice(["upsert", "upsert", "delete", "increment"])
-            fields = {"stock": rng.randint(-3, 3)} if op == "increment" else (
-                {} if op == "delete" else {"name": f"local-{n}", "village": rng.choice("ab")})
-            ob.enqueue(conn, op_id=uuid7(), collection="patients", record_id=record_id, op=op,
-                       fields=fields, hlc=f"1-{n}", base_version=0, priority=0)
+            fields = (
+                {"stock": rng.randint(-3, 3)}
+                if op == "increment"
+                else ({} if op == "delete" else {"name": f"local-{n}", "village": rng.choice("ab")})
+            )
+            ob.enqueue(
+                conn,
+                op_id=uuid7(),
+                collection="patients",
+                record_id=record_id,
+                op=op,
+                fields=fields,
+                hlc=f"1-{n}",
+                base_version=0,
+                priority=0,
+            )
             status = rng.choice(list(ob.OpStatus))
             conn.execute(
                 "UPDATE outbox SET status = ?, result_version = ?, superseded = ?"
                 " WHERE seq = (SELECT max(seq) FROM outbox)",
-                (status.value, rng.randint(1, 6) if status is ob.OpStatus.SYNCED else None,
-                 orjson.dumps(rng.sample(["name", "village"], rng.randint(0, 1))).decode()),
+                (
+                    status.value,
+                    rng.randint(1, 6) if status is ob.OpStatus.SYNCED else None,
+                    orjson.dumps(rng.sample(["name", "village"], rng.randint(0, 1))).decode(),
+                ),
             )
             refresh_visible(conn, "patients", record_id)  # as every local write does
     for _ in range(3):
         page = [
-            _change(rng.choice(ids), rng.randint(1, 6), deleted=rng.random() < 0.2,
-                    name=f"server-{rng.random():.3f}", stock=rng.randint(0, 9))
+            _change(
+                rng.choice(ids),
+                rng.randint(1, 6),
+                deleted=rng.random() < 0.2,
+                name=f"server-{rng.random():.3f}",
+                stock=rng.randint(0, 9),
+            )
             for _ in range(rng.randint(1, 25))
         ]
         with db.transaction() as conn:
@@ -101,8 +129,10 @@ def test_a_many_page_pull_keeps_pending_edits_and_follows_every_change(
     shared_server: LiveServer, make_replica: MakeReplica
 ) -> None:
     writer = make_replica(shared_server, new_user(shared_server))
-    logs = [writer.put("symptom_logs", symptom_log(f"2025-08-{d:02d}", severity=1))
-            for d in range(1, 29)]
+    logs = [
+        writer.put("symptom_logs", symptom_log(f"2025-08-{d:02d}", severity=1))
+        for d in range(1, 29)
+    ]
     assert writer.sync().ok
     reader = make_replica(shared_server, new_user(shared_server))
     assert reader.sync().ok
@@ -120,8 +150,11 @@ def test_a_many_page_pull_keeps_pending_edits_and_follows_every_change(
     assert reader.get("symptom_logs", logs[25]) is None
     mine = reader.get("symptom_logs", logs[5])
     assert mine is not None and (mine["severity"], mine["notes"]) == (2, "mine")
-    assert all(reader.get("symptom_logs", rid)["severity"] == 7  # type: ignore[index]
-               for rid in logs[1:20] if rid != logs[5])
+    assert all(
+        reader.get("symptom_logs", rid)["severity"] == 7  # type: ignore[index]
+        for rid in logs[1:20]
+        if rid != logs[5]
+    )
     assert _visible_of(reader) == _replayed_one_by_one(reader.db)
     assert reader.status()["cursor"] == writer.status()["cursor"]
 
@@ -193,15 +226,19 @@ def test_a_replica_made_before_bulk_pulls_migrates_and_pulls(
     old.execute("INSERT INTO migrations VALUES (?, 'then')", (MIGRATIONS[0][0],))
     old.close()
     user = new_user(shared_server)
-    writer = Replica.open(tmp_path / "w.db", server=shared_server.url, username=user,
-                          password="pw")
+    writer = Replica.open(tmp_path / "w.db", server=shared_server.url, username=user, password="pw")
     writer.put("symptom_logs", symptom_log("2025-06-01"))
     assert writer.sync().ok
     rep = Replica.open(path, server=shared_server.url, username=user, password="pw")
     with rep.db.read() as conn:
         assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-                            " AND name = 'server_records_generation'").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                " AND name = 'server_records_generation'"
+            ).fetchone()[0]
+            == 0
+        )
     assert rep.sync().ok and rep.status()["records"] >= 1
     rep.close()
     writer.close()
@@ -212,7 +249,9 @@ def _pull_and_kill(path: Path, pages: int, delay: float) -> str:
     reported ``pages`` applied pages (mid-request, mid-apply, mid-commit)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.client.sync_child", str(path), "10"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     line = child.stdout.readline()
@@ -243,8 +282,10 @@ def test_killed_mid_pull_then_the_replica_matches_the_server(
 ) -> None:
     writer = make_replica(live_server, new_user(live_server))
     with writer.atomic():
-        ids = [writer.put("symptom_logs", symptom_log(f"2025-05-{1 + n % 28:02d}", notes=f"n{n}"))
-               for n in range(400)]
+        ids = [
+            writer.put("symptom_logs", symptom_log(f"2025-05-{1 + n % 28:02d}", notes=f"n{n}"))
+            for n in range(400)
+        ]
     assert writer.sync().ok
     reader = make_replica(live_server, new_user(live_server))
     path = reader.path
@@ -260,8 +301,9 @@ def test_killed_mid_pull_then_the_replica_matches_the_server(
     with Replica(path) as resumed:
         assert resumed.sync().ok
         assert sorted(r["id"] for r in resumed.query("symptom_logs")) == sorted(ids)
-        assert all(resumed.get("symptom_logs", rid) == writer.get("symptom_logs", rid)
-                   for rid in ids)
+        assert all(
+            resumed.get("symptom_logs", rid) == writer.get("symptom_logs", rid) for rid in ids
+        )
         assert resumed.status()["cursor"] == writer.status()["cursor"]
 
 

@@ -36,8 +36,12 @@ def replica_bytes(path: Path) -> dict[str, bytes]:
 
 def leaks(path: Path, *secrets: str) -> list[tuple[str, str]]:
     """(file, secret) for each secret found in the replica's files."""
-    return [(name, secret) for name, data in replica_bytes(path).items()
-            for secret in secrets if secret.encode() in data]
+    return [
+        (name, secret)
+        for name, data in replica_bytes(path).items()
+        for secret in secrets
+        if secret.encode() in data
+    ]
 
 
 def test_hole_8_encrypted_replica_files_hold_no_patient_name_or_token(
@@ -46,8 +50,14 @@ def test_hole_8_encrypted_replica_files_hold_no_patient_name_or_token(
     user = new_user(shared_server)
     path = tmp_path / "tablet.db"
     name = f"Zebedee Quillfeather {uuid7()[-8:]}"
-    rep = Replica.open(path, server=shared_server.url, username=user, password="pw",
-                       passphrase=PASSPHRASE, retry_policy=FAST_RETRIES)
+    rep = Replica.open(
+        path,
+        server=shared_server.url,
+        username=user,
+        password="pw",
+        passphrase=PASSPHRASE,
+        retry_policy=FAST_RETRIES,
+    )
     try:
         patient = rep.put("patients", {"name": name, "facility_id": "f-1"})
         result = rep.sync()
@@ -75,8 +85,7 @@ def test_every_connection_of_an_encrypted_replica_is_keyed(tmp_path: Path) -> No
     """The read-only side connection (used while another thread holds the writer) reads
     through the same key."""
     with Replica.open(tmp_path / "r.db", passphrase=PASSPHRASE) as rep:
-        rep.put("symptom_logs", {"patient_id": "p-1", "facility_id": "f-1",
-                                 "date": "2025-11-30"})
+        rep.put("symptom_logs", {"patient_id": "p-1", "facility_id": "f-1", "date": "2025-11-30"})
         seen: list[int] = []
 
         def read_from_another_thread() -> None:
@@ -156,11 +165,18 @@ def test_the_key_never_shows_in_a_repr() -> None:
 # -- the command line ------------------------------------------------------------------
 
 
-def waystation(*args: str, env: dict[str, str] | None = None,
-               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def waystation(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "COLUMNS": "200", "WAYSTATION_PASSWORD": "pw", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "waystation", *args], capture_output=True,
-                          text=True, env=full, input=stdin, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "waystation", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        input=stdin,
+        timeout=60,
+    )
 
 
 def test_cli_login_with_a_passphrase_makes_an_encrypted_replica(
@@ -169,9 +185,18 @@ def test_cli_login_with_a_passphrase_makes_an_encrypted_replica(
     user = new_user(shared_server)
     path = tmp_path / "cli.db"
     env = {"WS_REPLICA_PASSPHRASE": PASSPHRASE}
-    login = waystation("login", "--replica", str(path), "--server", shared_server.url,
-                       "--username", user, "--passphrase-env", "WS_REPLICA_PASSPHRASE",
-                       env=env)
+    login = waystation(
+        "login",
+        "--replica",
+        str(path),
+        "--server",
+        shared_server.url,
+        "--username",
+        user,
+        "--passphrase-env",
+        "WS_REPLICA_PASSPHRASE",
+        env=env,
+    )
     assert login.returncode == 0, login.stderr
     assert path.read_bytes()[:16] != b"SQLite format 3\x00"
 
@@ -181,21 +206,26 @@ def test_cli_login_with_a_passphrase_makes_an_encrypted_replica(
         assert "encrypted" in locked.stderr and "--passphrase-env" in locked.stderr
         assert "Traceback" not in locked.stderr
 
-    synced = waystation("sync", "--replica", str(path), "--passphrase-env",
-                        "WS_REPLICA_PASSPHRASE", env=env)
+    synced = waystation(
+        "sync", "--replica", str(path), "--passphrase-env", "WS_REPLICA_PASSPHRASE", env=env
+    )
     assert synced.returncode == 0, synced.stdout + synced.stderr
-    wrong = waystation("status", "--replica", str(path), "--passphrase-env", "WS_WRONG",
-                       env={"WS_WRONG": "nope"})
+    wrong = waystation(
+        "status", "--replica", str(path), "--passphrase-env", "WS_WRONG", env={"WS_WRONG": "nope"}
+    )
     assert wrong.returncode == 2 and "wrong key" in wrong.stderr
-    prompted = waystation("status", "--replica", str(path), "--passphrase-prompt",
-                          stdin=PASSPHRASE + "\n")
+    prompted = waystation(
+        "status", "--replica", str(path), "--passphrase-prompt", stdin=PASSPHRASE + "\n"
+    )
     assert prompted.returncode == 0, prompted.stderr
     assert user in prompted.stdout
 
 
 def test_cli_keyring_and_encrypt_command(tmp_path: Path) -> None:
-    env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
-           "XDG_DATA_HOME": str(tmp_path / "data")}
+    env = {
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
     path = tmp_path / "plain.db"
     with Replica.open(path) as rep:
         rep.put("patients", {"name": "Moved To Cipher", "facility_id": "f-1"})

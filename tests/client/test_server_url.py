@@ -17,11 +17,18 @@ from waystation.client import Replica
 from waystation.client.auth import normalise_server_url
 
 
-@pytest.mark.parametrize("url", [
-    "http://clinic.example.org", "http://10.0.0.5:8000", "http://192.168.1.20:8000/",
-    "http://[fe80::1]:8000", "http://127.example.org", "http://localhost.example.org",
-    "http://0.0.0.0:8000",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://clinic.example.org",
+        "http://10.0.0.5:8000",
+        "http://192.168.1.20:8000/",
+        "http://[fe80::1]:8000",
+        "http://127.example.org",
+        "http://localhost.example.org",
+        "http://0.0.0.0:8000",
+    ],
+)
 def test_hole_10_plain_http_to_another_host_is_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"https://.*insecure") as refused:
         normalise_server_url(url)
@@ -32,10 +39,17 @@ def test_hole_10_plain_http_to_another_host_is_refused(url: str, tmp_path: Path)
         rep.set_server(url)
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8000", "http://127.1.2.3", "http://localhost:8000", "http://[::1]:8000",
-    "https://clinic.example.org", "https://10.0.0.5:8443",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "http://127.1.2.3",
+        "http://localhost:8000",
+        "http://[::1]:8000",
+        "https://clinic.example.org",
+        "https://10.0.0.5:8443",
+    ],
+)
 def test_https_anywhere_and_http_on_loopback_are_accepted(url: str) -> None:
     assert normalise_server_url(url) == url.rstrip("/")
 
@@ -64,15 +78,22 @@ def test_a_stored_plain_http_url_to_another_host_is_not_used_without_insecure(
 
 def never_sent() -> httpx.Client:
     """A client whose every request fails the test: nothing may leave for those hosts."""
+
     def refuse(request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"a request was sent to {request.url}")
+
     return httpx.Client(transport=httpx.MockTransport(refuse))
 
 
 def waystation(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "WAYSTATION_PASSWORD": "pw"}
-    return subprocess.run([sys.executable, "-m", "waystation", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "waystation", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_hole_10_cli_refuses_plain_http_to_another_host_unless_insecure(tmp_path: Path) -> None:

@@ -272,8 +272,9 @@ def test_hole_2_a_replica_whose_user_lost_a_scope_drops_its_records_after_login(
     try:
         user = store.find_user(username=name)
         assert user is not None
-        assert store.update_user(User(user.id, name, hash_test_password("pw"), user.role,
-                                      ("facility:f-1",)))
+        assert store.update_user(
+            User(user.id, name, hash_test_password("pw"), user.role, ("facility:f-1",))
+        )
     finally:
         store.close()
     pending = rep.put("symptom_logs", symptom_log("2025-07-02"))
@@ -298,8 +299,9 @@ def test_hole_2_a_replica_whose_user_was_demoted_re_pulls_after_login(
     try:
         user = store.find_user(username=admin)
         assert user is not None
-        assert store.update_user(User(user.id, admin, user.password_hash, "health_worker",
-                                      ("facility:f-1",)))
+        assert store.update_user(
+            User(user.id, admin, user.password_hash, "health_worker", ("facility:f-1",))
+        )
     finally:
         store.close()
     assert rep.sync().needs_login

@@ -39,12 +39,14 @@ def _statuses(result: VerifyResult) -> dict[str, VerifyStatus]:
 def _server_copy(rep: Replica, record_id: str) -> sqlite3.Row | None:
     with rep.db.read() as conn:
         row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM server_records WHERE id = ?", (record_id,)).fetchone()
+            "SELECT * FROM server_records WHERE id = ?", (record_id,)
+        ).fetchone()
     return row
 
 
-def test_a_synced_replica_is_equal_everywhere(shared_server: LiveServer,
-                                              make_replica: MakeReplica) -> None:
+def test_a_synced_replica_is_equal_everywhere(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user)
     for day in ("2025-03-01", "2025-03-02"):
@@ -57,11 +59,14 @@ def test_a_synced_replica_is_equal_everywhere(shared_server: LiveServer,
 
 
 def test_a_corrupt_and_a_missing_server_copy_differ_then_are_repaired_keeping_local_edits(
-        shared_server: LiveServer, make_replica: MakeReplica, forwarder: Forwarder) -> None:
+    shared_server: LiveServer, make_replica: MakeReplica, forwarder: Forwarder
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user)
-    ids = [rep.put("symptom_logs", symptom_log(f"2025-04-0{n}", facility_id=facility))
-           for n in (1, 2, 3)]
+    ids = [
+        rep.put("symptom_logs", symptom_log(f"2025-04-0{n}", facility_id=facility))
+        for n in (1, 2, 3)
+    ]
     assert rep.sync().ok
     # Local edits that stay in the outbox through the verify's own sync: one FAILED (the
     # server failed its pushes; it still shows) and one REJECTED.
@@ -69,16 +74,18 @@ def test_a_corrupt_and_a_missing_server_copy_differ_then_are_repaired_keeping_lo
     forwarder.before = lambda req, _: httpx.Response(500) if is_push(req) else None
     for _ in range(3):
         rep.sync(transport=forwarder.transport_for(rep))
-    rejected = rep.put("symptom_logs", symptom_log("2025-04-09", facility_id=facility,
-                                                   severity=42))
+    rejected = rep.put("symptom_logs", symptom_log("2025-04-09", facility_id=facility, severity=42))
     assert rep.sync().rejected == 1
     outbox_before = {(e.op_id, e.status) for e in rep.outbox()}
     assert {status for _, status in outbox_before} >= {"FAILED", "REJECTED"}
 
     # The device's copy of the server's state goes wrong behind the SDK's back.
     with sqlite3.connect(rep.path) as raw:
-        raw.execute("UPDATE server_records SET fields = json_set(fields, '$.notes', "
-                    "'tampered') WHERE id = ?", (ids[1],))
+        raw.execute(
+            "UPDATE server_records SET fields = json_set(fields, '$.notes', "
+            "'tampered') WHERE id = ?",
+            (ids[1],),
+        )
         raw.execute("DELETE FROM server_records WHERE id = ?", (ids[2],))
     raw.close()
 
@@ -94,7 +101,8 @@ def test_a_corrupt_and_a_missing_server_copy_differ_then_are_repaired_keeping_lo
     assert repaired.ok and repaired.repulled, repaired
     assert _statuses(repaired)["symptom_logs"] is VerifyStatus.REPAIRED
     assert {s for name, s in _statuses(repaired).items() if name != "symptom_logs"} == {
-        VerifyStatus.EQUAL}
+        VerifyStatus.EQUAL
+    }
     copy = _server_copy(rep, ids[1])
     assert copy is not None and "tampered" not in copy["fields"]
     assert _server_copy(rep, ids[2]) is not None
@@ -106,15 +114,19 @@ def test_a_corrupt_and_a_missing_server_copy_differ_then_are_repaired_keeping_lo
 
 
 def test_an_encrypted_replica_drops_a_copy_the_server_does_not_hold(
-        shared_server: LiveServer, make_replica: MakeReplica) -> None:
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user, passphrase="correct horse")
     kept = rep.put("symptom_logs", symptom_log("2025-05-01", facility_id=facility))
     assert rep.sync().ok
     with rep.db.transaction() as conn:  # the SQLCipher file, through the replica's key
-        conn.execute("INSERT INTO server_records SELECT collection, 'ghost', version, seq, "
-                     "deleted, fields, clocks, conflict, updated_at, deleted_hlc, generation "
-                     "FROM server_records WHERE id = ?", (kept,))
+        conn.execute(
+            "INSERT INTO server_records SELECT collection, 'ghost', version, seq, "
+            "deleted, fields, clocks, conflict, updated_at, deleted_hlc, generation "
+            "FROM server_records WHERE id = ?",
+            (kept,),
+        )
     found = rep.verify(repair=False)
     assert _statuses(found)["symptom_logs"] is VerifyStatus.DIFFERS
     repaired = rep.verify()
@@ -123,11 +135,13 @@ def test_an_encrypted_replica_drops_a_copy_the_server_does_not_hold(
 
 
 def test_a_replica_the_server_moved_past_pulls_before_it_compares(
-        shared_server: LiveServer, make_replica: MakeReplica, forwarder: Forwarder) -> None:
+    shared_server: LiveServer, make_replica: MakeReplica, forwarder: Forwarder
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user)
-    colleague = make_replica(shared_server, new_user(shared_server,
-                                                     scopes=[f"facility:{facility}"]))
+    colleague = make_replica(
+        shared_server, new_user(shared_server, scopes=[f"facility:{facility}"])
+    )
     rep.put("symptom_logs", symptom_log("2025-06-01", facility_id=facility))
 
     def colleague_writes_first(request: httpx.Request, _: object) -> None:
@@ -144,7 +158,8 @@ def test_a_replica_the_server_moved_past_pulls_before_it_compares(
 
 
 def test_a_record_moved_out_of_the_users_facility_is_dropped_by_the_repair(
-        shared_server: LiveServer, make_replica: MakeReplica) -> None:
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user)
     moved = rep.put("patients", {"name": "Baraka", "facility_id": facility})
@@ -153,8 +168,9 @@ def test_a_record_moved_out_of_the_users_facility_is_dropped_by_the_repair(
     admin_name = new_user(shared_server, role="admin", scopes=[])
     admin = SyncApi(shared_server.url, admin_name)
     try:
-        [pushed] = admin.push([admin.change("patients", moved, {"facility_id": "f-elsewhere"},
-                                            base_version=1)])
+        [pushed] = admin.push(
+            [admin.change("patients", moved, {"facility_id": "f-elsewhere"}, base_version=1)]
+        )
         assert pushed["status"] == "applied", pushed
     finally:
         admin.close()
@@ -172,7 +188,8 @@ def test_verify_offline_reports_it_and_raises_nothing(unreachable_replica: Repli
 
 
 def test_the_verify_command_prints_a_table_and_exits_by_the_outcome(
-        shared_server: LiveServer, make_replica: MakeReplica) -> None:
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
     facility, user = _facility_user(shared_server)
     rep = make_replica(shared_server, user)
     lost = rep.put("symptom_logs", symptom_log("2025-07-01", facility_id=facility))
@@ -188,8 +205,11 @@ def test_the_verify_command_prints_a_table_and_exits_by_the_outcome(
     with sqlite3.connect(path) as raw:
         raw.execute("DELETE FROM server_records WHERE id = ?", (lost,))
     raw.close()
-    differs = runner.invoke(app, ["verify", "--replica", path, "--no-repair",
-                                  "--collection", "symptom_logs"], env={"COLUMNS": "200"})
+    differs = runner.invoke(
+        app,
+        ["verify", "--replica", path, "--no-repair", "--collection", "symptom_logs"],
+        env={"COLUMNS": "200"},
+    )
     assert differs.exit_code == 1, differs.output
     assert "differs" in differs.output and "patients" not in differs.output
 

@@ -129,7 +129,11 @@ def rejected(verdict: Verdict, code: str) -> dict[str, Any]:
 
 
 def as_if_missing(
-    server: Server, who: Principal, op: str, collection: str, record_id: str,
+    server: Server,
+    who: Principal,
+    op: str,
+    collection: str,
+    record_id: str,
     fields: dict[str, Any] | None = None,
 ) -> str:
     """Push an op at a record ``who`` may not see, and the same op at an id nobody used:
@@ -144,7 +148,8 @@ def as_if_missing(
     assert hidden.error is not None and missing.error is not None
     assert hidden.error.code == missing.error.code
     assert hidden.error.message.replace(record_id, "<id>") == missing.error.message.replace(
-        "never-used", "<id>")
+        "never-used", "<id>"
+    )
     assert hidden.error.details == missing.error.details
     return hidden.error.code
 
@@ -163,11 +168,15 @@ def test_a_patient_cannot_write_another_patients_records(server: Server) -> None
     rejected(server.push(PATIENT, "upsert", "symptom_logs", "s-2", theirs), "FORBIDDEN")
     applied(server.push(OTHER_PATIENT, "upsert", "symptom_logs", "s-2", theirs))
     # the other patient's log is, to this patient, a log that does not exist
-    assert as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2",
-                         {"severity": 9}) == "NOT_FOUND"
+    assert (
+        as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2", {"severity": 9})
+        == "NOT_FOUND"
+    )
     # nor take it over by rewriting whose record it is
-    assert as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2",
-                         {"patient_id": "p-1"}) == "NOT_FOUND"
+    assert (
+        as_if_missing(server, PATIENT, "upsert", "symptom_logs", "s-2", {"patient_id": "p-1"})
+        == "NOT_FOUND"
+    )
     assert as_if_missing(server, PATIENT, "delete", "symptom_logs", "s-2") == "NOT_FOUND"
     assert server.fields("symptom_logs", "s-2") == theirs
 
@@ -242,8 +251,12 @@ def test_a_patient_sets_their_own_notification_preferences_and_nobody_else_does(
     rejected(
         server.push(HW, "upsert", "notification_preferences", "n-1", {"sms": False}), "FORBIDDEN"
     )
-    assert as_if_missing(server, OTHER_PATIENT, "upsert", "notification_preferences", "n-1",
-                         {"sms": False}) == "NOT_FOUND"
+    assert (
+        as_if_missing(
+            server, OTHER_PATIENT, "upsert", "notification_preferences", "n-1", {"sms": False}
+        )
+        == "NOT_FOUND"
+    )
     assert server.fields("notification_preferences", "n-1")["sms"] is True
 
 
@@ -292,11 +305,15 @@ def test_a_health_worker_cannot_reach_into_another_facility(server: Server) -> N
         server.push(HW, "upsert", "encounters", "e-1", {"patient_id": "p-1", "facility_id": "f-1"})
     )
     # another facility's encounter is, to them, one that does not exist
-    assert as_if_missing(server, HW_F2, "upsert", "encounters", "e-1",
-                         {"diagnosis": "flu"}) == "NOT_FOUND"
+    assert (
+        as_if_missing(server, HW_F2, "upsert", "encounters", "e-1", {"diagnosis": "flu"})
+        == "NOT_FOUND"
+    )
     # even while moving it into their own facility
-    assert as_if_missing(server, HW_F2, "upsert", "encounters", "e-1",
-                         {"facility_id": "f-2"}) == "NOT_FOUND"
+    assert (
+        as_if_missing(server, HW_F2, "upsert", "encounters", "e-1", {"facility_id": "f-2"})
+        == "NOT_FOUND"
+    )
     assert as_if_missing(server, HW_F2, "delete", "encounters", "e-1") == "NOT_FOUND"
     assert "diagnosis" not in server.fields("encounters", "e-1")
 
@@ -307,8 +324,12 @@ def test_a_pharmacist_keeps_stock_in_their_own_facility_only(server: Server) -> 
     applied(
         server.push(ADMIN, "upsert", "pharmacy_inventory", "i-2", {**STOCK, "facility_id": "f-2"})
     )
-    assert as_if_missing(server, PHARMACIST, "increment", "pharmacy_inventory", "i-2",
-                         {"quantity": -1}) == "NOT_FOUND"
+    assert (
+        as_if_missing(
+            server, PHARMACIST, "increment", "pharmacy_inventory", "i-2", {"quantity": -1}
+        )
+        == "NOT_FOUND"
+    )
     rejected(server.push(PHARMACIST, "upsert", "prescriptions", "rx-1", PRESCRIPTION), "FORBIDDEN")
     assert server.fields("pharmacy_inventory", "i-1")["quantity"] == 40
     assert "quantity" not in server.fields("pharmacy_inventory", "i-2")

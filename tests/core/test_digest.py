@@ -37,24 +37,36 @@ def test_the_digest_is_the_documented_recipe() -> None:
         ("patients", "p-2", 1, {"vitals": {"pulse": 80, "bp": "120/80"}, "age": 4.5}),
     ]
     found = digest_records(rows, ["patients"])
-    assert found["patients"] == CollectionDigest(2, _by_hand([
-        ("p-1", 3, b'{"facility_id":"f-1","name":"Amina"}'),
-        ("p-2", 1, b'{"age":4.5,"vitals":{"bp":"120/80","pulse":80}}'),
-    ]))
+    assert found["patients"] == CollectionDigest(
+        2,
+        _by_hand(
+            [
+                ("p-1", 3, b'{"facility_id":"f-1","name":"Amina"}'),
+                ("p-2", 1, b'{"age":4.5,"vitals":{"bp":"120/80","pulse":80}}'),
+            ]
+        ),
+    )
 
 
 def test_an_empty_collection_is_listed_with_count_0_and_the_hash_of_nothing() -> None:
     found = digest_records([], ["medicines", "patients"])
     assert found == {"medicines": EMPTY, "patients": EMPTY}
-    assert EMPTY == CollectionDigest(0, hashlib.sha256(b"").hexdigest()) == CollectionDigest(
-        0, EMPTY_DIGEST)
+    assert (
+        EMPTY
+        == CollectionDigest(0, hashlib.sha256(b"").hexdigest())
+        == CollectionDigest(0, EMPTY_DIGEST)
+    )
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=5)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=5)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                   max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -71,11 +83,11 @@ def test_the_order_of_keys_never_changes_a_fields_hash(fields: dict[str, Any]) -
     assert fields_hash(reverse(fields)) == fields_hash(fields)
 
 
-@pytest.mark.parametrize("change", ["field value", "version", "id", "missing record",
-                                    "extra record"])
+@pytest.mark.parametrize(
+    "change", ["field value", "version", "id", "missing record", "extra record"]
+)
 def test_any_difference_in_the_live_records_changes_the_digest(change: str) -> None:
-    base: list[Row] = [("alerts", f"a-{n}", 1, {"title": f"t{n}", "read": False})
-                       for n in range(5)]
+    base: list[Row] = [("alerts", f"a-{n}", 1, {"title": f"t{n}", "read": False}) for n in range(5)]
     altered = list(base)
     if change == "field value":
         altered[2] = ("alerts", "a-2", 1, {"title": "t2", "read": True})
@@ -103,8 +115,7 @@ def test_rows_of_a_collection_not_asked_for_or_out_of_order_are_refused() -> Non
     with pytest.raises(ValueError, match="not asked for"):
         digest_records([("secrets", "x", 1, {})], ["patients"])
     with pytest.raises(ValueError, match="out of order"):
-        digest_records([("patients", "x", 1, {}), ("alerts", "y", 1, {})],
-                       ["alerts", "patients"])
+        digest_records([("patients", "x", 1, {}), ("alerts", "y", 1, {})], ["alerts", "patients"])
 
 
 def test_ids_are_ordered_by_code_point_as_both_engines_are_asked_to() -> None:

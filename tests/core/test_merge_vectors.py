@@ -50,15 +50,17 @@ def _state(collection: str, raw: dict[str, Any] | None) -> RecordState:
 def _merge(spec: CollectionSpec, state: RecordState, change: dict[str, Any]) -> MergeOutcome:
     fields, hlc, device = change["fields"], change["hlc"], change["device"]
     if change["op"] == "upsert":
-        return merge_upsert(state, fields, hlc, device, monotonic=spec.monotonic,
-                            counters=spec.counters)
+        return merge_upsert(
+            state, fields, hlc, device, monotonic=spec.monotonic, counters=spec.counters
+        )
     if change["op"] == "delete":
         return merge_delete(state, hlc, device, counters=spec.counters)
     return merge_increment(state, fields, hlc, device)
 
 
-def _seen(spec: CollectionSpec, state: RecordState, changed: bool, superseded: list[str]
-          ) -> dict[str, Any]:
+def _seen(
+    spec: CollectionSpec, state: RecordState, changed: bool, superseded: list[str]
+) -> dict[str, Any]:
     return {
         "fields": state.fields,
         "clocks": state.clocks,
@@ -79,8 +81,9 @@ def test_every_vector_file_is_well_formed() -> None:
         assert len({c["name"] for c in doc["cases"]}) == len(doc["cases"]), path.name
 
 
-@pytest.mark.parametrize(("doc", "case"), [(d, c) for _, d, c in CASES],
-                         ids=[f"{f}: {c['name']}" for f, _, c in CASES])
+@pytest.mark.parametrize(
+    ("doc", "case"), [(d, c) for _, d, c in CASES], ids=[f"{f}: {c['name']}" for f, _, c in CASES]
+)
 def test_vector(doc: dict[str, Any], case: dict[str, Any]) -> None:
     schema = parse_schema(doc["schema"])
     spec = schema.collections[case["collection"]]
@@ -96,11 +99,20 @@ def test_vector(doc: dict[str, Any], case: dict[str, Any]) -> None:
     server = doc["server"]
     clock = Clock(server["node"], now_ms=lambda: int(server["now_ms"]))
     who = Principal("u-admin", "admin", "admin", frozenset(), change["device"])
-    op = Change(op_id="op-1", collection=spec.name, record_id="r-1", op=change["op"],
-                fields=change["fields"], hlc=change["hlc"],
-                base_version=change.get("base_version", 0))
-    verdict = decide(ApplyContext(schema, who, clock, server["max_clock_skew_ms"]), op,
-                     state if case["state"] is not None else None)
+    op = Change(
+        op_id="op-1",
+        collection=spec.name,
+        record_id="r-1",
+        op=change["op"],
+        fields=change["fields"],
+        hlc=change["hlc"],
+        base_version=change.get("base_version", 0),
+    )
+    verdict = decide(
+        ApplyContext(schema, who, clock, server["max_clock_skew_ms"]),
+        op,
+        state if case["state"] is not None else None,
+    )
     assert verdict.state is not None, verdict.error
     seen = _seen(spec, verdict.state, verdict.changed, verdict.superseded)
     seen["status"] = verdict.status

@@ -48,8 +48,12 @@ SERVER_WALL = 10**14  # above every generated clock: the resolution's fresh cloc
 def clocks(*nodes: str) -> st.SearchStrategy[str]:
     """Clocks of a few walls, so that they interleave. Two writes never share a clock (the
     node id is part of it), so fields, tombstones and the held op draw from distinct nodes."""
-    return st.builds(lambda wall, counter, node: f"{wall:015d}-{counter:05d}-{node}",
-                     st.integers(1, 6), st.integers(0, 1), st.sampled_from(nodes))
+    return st.builds(
+        lambda wall, counter, node: f"{wall:015d}-{counter:05d}-{node}",
+        st.integers(1, 6),
+        st.integers(0, 1),
+        st.sampled_from(nodes),
+    )
 
 
 values = st.sampled_from(["a", "b", "c"])
@@ -82,17 +86,25 @@ def held_ops(draw: st.DrawFn) -> HeldOp:
     kind: ConflictKind = draw(st.sampled_from(["MANUAL_REVIEW", "UNIQUE_VIOLATION"]))
     op = "upsert" if kind == "UNIQUE_VIOLATION" else draw(st.sampled_from(["upsert", "delete"]))
     client_fields: dict[str, Any] = (
-        {DELETED: True} if op == "delete"
-        else draw(st.dictionaries(st.sampled_from(FIELDS), values, min_size=1)))
-    return HeldOp(kind, COLLECTION, RECORD, op, draw(clocks("d-held")), client_fields,
-                  EXISTING if kind == "UNIQUE_VIOLATION" else None)
+        {DELETED: True}
+        if op == "delete"
+        else draw(st.dictionaries(st.sampled_from(FIELDS), values, min_size=1))
+    )
+    return HeldOp(
+        kind,
+        COLLECTION,
+        RECORD,
+        op,
+        draw(clocks("d-held")),
+        client_fields,
+        EXISTING if kind == "UNIQUE_VIOLATION" else None,
+    )
 
 
 requests = st.builds(
     ResolveRequest,
     resolution=st.sampled_from(["client_wins", "server_wins", "merge"]),
-    fields=st.none() | st.dictionaries(st.sampled_from([*FIELDS, DELETED]), values,
-                                       max_size=2),
+    fields=st.none() | st.dictionaries(st.sampled_from([*FIELDS, DELETED]), values, max_size=2),
     target=st.none() | st.sampled_from(["record", "existing"]),
 )
 
@@ -105,8 +117,9 @@ def _merge_held(state: RecordState | None, held: HeldOp) -> RecordState:
     return merge_upsert(base, held.client_fields, held.hlc, "d-held", counters=COUNTERS).state
 
 
-def _apply(states: dict[str, RecordState | None], planned: list[PlannedChange]
-           ) -> dict[str, RecordState | None]:
+def _apply(
+    states: dict[str, RecordState | None], planned: list[PlannedChange]
+) -> dict[str, RecordState | None]:
     """The planned changes merged with fresh server clocks, above every other clock."""
     out = dict(states)
     for tick, change in enumerate(planned, start=1):
@@ -115,7 +128,8 @@ def _apply(states: dict[str, RecordState | None], planned: list[PlannedChange]
         out[change.record_id] = (
             merge_delete(base, hlc, "server", counters=COUNTERS).state
             if change.op == "delete"
-            else merge_upsert(base, change.fields, hlc, "server", counters=COUNTERS).state)
+            else merge_upsert(base, change.fields, hlc, "server", counters=COUNTERS).state
+        )
     return out
 
 
@@ -123,19 +137,21 @@ def _shown(state: RecordState | None) -> tuple[bool, dict[str, Any]]:
     """What a record shows: whether it is deleted, and its fields other than counters."""
     if state is None or not state.exists:
         return True, {}
-    return state.is_deleted(COUNTERS), {k: v for k, v in state.fields.items()
-                                        if k not in COUNTERS}
+    return state.is_deleted(COUNTERS), {k: v for k, v in state.fields.items() if k not in COUNTERS}
 
 
-def _plan(held: HeldOp, request: ResolveRequest, record: RecordState | None,
-          existing: RecordState | None) -> list[PlannedChange]:
+def _plan(
+    held: HeldOp, request: ResolveRequest, record: RecordState | None, existing: RecordState | None
+) -> list[PlannedChange]:
     return plan_resolution(held, request, record, existing, COUNTERS)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(held_ops(), requests, records(RECORD), records(EXISTING))
 def test_a_decision_is_planned_on_current_versions_or_refused_naming_the_field(
-    held: HeldOp, request: ResolveRequest, record: RecordState | None,
+    held: HeldOp,
+    request: ResolveRequest,
+    record: RecordState | None,
     existing: RecordState | None,
 ) -> None:
     try:
@@ -143,8 +159,10 @@ def test_a_decision_is_planned_on_current_versions_or_refused_naming_the_field(
     except ValidationError as exc:
         assert exc.details["field"] in ("resolution", "fields", "target", "fields._deleted")
         return
-    version = {RECORD: record.version if record is not None else 0,
-               EXISTING: existing.version if existing is not None else 0}
+    version = {
+        RECORD: record.version if record is not None else 0,
+        EXISTING: existing.version if existing is not None else 0,
+    }
     for change in planned:
         assert change.base_version == version[change.record_id]
         assert DELETED not in change.fields
@@ -156,7 +174,9 @@ def test_a_decision_is_planned_on_current_versions_or_refused_naming_the_field(
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(held_ops(), records(RECORD), st.booleans())
 def test_server_wins_shows_the_server_s_record_whatever_the_order_of_merges(
-    held: HeldOp, record: RecordState | None, held_first: bool,
+    held: HeldOp,
+    record: RecordState | None,
+    held_first: bool,
 ) -> None:
     planned = _plan(held, ResolveRequest(resolution="server_wins"), record, None)
     assert all(c.record_id == RECORD for c in planned)
@@ -178,7 +198,8 @@ def test_server_wins_shows_the_server_s_record_whatever_the_order_of_merges(
     # written exactly when the held op alone would change what the server shows
     alone = _merge_held(record, held)
     leaked = alone.is_deleted(COUNTERS) != deleted or any(
-        alone.clocks.get(k) != record.clocks.get(k) for k in shown if not deleted)
+        alone.clocks.get(k) != record.clocks.get(k) for k in shown if not deleted
+    )
     assert bool(planned) == leaked
 
 
@@ -201,10 +222,18 @@ def test_client_wins_carries_out_the_held_op(held: HeldOp, record: RecordState |
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(held_ops(), st.dictionaries(st.sampled_from(FIELDS), values, min_size=1),
-       st.sampled_from([None, "record", "existing"]), records(RECORD), records(EXISTING))
+@given(
+    held_ops(),
+    st.dictionaries(st.sampled_from(FIELDS), values, min_size=1),
+    st.sampled_from([None, "record", "existing"]),
+    records(RECORD),
+    records(EXISTING),
+)
 def test_a_merge_shows_the_reviewer_s_fields_over_the_held_ones_where_it_lands(
-    held: HeldOp, fields: dict[str, Any], target: str | None, record: RecordState | None,
+    held: HeldOp,
+    fields: dict[str, Any],
+    target: str | None,
+    record: RecordState | None,
     existing: RecordState | None,
 ) -> None:
     assume(held.op == "upsert")  # a held delete is kept or carried out, never merged
@@ -229,28 +258,46 @@ def test_a_merge_shows_the_reviewer_s_fields_over_the_held_ones_where_it_lands(
     assert {k: shown.get(k) for k in merged} == merged
     if landing == EXISTING:  # the held op is dropped: its record stays the server's
         assert _plan(held, ResolveRequest(resolution="server_wins"), record, None) == [
-            c for c in planned if c.record_id == RECORD]
+            c for c in planned if c.record_id == RECORD
+        ]
         assert stored_resolution(request) == "merge_existing"
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(held_ops(), st.sampled_from(["client_wins", "server_wins"]),
-       st.sampled_from(["fields", "target"]), records(RECORD))
+@given(
+    held_ops(),
+    st.sampled_from(["client_wins", "server_wins"]),
+    st.sampled_from(["fields", "target"]),
+    records(RECORD),
+)
 def test_only_a_merge_takes_fields_or_a_target(
-    held: HeldOp, resolution: str, extra: str, record: RecordState | None,
+    held: HeldOp,
+    resolution: str,
+    extra: str,
+    record: RecordState | None,
 ) -> None:
-    body: dict[str, Any] = {"resolution": resolution,
-                            extra: {"dose": "a"} if extra == "fields" else "record"}
+    body: dict[str, Any] = {
+        "resolution": resolution,
+        extra: {"dose": "a"} if extra == "fields" else "record",
+    }
     with pytest.raises(ValidationError) as refused:
         _plan(held, ResolveRequest(**body), record, None)
     assert refused.value.details == {"field": extra}
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(st.lists(st.builds(PlannedChange, st.sampled_from([RECORD, EXISTING]),
-                          st.sampled_from(["upsert", "delete"]),
-                          st.dictionaries(st.sampled_from(FIELDS), values),
-                          st.integers(0, 9)), max_size=3))
+@given(
+    st.lists(
+        st.builds(
+            PlannedChange,
+            st.sampled_from([RECORD, EXISTING]),
+            st.sampled_from(["upsert", "delete"]),
+            st.dictionaries(st.sampled_from(FIELDS), values),
+            st.integers(0, 9),
+        ),
+        max_size=3,
+    )
+)
 def test_stamped_changes_carry_the_plan_with_fresh_ids_and_rising_server_clocks(
     planned: list[PlannedChange],
 ) -> None:
@@ -260,7 +307,8 @@ def test_stamped_changes_carry_the_plan_with_fresh_ids_and_rising_server_clocks(
     assert all(isinstance(c, Change) for c in changes)
     stamped = [c for c in changes if isinstance(c, Change)]
     assert [(c.collection, c.record_id, c.op, c.fields, c.base_version) for c in stamped] == [
-        (COLLECTION, p.record_id, p.op, p.fields, p.base_version) for p in planned]
+        (COLLECTION, p.record_id, p.op, p.fields, p.base_version) for p in planned
+    ]
     assert len({c.op_id for c in stamped}) == len(stamped)
     hlcs = [HLC.parse(c.hlc) for c in stamped]
     assert all(h.node == "s-test" for h in hlcs)
@@ -272,7 +320,8 @@ def test_fields_a_push_would_refuse_make_a_bad_change() -> None:
     deep: Any = "a"
     for _ in range(10):
         deep = {"a": deep}
-    [bad] = stamp_changes(COLLECTION, [PlannedChange(RECORD, "upsert", {"dose": deep})],
-                          Clock("s-test"))
+    [bad] = stamp_changes(
+        COLLECTION, [PlannedChange(RECORD, "upsert", {"dose": deep})], Clock("s-test")
+    )
     assert isinstance(bad, BadChange)
     assert bad.error.details["field"].startswith("fields.dose.a")

@@ -293,16 +293,25 @@ def test_an_increment_of_a_collection_without_counters_is_refused(schema: Schema
 def test_hole_3_a_delta_and_a_total_stay_within_bounds(schema: Schema) -> None:
     spec = schema.collections["pharmacy_inventory"]
     validate_increment(spec, {"quantity": 10**9}, {"quantity": 5})
-    for delta, current in ((10**9 + 1, 0), (-(10**9) - 1, 0), (2**63, 0), (1, 2**53 - 1),
-                           (-1, -(2**53) + 1)):
+    for delta, current in (
+        (10**9 + 1, 0),
+        (-(10**9) - 1, 0),
+        (2**63, 0),
+        (1, 2**53 - 1),
+        (-1, -(2**53) + 1),
+    ):
         with pytest.raises(ValidationError) as info:
             validate_increment(spec, {"quantity": delta}, {"quantity": current})
         assert info.value.details == {"field": "fields.quantity"}
 
 
 def test_hole_3_max_delta_is_set_per_counter() -> None:
-    spec = parse_schema({"collections": {"stock": {
-        "scopes": ["*"], "fields": {"n": {"type": "counter", "max_delta": 10}}}}}
+    spec = parse_schema(
+        {
+            "collections": {
+                "stock": {"scopes": ["*"], "fields": {"n": {"type": "counter", "max_delta": 10}}}
+            }
+        }
     ).collections["stock"]
     validate_increment(spec, {"n": -10}, {})
     with pytest.raises(ValidationError, match="limit of \\+/-10"):
@@ -321,15 +330,27 @@ def test_hole_3_a_stored_counter_out_of_range_blocks_further_writes(schema: Sche
         check_stored_numbers(spec, {"quantity": 2**63})
 
 
-_LIMITED = parse_schema({"collections": {"notes": {
-    "scopes": ["*"], "max_record_bytes": 300,
-    "fields": {
-        "text": {"type": "string"},
-        "tags": {"type": "array", "items": "string"},
-        "short_tags": {"type": "array", "items": "string", "max_items": 2,
-                       "max_item_length": 3},
-        "legacy": {"type": "array", "items": "integer", "max_length": 2},
-    }}}}).collections["notes"]
+_LIMITED = parse_schema(
+    {
+        "collections": {
+            "notes": {
+                "scopes": ["*"],
+                "max_record_bytes": 300,
+                "fields": {
+                    "text": {"type": "string"},
+                    "tags": {"type": "array", "items": "string"},
+                    "short_tags": {
+                        "type": "array",
+                        "items": "string",
+                        "max_items": 2,
+                        "max_item_length": 3,
+                    },
+                    "legacy": {"type": "array", "items": "integer", "max_length": 2},
+                },
+            }
+        }
+    }
+).collections["notes"]
 
 
 @pytest.mark.parametrize(
@@ -344,7 +365,8 @@ _LIMITED = parse_schema({"collections": {"notes": {
     ],
 )
 def test_hole_6_limits_apply_with_their_defaults_when_unset(
-    fields: dict[str, Any], path: str,
+    fields: dict[str, Any],
+    path: str,
 ) -> None:
     assert rejects(_LIMITED, fields, creating=False) == path
 
@@ -358,11 +380,24 @@ def test_hole_6_the_record_size_counts_the_merged_fields() -> None:
 
 def test_hole_6_array_limits_belong_to_arrays_and_max_items_has_one_name() -> None:
     with pytest.raises(SchemaError, match="only for arrays"):
-        parse_schema({"collections": {"c": {"scopes": ["*"], "fields": {
-            "s": {"type": "string", "max_items": 3}}}}})
+        parse_schema(
+            {
+                "collections": {
+                    "c": {"scopes": ["*"], "fields": {"s": {"type": "string", "max_items": 3}}}
+                }
+            }
+        )
     with pytest.raises(SchemaError, match="not both"):
-        parse_schema({"collections": {"c": {"scopes": ["*"], "fields": {
-            "a": {"type": "array", "max_items": 3, "max_length": 3}}}}})
+        parse_schema(
+            {
+                "collections": {
+                    "c": {
+                        "scopes": ["*"],
+                        "fields": {"a": {"type": "array", "max_items": 3, "max_length": 3}},
+                    }
+                }
+            }
+        )
 
 
 def test_hole_7_fields_nested_too_deep_are_refused_without_recursion() -> None:

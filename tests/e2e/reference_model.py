@@ -81,8 +81,7 @@ class Model:
         self.first[op["op_id"]] = outcome
         return outcome
 
-    def _decide(self, op: dict[str, Any], device: str, now_ms: int, fresh: str | None
-                ) -> Outcome:
+    def _decide(self, op: dict[str, Any], device: str, now_ms: int, fresh: str | None) -> Outcome:
         spec = self.collections[op["collection"]]
         key = (op["collection"], op["record_id"])
         rec = self.records.get(key)
@@ -105,16 +104,20 @@ class Model:
             moved = self._moved(spec, rec, kind, fields, base, device)
             if moved and spec.policy == "manual":
                 self.open[op["op_id"]] = Held(
-                    "MANUAL_REVIEW", key, kind, hlc,
-                    fields if kind == "upsert" else {DELETED: True}, None)
+                    "MANUAL_REVIEW",
+                    key,
+                    kind,
+                    hlc,
+                    fields if kind == "upsert" else {DELETED: True},
+                    None,
+                )
                 rec.flagged = True
                 return Outcome("conflict", "MANUAL_REVIEW")
             if moved and spec.policy == "server_wins":
                 if kind == "delete":
                     return Outcome("applied", superseded=[DELETED], restamped=restamped, hlc=hlc)
                 if DELETED in moved:
-                    return Outcome("applied", superseded=list(fields), restamped=restamped,
-                                   hlc=hlc)
+                    return Outcome("applied", superseded=list(fields), restamped=restamped, hlc=hlc)
                 superseded = [f for f in fields if f in moved]
                 fields = {f: v for f, v in fields.items() if f not in moved}
             if spec.policy == "client_wins" and self._would_lose(spec, rec, kind, fields, hlc):
@@ -125,8 +128,9 @@ class Model:
         if changed and kind == "upsert" and spec.unique and not new.deleted(spec.counters):
             holder = self._key_holder(spec, key, rec, new)
             if holder is not None:
-                self.open[op["op_id"]] = Held("UNIQUE_VIOLATION", key, kind, hlc,
-                                              dict(op["fields"]), holder)
+                self.open[op["op_id"]] = Held(
+                    "UNIQUE_VIOLATION", key, kind, hlc, dict(op["fields"]), holder
+                )
                 return Outcome("conflict", "UNIQUE_VIOLATION")
         if changed:
             self.records[key] = new
@@ -139,8 +143,9 @@ class Model:
         return fresh
 
     @staticmethod
-    def _moved(spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], base: int,
-               device: str) -> list[str]:
+    def _moved(
+        spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], base: int, device: str
+    ) -> list[str]:
         """What another device changed since ``base`` that this op contradicts."""
         deleted = rec.deleted(spec.counters)
         if kind == "delete":
@@ -159,8 +164,9 @@ class Model:
         return out
 
     @staticmethod
-    def _would_lose(spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], hlc: str
-                    ) -> bool:
+    def _would_lose(
+        spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], hlc: str
+    ) -> bool:
         if kind == "delete":
             if rec.tomb is not None and rec.tomb >= hlc:
                 return True
@@ -172,8 +178,9 @@ class Model:
         return any(rec.clocks.get(f, "") >= hlc for f in names if f not in spec.monotonic)
 
     @staticmethod
-    def _merge(spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], hlc: str,
-               device: str) -> tuple[bool, list[str]]:
+    def _merge(
+        spec: Collection, rec: Rec, kind: str, fields: dict[str, Any], hlc: str, device: str
+    ) -> tuple[bool, list[str]]:
         """Merge in place; (changed, superseded)."""
         changed: list[str] = []
         lost: list[str] = []
@@ -216,18 +223,26 @@ class Model:
                 rec.changed_at[name] = (rec.version, device)
         return bool(changed), lost
 
-    def _key_holder(self, spec: Collection, key: tuple[str, str], before: Rec | None,
-                    after: Rec) -> str | None:
+    def _key_holder(
+        self, spec: Collection, key: tuple[str, str], before: Rec | None, after: Rec
+    ) -> str | None:
         assert spec.unique is not None
         value = self._key(spec, after)
         if value is None:
             return None
-        if before is not None and not before.deleted(spec.counters) and \
-                self._key(spec, before) == value:
+        if (
+            before is not None
+            and not before.deleted(spec.counters)
+            and self._key(spec, before) == value
+        ):
             return None
         for (collection, rid), other in self.records.items():
-            if collection == key[0] and rid != key[1] and not other.deleted(spec.counters) \
-                    and self._key(spec, other) == value:
+            if (
+                collection == key[0]
+                and rid != key[1]
+                and not other.deleted(spec.counters)
+                and self._key(spec, other) == value
+            ):
                 return rid
         return None
 
@@ -239,8 +254,9 @@ class Model:
 
     # -- resolutions --------------------------------------------------------------------
 
-    def plan(self, op_id: str, resolution: str, fields: dict[str, Any] | None,
-             target: str | None) -> list[tuple[str, str, dict[str, Any]]] | None:
+    def plan(
+        self, op_id: str, resolution: str, fields: dict[str, Any] | None, target: str | None
+    ) -> list[tuple[str, str, dict[str, Any]]] | None:
         """The changes (record id, op, fields) resolving the conflict of ``op_id``; None
         when the decision is refused."""
         held = self.open[op_id]
@@ -268,34 +284,46 @@ class Model:
         return [(held.key[1], "upsert", merged)]
 
     @staticmethod
-    def _reassert(spec: Collection, held: Held, rec: Rec | None
-                  ) -> list[tuple[str, str, dict[str, Any]]]:
+    def _reassert(
+        spec: Collection, held: Held, rec: Rec | None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         if rec is None:
             return []
         if rec.deleted(spec.counters):
             assert rec.tomb is not None
-            return [(held.key[1], "delete", {})] if held.op == "upsert" and \
-                held.hlc > rec.tomb else []
+            return (
+                [(held.key[1], "delete", {})] if held.op == "upsert" and held.hlc > rec.tomb else []
+            )
         live = {f: c for f, c in rec.clocks.items() if f not in spec.counters}
         if held.op == "delete":
             if live and all(c < held.hlc for c in live.values()):
                 return [(held.key[1], "upsert", {f: rec.fields[f] for f in live})]
             return []
-        beaten = {f: rec.fields[f] for f in held.client_fields
-                  if f in live and live[f] < held.hlc}
+        beaten = {f: rec.fields[f] for f in held.client_fields if f in live and live[f] < held.hlc}
         return [(held.key[1], "upsert", beaten)] if beaten else []
 
-    def resolve(self, op_id: str, changes: list[tuple[str, str, dict[str, Any]]],
-                clocks: list[str], now_ms: int) -> bool:
+    def resolve(
+        self,
+        op_id: str,
+        changes: list[tuple[str, str, dict[str, Any]]],
+        clocks: list[str],
+        now_ms: int,
+    ) -> bool:
         """Apply a planned resolution as the server's own ops; False (and nothing changed)
         when one of them would not apply."""
         held = self.open[op_id]
         saved = (copy.deepcopy(self.records), dict(self.open), self.top_clock)
         for (record_id, kind, fields), clock in zip(changes, clocks, strict=True):
             rec = self.records.get((held.key[0], record_id))
-            op = {"op_id": f"resolution-{op_id}-{record_id}-{clock}", "collection": held.key[0],
-                  "record_id": record_id, "op": kind, "fields": fields, "hlc": clock,
-                  "base_version": rec.version if rec is not None else 0}
+            op = {
+                "op_id": f"resolution-{op_id}-{record_id}-{clock}",
+                "collection": held.key[0],
+                "record_id": record_id,
+                "op": kind,
+                "fields": fields,
+                "hlc": clock,
+                "base_version": rec.version if rec is not None else 0,
+            }
             if self.receive(op, SERVER, now_ms, None).status != "applied":
                 self.records, self.open, self.top_clock = saved
                 return False

@@ -71,8 +71,12 @@ T0 = 1_764_496_800_000
 MINUTE = 60_000
 DAY = 24 * 60 * MINUTE
 FACILITY = "f-1"
-POLICIES = {"lww_notes": "lww", "manual_notes": "manual", "server_notes": "server_wins",
-            "client_notes": "client_wins"}
+POLICIES = {
+    "lww_notes": "lww",
+    "manual_notes": "manual",
+    "server_notes": "server_wins",
+    "client_notes": "client_wins",
+}
 FIELDS = {
     "facility_id": {"type": "string"},
     "a": {"type": "string"},
@@ -81,34 +85,56 @@ FIELDS = {
     "read": {"type": "boolean", "monotonic": True},
     "qty": {"type": "counter"},
 }
-SCHEMA = parse_schema({"collections": {
-    name: {"policy": policy, "scopes": ["facility:{facility_id}"],
-           "writers": ["health_worker", "admin"], "required": ["facility_id"],
-           "fields": FIELDS, **({"unique": [["facility_id", "code"]]} if policy == "lww" else {})}
-    for name, policy in POLICIES.items()}})
+SCHEMA = parse_schema(
+    {
+        "collections": {
+            name: {
+                "policy": policy,
+                "scopes": ["facility:{facility_id}"],
+                "writers": ["health_worker", "admin"],
+                "required": ["facility_id"],
+                "fields": FIELDS,
+                **({"unique": [["facility_id", "code"]]} if policy == "lww" else {}),
+            }
+            for name, policy in POLICIES.items()
+        }
+    }
+)
 MODEL_COLLECTIONS = {
-    name: Collection(policy, frozenset({"read"}), frozenset({"qty"}), frozenset({"facility_id"}),
-                     ("facility_id", "code") if policy == "lww" else None)
-    for name, policy in POLICIES.items()}
+    name: Collection(
+        policy,
+        frozenset({"read"}),
+        frozenset({"qty"}),
+        frozenset({"facility_id"}),
+        ("facility_id", "code") if policy == "lww" else None,
+    )
+    for name, policy in POLICIES.items()
+}
 NO_WAIT = RetryPolicy(max_retries=3, initial_s=0, max_wait_s=0, jitter_s=0)
-FAULTS = (None, None, None, "lost_ack", "duplicate", "reorder", "cut_pull", "offline",
-          "replay")
+FAULTS = (None, None, None, "lost_ack", "duplicate", "reorder", "cut_pull", "offline", "replay")
 
 devices_ = st.integers(0, 4)
 collections_ = st.sampled_from(sorted(POLICIES))
 record_ids = st.sampled_from(["r1", "r2"])
-upserts = st.fixed_dictionaries({}, optional={
-    "a": st.sampled_from(["x", "y", "z"]), "b": st.integers(0, 3),
-    "code": st.sampled_from(["k1", "k2", None]), "read": st.booleans()})
+upserts = st.fixed_dictionaries(
+    {},
+    optional={
+        "a": st.sampled_from(["x", "y", "z"]),
+        "b": st.integers(0, 3),
+        "code": st.sampled_from(["k1", "k2", None]),
+        "read": st.booleans(),
+    },
+)
 writes_ = st.one_of(
     st.tuples(st.just("upsert"), collections_, record_ids, upserts, st.booleans()),
     st.tuples(st.just("upsert"), collections_, record_ids, upserts, st.booleans()),
     st.tuples(st.just("delete"), collections_, record_ids, st.none(), st.booleans()),
-    st.tuples(st.just("increment"), collections_, record_ids, st.integers(-5, 5),
-              st.booleans()),
+    st.tuples(st.just("increment"), collections_, record_ids, st.integers(-5, 5), st.booleans()),
 )
-merged_values = st.fixed_dictionaries({}, optional={
-    "a": st.sampled_from(["m", "n"]), "code": st.sampled_from(["k1", "k2", "k3", None])})
+merged_values = st.fixed_dictionaries(
+    {},
+    optional={"a": st.sampled_from(["m", "n"]), "code": st.sampled_from(["k1", "k2", "k3", None])},
+)
 
 
 @dataclass(frozen=True)
@@ -151,13 +177,29 @@ class EveryoneSyncs:
     """Everyone syncs fully and every claim is checked (then work goes on)."""
 
 
-works = st.builds(Work, devices_, st.lists(writes_, min_size=1, max_size=4),
-                  st.none() | st.integers(-DAY, DAY), st.integers(0, 10 * MINUTE))
-syncs = st.builds(Sync, devices_, st.sampled_from(FAULTS), st.none() | st.integers(1, 3),
-                  st.sampled_from([500, 1]), st.integers(0, 2**16), st.integers(0, 10 * MINUTE))
-reviews = st.builds(Review, st.integers(0, 1000),
-                    st.sampled_from(["client_wins", "server_wins", "merge"]),
-                    st.sampled_from([None, None, "existing"]), merged_values)
+works = st.builds(
+    Work,
+    devices_,
+    st.lists(writes_, min_size=1, max_size=4),
+    st.none() | st.integers(-DAY, DAY),
+    st.integers(0, 10 * MINUTE),
+)
+syncs = st.builds(
+    Sync,
+    devices_,
+    st.sampled_from(FAULTS),
+    st.none() | st.integers(1, 3),
+    st.sampled_from([500, 1]),
+    st.integers(0, 2**16),
+    st.integers(0, 10 * MINUTE),
+)
+reviews = st.builds(
+    Review,
+    st.integers(0, 1000),
+    st.sampled_from(["client_wins", "server_wins", "merge"]),
+    st.sampled_from([None, None, "existing"]),
+    merged_values,
+)
 actions = st.one_of(works, syncs, works, syncs, reviews, st.just(EveryoneSyncs()))
 
 
@@ -178,8 +220,10 @@ def _template() -> Template:
     atexit.register(shutil.rmtree, root, True)
     path = root / "template.db"
     store = open_store(f"sqlite:///{path}", SCHEMA)
-    users = [store.add_user(f"hw-{i}", "-", "health_worker", [f"facility:{FACILITY}"]).id
-             for i in range(5)]
+    users = [
+        store.add_user(f"hw-{i}", "-", "health_worker", [f"facility:{FACILITY}"]).id
+        for i in range(5)
+    ]
     admin = store.add_user("admin", "-", "admin", []).id
     store.close()
     return Template(root, path, users, admin)
@@ -205,8 +249,9 @@ class Delivery:
 class StoreTransport:
     """The client's ``Transport`` over the store in process, with one injected fault."""
 
-    def __init__(self, world: Convergence, device: Device, fault: str | None,
-                 rng: random.Random) -> None:
+    def __init__(
+        self, world: Convergence, device: Device, fault: str | None, rng: random.Random
+    ) -> None:
         self.world, self.device, self.fault, self.rng = world, device, fault, rng
         self.pages = 0
 
@@ -228,8 +273,9 @@ class StoreTransport:
             raise ServerUnavailable("the answer was lost on the way back")
         by_op = {r["op_id"]: r for r in results}
         now = self.world.now + self.device.skew_ms
-        return PushAnswer([by_op[op["op_id"]] for op in ops],
-                          str(self.store.clock.send()), 0, 0, now, now)
+        return PushAnswer(
+            [by_op[op["op_id"]] for op in ops], str(self.store.clock.send()), 0, 0, now, now
+        )
 
     def _interleave(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Another order that keeps each record's ops in order (the client never lets a
@@ -258,8 +304,7 @@ class StoreTransport:
     def status(self) -> dict[str, Any]:
         if self.fault == "offline":
             raise Offline("no network")
-        return {"collections": SCHEMA.describe(),
-                "server_hlc": str(self.store.clock.send())}
+        return {"collections": SCHEMA.describe(), "server_hlc": str(self.store.clock.send())}
 
     def healthz(self) -> bool:
         return self.fault != "offline"
@@ -301,8 +346,9 @@ class Convergence(RuleBasedStateMachine):
         """``lenient``: the server accepts clocks up to two days ahead (so skewed clocks
         compete on clock alone) instead of re-stamping those over five minutes ahead."""
         skew = 2 * DAY if lenient else 5 * MINUTE
-        store = SqlStore(Database(f"sqlite:///{self.dir / 'server.db'}"), SCHEMA,
-                      max_clock_skew_ms=skew)
+        store = SqlStore(
+            Database(f"sqlite:///{self.dir / 'server.db'}"), SCHEMA, max_clock_skew_ms=skew
+        )
         store.clock = Clock("s-test", now_ms=lambda: self.now, last=store.clock.last)
         self.store = store
         self.model = Model(MODEL_COLLECTIONS, skew)
@@ -315,9 +361,13 @@ class Convergence(RuleBasedStateMachine):
             local.close()
             user = self.template.users[i]
             store.add_device(device_id, user, f"tablet {i}", "-", refresh_expires_at=0)
-            device = Device(device_id, Replica(path, retry_policy=NO_WAIT),
-                            Principal(user, f"hw-{i}", "health_worker",
-                                      frozenset({f"facility:{FACILITY}"}), device_id))
+            device = Device(
+                device_id,
+                Replica(path, retry_policy=NO_WAIT),
+                Principal(
+                    user, f"hw-{i}", "health_worker", frozenset({f"facility:{FACILITY}"}), device_id
+                ),
+            )
             self.devices.append(device)
             self._wire_clock(device)
 
@@ -332,8 +382,12 @@ class Convergence(RuleBasedStateMachine):
         keeper = device.replica.clock_keeper
         if keeper.clock is device.clock:
             return
-        device.clock = Clock(device.id, now_ms=lambda: self.now + device.skew_ms,
-                             last=keeper.clock.last, offset_ms=keeper.clock.offset_ms)
+        device.clock = Clock(
+            device.id,
+            now_ms=lambda: self.now + device.skew_ms,
+            last=keeper.clock.last,
+            offset_ms=keeper.clock.offset_ms,
+        )
         keeper.clock = device.clock
 
     # -- what devices, the network and reviewers do ---------------------------------
@@ -375,8 +429,12 @@ class Convergence(RuleBasedStateMachine):
         rng = random.Random(sync.seed)
         if sync.fault == "replay" and device.sent:
             self.deliver(device, rng.choice(device.sent))
-        sync_once(device.replica, StoreTransport(self, device, sync.fault, rng),
-                  max_items=sync.max_items, page_size=sync.page_size)
+        sync_once(
+            device.replica,
+            StoreTransport(self, device, sync.fault, rng),
+            max_items=sync.max_items,
+            page_size=sync.page_size,
+        )
         self.steps_since_check += 1
 
     def review(self, review: Review) -> None:
@@ -387,9 +445,11 @@ class Convergence(RuleBasedStateMachine):
         held = sorted(self.model.open, key=self.received_at.__getitem__)
         op_id = held[review.pick % len(held)]
         merge = review.resolution == "merge"
-        request = ResolveRequest(resolution=review.resolution,
-                                 fields=review.fields if merge else None,
-                                 target=review.target if merge else None)
+        request = ResolveRequest(
+            resolution=review.resolution,
+            fields=review.fields if merge else None,
+            target=review.target if merge else None,
+        )
         plan = self.model.plan(op_id, review.resolution, request.fields, request.target)
         assert self.store is not None
         try:
@@ -400,11 +460,13 @@ class Convergence(RuleBasedStateMachine):
                 return
             fake = self._next_clocks(len(plan))
             assert not self.model.resolve(op_id, plan, fake, self.now), (
-                f"the server refused a resolution the model carries out: {exc.message}")
+                f"the server refused a resolution the model carries out: {exc.message}"
+            )
             return
         assert plan is not None, f"the server accepted {request} that the model refuses"
         assert [(c["record_id"], c["op"]) for c in body["changes"]] == [
-            (record_id, kind) for record_id, kind, _ in plan]
+            (record_id, kind) for record_id, kind, _ in plan
+        ]
         clocks = [c["hlc"] for c in body["changes"]]
         assert self.model.resolve(op_id, plan, clocks, self.now)
         self.resolved.add(op_id)
@@ -429,7 +491,8 @@ class Convergence(RuleBasedStateMachine):
         outcomes = Counter(
             f"{d.result['status']}{' restamped' if d.result.get('restamped') else ''}"
             f"{' ' + d.result['error']['code'] if 'error' in d.result else ''}"
-            for d in self.deliveries)
+            for d in self.deliveries
+        )
         for outcome in outcomes:
             event(f"op {outcome}")
         if self.resolved:
@@ -459,14 +522,22 @@ class Convergence(RuleBasedStateMachine):
     def _effective_hlc(self, op_id: str) -> str:
         assert self.store is not None
         with self.store.db.read() as conn:
-            return str(conn.execute(sa.select(op_log.c.effective_hlc).where(
-                op_log.c.op_id == op_id, op_log.c.duplicate == sa.false())).scalar_one())
+            return str(
+                conn.execute(
+                    sa.select(op_log.c.effective_hlc).where(
+                        op_log.c.op_id == op_id, op_log.c.duplicate == sa.false()
+                    )
+                ).scalar_one()
+            )
 
     def _conflict_id(self, op_id: str) -> str:
         assert self.store is not None
         with self.store.db.read() as conn:
-            return str(conn.execute(sa.select(conflicts.c.id).where(
-                conflicts.c.op_id == op_id)).scalar_one())
+            return str(
+                conn.execute(
+                    sa.select(conflicts.c.id).where(conflicts.c.op_id == op_id)
+                ).scalar_one()
+            )
 
     def _next_clocks(self, n: int) -> list[str]:
         top = HLC.parse(self.model.top_clock) if self.model.top_clock else HLC(self.now, 0, "s")
@@ -486,8 +557,9 @@ class Convergence(RuleBasedStateMachine):
             for device in self.devices:
                 self._wire_clock(device)
                 for _ in range(6):
-                    result = sync_once(device.replica, StoreTransport(
-                        self, device, None, random.Random(0)))
+                    result = sync_once(
+                        device.replica, StoreTransport(self, device, None, random.Random(0))
+                    )
                     if result.error is None and device.replica.pending_count() == 0:
                         break
                 else:
@@ -513,15 +585,22 @@ class Convergence(RuleBasedStateMachine):
             assert state.deleted_clock == expected.tomb, key
             assert bool(row.deleted) == expected.deleted(counters), key
             assert state.version == expected.version, key
-            assert {k: (v, state.field_devices[k]) for k, v in state.field_versions.items()} \
-                == expected.changed_at, key
+            assert {
+                k: (v, state.field_devices[k]) for k, v in state.field_versions.items()
+            } == expected.changed_at, key
             assert state.conflict == expected.flagged, key
         assert self.store is not None
         with self.store.db.read() as conn:
-            open_ops = set(conn.execute(sa.select(conflicts.c.op_id).where(
-                conflicts.c.status == "open")).scalars())
-            resolved = set(conn.execute(sa.select(conflicts.c.op_id).where(
-                conflicts.c.status == "resolved")).scalars())
+            open_ops = set(
+                conn.execute(
+                    sa.select(conflicts.c.op_id).where(conflicts.c.status == "open")
+                ).scalars()
+            )
+            resolved = set(
+                conn.execute(
+                    sa.select(conflicts.c.op_id).where(conflicts.c.status == "resolved")
+                ).scalars()
+            )
         assert open_ops == set(self.model.open)
         assert resolved == self.resolved
 
@@ -530,13 +609,20 @@ class Convergence(RuleBasedStateMachine):
         flagged = {key for key, row in server.items() if row.conflict and not row.deleted}
         for device in self.devices:
             with device.replica.db.read() as conn:
-                seen = {(r[0], r[1]): orjson.loads(r[2])
-                        for r in conn.execute("SELECT collection, id, fields FROM records")}
-                marks = {(r[0], r[1]) for r in conn.execute(
-                    "SELECT collection, id FROM server_records WHERE conflict = 1"
-                    " AND deleted = 0")}
-                waiting = conn.execute("SELECT count(*) FROM outbox WHERE status IN"
-                                       " ('PENDING', 'SYNCING', 'FAILED')").fetchone()[0]
+                seen = {
+                    (r[0], r[1]): orjson.loads(r[2])
+                    for r in conn.execute("SELECT collection, id, fields FROM records")
+                }
+                marks = {
+                    (r[0], r[1])
+                    for r in conn.execute(
+                        "SELECT collection, id FROM server_records WHERE conflict = 1"
+                        " AND deleted = 0"
+                    )
+                }
+                waiting = conn.execute(
+                    "SELECT count(*) FROM outbox WHERE status IN ('PENDING', 'SYNCING', 'FAILED')"
+                ).fetchone()[0]
             assert waiting == 0, device.id
             assert seen == live, device.id
             assert marks == flagged, device.id
@@ -572,24 +658,32 @@ class Convergence(RuleBasedStateMachine):
     def _first_receipts(self) -> dict[str, Any]:
         assert self.store is not None
         with self.store.db.read() as conn:
-            return {row.op_id: orjson.loads(row.fields) for row in conn.execute(
-                sa.select(op_log.c.op_id, op_log.c.fields).where(
-                    op_log.c.duplicate == sa.false(), op_log.c.device_id.is_not(None)))}
+            return {
+                row.op_id: orjson.loads(row.fields)
+                for row in conn.execute(
+                    sa.select(op_log.c.op_id, op_log.c.fields).where(
+                        op_log.c.duplicate == sa.false(), op_log.c.device_id.is_not(None)
+                    )
+                )
+            }
 
     def _check_op_log_and_stats(self) -> None:
         assert self.store is not None
         with self.store.db.read() as conn:
-            rows = conn.execute(sa.select(op_log.c.op_id, op_log.c.device_id)
-                                .order_by(op_log.c.id)).all()
+            rows = conn.execute(
+                sa.select(op_log.c.op_id, op_log.c.device_id).order_by(op_log.c.id)
+            ).all()
         from_devices = [row.op_id for row in rows if row.device_id is not None]
         assert from_devices == [d.op["op_id"] for d in self.deliveries]
         stats = self.store.sync_stats()
         assert stats["total"] == len(rows)
-        assert stats["applied"] + stats["duplicate"] + stats["conflicts"] + stats["rejected"] \
-            == len(rows)
+        assert stats["applied"] + stats["duplicate"] + stats["conflicts"] + stats[
+            "rejected"
+        ] == len(rows)
         per_device = Counter(d.device for d in self.deliveries)
         assert {d["device_id"]: d["total"] for d in stats["by_device"]} == {
-            device.id: per_device[device.id] for device in self.devices}
+            device.id: per_device[device.id] for device in self.devices
+        }
         assert stats["open_conflicts"] == len(self.model.open)
 
 
@@ -608,8 +702,7 @@ def _check_answer(op: dict[str, Any], expected: Any, result: dict[str, Any]) -> 
         assert result["error"]["code"] == expected.code, where
 
 
-def _check_upsert_kept(op: dict[str, Any], result: dict[str, Any], state: Any,
-                       policy: str) -> None:
+def _check_upsert_kept(op: dict[str, Any], result: dict[str, Any], state: Any, policy: str) -> None:
     """Each field of an acknowledged upsert is present with its clock, or lost to a higher
     clock (a later write, a newer tombstone), a monotonic true, or server_wins."""
     effective = result["hlc"]
@@ -617,10 +710,12 @@ def _check_upsert_kept(op: dict[str, Any], result: dict[str, Any], state: Any,
     for name, value in op["fields"].items():
         clock = state.clocks.get(name)
         if name in lost:
-            assert (clock is not None and clock > effective) or (
-                state.deleted_clock is not None and state.deleted_clock > effective) or (
-                name == "read" and state.fields.get(name) is True) or (
-                policy == "server_wins"), (name, op, result)
+            assert (
+                (clock is not None and clock > effective)
+                or (state.deleted_clock is not None and state.deleted_clock > effective)
+                or (name == "read" and state.fields.get(name) is True)
+                or (policy == "server_wins")
+            ), (name, op, result)
             continue
         assert clock is not None and clock >= effective, (name, op, result)
         if name == "read" and value is True:
@@ -638,7 +733,11 @@ def test_replicas_and_the_server_converge_on_the_reference_model() -> None:
     while left > 0:
         run_state_machine_as_test(
             Convergence,
-            settings=settings(max_examples=min(left, CHUNK), stateful_step_count=STEPS,
-                              deadline=None, suppress_health_check=[HealthCheck.too_slow]),
+            settings=settings(
+                max_examples=min(left, CHUNK),
+                stateful_step_count=STEPS,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
         )
         left -= CHUNK

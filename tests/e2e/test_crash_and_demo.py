@@ -15,8 +15,9 @@ def test_an_acknowledged_push_survives_kill_9(live_server: LiveServer) -> None:
     live_server.add_user("nurse", "health_worker", ["facility:f-1"])
     tablet = SyncApi(live_server.url, "nurse")
     records = [uuid7() for _ in range(20)]
-    changes = [tablet.change("patients", rid, {"name": rid, "facility_id": "f-1"})
-               for rid in records]
+    changes = [
+        tablet.change("patients", rid, {"name": rid, "facility_id": "f-1"}) for rid in records
+    ]
     for change in changes:  # each acknowledged alone, the last one just before the kill
         assert tablet.push([change])[0]["status"] == "applied"
     live_server.kill()
@@ -43,7 +44,10 @@ def _start_demo(workdir: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "waystation", "demo", "--port", str(port)],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -72,12 +76,20 @@ def test_demo_serves_healthz_and_prints_working_logins(tmp_path: Path) -> None:
         nurse = SyncApi(url, "amina", password="amina-demo")
         seen, _ = nurse.pull_all()
         collections = {c["collection"] for c in seen.values()}
-        assert {"patients", "encounters", "prescriptions", "pharmacy_inventory",
-                "medicines"} <= collections
+        assert {
+            "patients",
+            "encounters",
+            "prescriptions",
+            "pharmacy_inventory",
+            "medicines",
+        } <= collections
         patient = SyncApi(url, "patient1", password="patient1-demo")
         mine, _ = patient.pull_all()
-        assert {c["fields"].get("patient_id", "p-1") for c in mine.values()
-                if c["collection"] not in ("medicines", "patients")} == {"p-1"}
+        assert {
+            c["fields"].get("patient_id", "p-1")
+            for c in mine.values()
+            if c["collection"] not in ("medicines", "patients")
+        } == {"p-1"}
         nurse.close()
         patient.close()
     finally:

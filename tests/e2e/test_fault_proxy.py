@@ -35,11 +35,16 @@ def _proxy(server: LiveServer, **rates: float) -> FaultProxy:
 
 @pytest.mark.parametrize(
     ("fault", "raised"),
-    [("drop", httpx.RemoteProtocolError), ("cut", httpx.RemoteProtocolError),
-     ("lost_answer", httpx.RemoteProtocolError)],
+    [
+        ("drop", httpx.RemoteProtocolError),
+        ("cut", httpx.RemoteProtocolError),
+        ("lost_answer", httpx.RemoteProtocolError),
+    ],
 )
 def test_each_fault_breaks_the_exchange_as_a_bad_link_would(
-    server: LiveServer, fault: str, raised: type[Exception],
+    server: LiveServer,
+    fault: str,
+    raised: type[Exception],
 ) -> None:
     proxy = _proxy(server, **{fault: 1.0})
     try:
@@ -65,8 +70,11 @@ def test_a_duplicated_push_reaches_the_server_twice_and_applies_once(
     proxy = _proxy(server, duplicate=1.0)
     try:
         via = httpx.Client(base_url=proxy.url, headers=dict(api.http.headers), timeout=10)
-        change = api.change("symptom_logs", uuid7(), {"patient_id": "p-1", "facility_id": "f-1",
-                                                      "date": "2025-11-30"})
+        change = api.change(
+            "symptom_logs",
+            uuid7(),
+            {"patient_id": "p-1", "facility_id": "f-1", "date": "2025-11-30"},
+        )
         resp = via.post("/v1/sync/push", json={"device_id": api.device_id, "changes": [change]})
         assert resp.status_code == 200
         assert resp.json()["results"][0]["status"] in ("applied", "duplicate")
@@ -81,10 +89,19 @@ def test_a_duplicated_push_reaches_the_server_twice_and_applies_once(
 
 
 def test_a_replica_syncing_through_a_bad_link_delivers_everything_once(
-    server: LiveServer, tmp_path: Path,
+    server: LiveServer,
+    tmp_path: Path,
 ) -> None:
-    proxy = _proxy(server, drop=0.1, bad_gateway=0.1, lost_answer=0.1, cut=0.1,
-                   duplicate=0.1, delay=0.1, max_delay_s=0.05)
+    proxy = _proxy(
+        server,
+        drop=0.1,
+        bad_gateway=0.1,
+        lost_answer=0.1,
+        cut=0.1,
+        duplicate=0.1,
+        delay=0.1,
+        max_delay_s=0.05,
+    )
     rep = Replica.open(tmp_path / "tablet.db", retry_policy=NO_WAIT)
     try:
         for _ in range(50):  # logging in itself goes through the bad link
@@ -93,8 +110,10 @@ def test_a_replica_syncing_through_a_bad_link_delivers_everything_once(
                 break
             except (Offline, ServerUnavailable):  # a broken exchange: try again
                 continue
-        ids = [rep.put("pharmacy_inventory", {"facility_id": "f-1", "medicine_id": f"m-{i}"})
-               for i in range(20)]
+        ids = [
+            rep.put("pharmacy_inventory", {"facility_id": "f-1", "medicine_id": f"m-{i}"})
+            for i in range(20)
+        ]
         for record_id in ids:
             rep.increment("pharmacy_inventory", record_id, "quantity", 5)
         for _ in range(60):

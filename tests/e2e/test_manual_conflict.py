@@ -16,13 +16,23 @@ from tests.support import LiveServer
 from waystation.client import OpStatus, Replica
 from waystation.core.errors import AlreadyResolved
 
-PRESCRIPTION = {"patient_id": "p-1", "facility_id": "f-1", "medicine_id": "m-amox",
-                "dose": "500 mg", "frequency": "twice daily"}
+PRESCRIPTION = {
+    "patient_id": "p-1",
+    "facility_id": "f-1",
+    "medicine_id": "m-amox",
+    "dose": "500 mg",
+    "frequency": "twice daily",
+}
 
 
 def waystation(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "waystation", *args], capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "waystation", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=60,
+    )
 
 
 def device(server: LiveServer, path: Path, username: str) -> Replica:
@@ -68,18 +78,34 @@ def test_a_clinician_resolves_two_offline_edits_and_every_device_converges(
     assert held.conflict_id in shown.stdout
     for value in ("250 mg", "1 g", "once daily", "twice daily"):
         assert value in shown.stdout
-    as_json = waystation("conflicts", "list", "--replica", str(tmp_path / "clinician.db"),
-                         "--json")
+    as_json = waystation("conflicts", "list", "--replica", str(tmp_path / "clinician.db"), "--json")
     assert [c["id"] for c in json.loads(as_json.stdout)] == [held.conflict_id]
 
     # the clinician keeps the original dose, once daily
-    resolved = waystation("conflicts", "resolve", held.conflict_id, "--replica",
-                          str(tmp_path / "clinician.db"), "--resolution", "merge",
-                          "--field", "dose=500 mg", "--field", "frequency=once daily")
+    resolved = waystation(
+        "conflicts",
+        "resolve",
+        held.conflict_id,
+        "--replica",
+        str(tmp_path / "clinician.db"),
+        "--resolution",
+        "merge",
+        "--field",
+        "dose=500 mg",
+        "--field",
+        "frequency=once daily",
+    )
     assert resolved.returncode == 0, resolved.stderr
     assert "resolved" in resolved.stdout
-    again = waystation("conflicts", "resolve", held.conflict_id, "--replica",
-                       str(tmp_path / "clinician.db"), "--resolution", "client_wins")
+    again = waystation(
+        "conflicts",
+        "resolve",
+        held.conflict_id,
+        "--replica",
+        str(tmp_path / "clinician.db"),
+        "--resolution",
+        "client_wins",
+    )
     assert again.returncode == 1
     assert "ALREADY_RESOLVED" in again.stderr
 
@@ -100,8 +126,9 @@ def test_a_clinician_resolves_two_offline_edits_and_every_device_converges(
 
 def test_reviewing_needs_a_reviewer_and_a_login(live_server: LiveServer, tmp_path: Path) -> None:
     live_server.add_user("pat", "pharmacist", ["facility:f-1"])
-    counter = Replica.open(tmp_path / "counter.db", server=live_server.url, username="pat",
-                           password="pw")
+    counter = Replica.open(
+        tmp_path / "counter.db", server=live_server.url, username="pat", password="pw"
+    )
     counter.close()
     refused = waystation("conflicts", "list", "--replica", str(tmp_path / "counter.db"))
     assert refused.returncode == 1
@@ -111,9 +138,17 @@ def test_reviewing_needs_a_reviewer_and_a_login(live_server: LiveServer, tmp_pat
     no_login = waystation("conflicts", "list", "--replica", str(tmp_path / "offline.db"))
     assert no_login.returncode == 2
     assert "waystation login" in no_login.stderr
-    missing = waystation("conflicts", "resolve", "x", "--replica", str(tmp_path / "nope.db"),
-                         "--resolution", "merge")
+    missing = waystation(
+        "conflicts", "resolve", "x", "--replica", str(tmp_path / "nope.db"), "--resolution", "merge"
+    )
     assert missing.returncode == 2
-    bad = waystation("conflicts", "resolve", "x", "--replica", str(tmp_path / "counter.db"),
-                     "--resolution", "coin_toss")
+    bad = waystation(
+        "conflicts",
+        "resolve",
+        "x",
+        "--replica",
+        str(tmp_path / "counter.db"),
+        "--resolution",
+        "coin_toss",
+    )
     assert bad.returncode == 2

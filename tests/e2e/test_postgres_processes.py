@@ -35,12 +35,12 @@ NAIVE_ROUNDS = 6
 FACILITY = "f-1"
 
 
-def start_servers(workdir: Path, db_url: str, count: int,
-                  env: dict[str, str] | None = None) -> list[LiveServer]:
+def start_servers(
+    workdir: Path, db_url: str, count: int, env: dict[str, str] | None = None
+) -> list[LiveServer]:
     """``count`` servers on one new database, started at once (so they race to migrate it
     and to create its signing key, as a fleet restarting together does)."""
-    servers = [LiveServer(workdir, db_url=db_url, env=env, name=f"server{i}")
-               for i in range(count)]
+    servers = [LiveServer(workdir, db_url=db_url, env=env, name=f"server{i}") for i in range(count)]
     with ThreadPoolExecutor(count) as pool:
         for future in [pool.submit(s.start) for s in servers]:
             future.result()
@@ -48,8 +48,9 @@ def start_servers(workdir: Path, db_url: str, count: int,
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory,
-          postgres: PostgresCluster) -> Iterator[list[LiveServer]]:
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster
+) -> Iterator[list[LiveServer]]:
     """3 servers with the real (commit-ordered) seq allocator, for the whole module."""
     yield from _fleet(tmp_path_factory.mktemp("fleet"), postgres, None)
 
@@ -60,8 +61,9 @@ def naive_fleet(tmp_path: Path, postgres: PostgresCluster) -> Iterator[list[Live
     yield from _fleet(tmp_path, postgres, {"WAYSTATION_UNSAFE_NAIVE_SEQ": "1"})
 
 
-def _fleet(workdir: Path, postgres: PostgresCluster,
-           env: dict[str, str] | None) -> Iterator[list[LiveServer]]:
+def _fleet(
+    workdir: Path, postgres: PostgresCluster, env: dict[str, str] | None
+) -> Iterator[list[LiveServer]]:
     servers = start_servers(workdir, postgres.new_database(), PROCESSES, env)
     yield servers
     for server in servers:
@@ -83,9 +85,12 @@ def test_a_push_to_one_process_is_pulled_and_heard_on_the_other(
     tablet = device(one)
     clinic = device(other)
     pid = uuid7()
-    assert tablet.push([tablet.change("patients", pid, {"name": "Achieng",
-                                                        "facility_id": FACILITY})])[0][
-        "status"] == "applied"
+    assert (
+        tablet.push([tablet.change("patients", pid, {"name": "Achieng", "facility_id": FACILITY})])[
+            0
+        ]["status"]
+        == "applied"
+    )
     seen, cursor = clinic.pull_all()
     assert seen[pid]["fields"]["name"] == "Achieng"
     # one signing key for the fleet: a token from one process works on another
@@ -98,8 +103,9 @@ def test_a_push_to_one_process_is_pulled_and_heard_on_the_other(
     try:
         for i in range(10):
             sent = time.monotonic()
-            seq = tablet.push([tablet.change("patients", uuid7(), {
-                "name": f"p{i}", "facility_id": FACILITY})])[0]["seq"]
+            seq = tablet.push(
+                [tablet.change("patients", uuid7(), {"name": f"p{i}", "facility_id": FACILITY})]
+            )[0]["seq"]
             event = stream.next(timeout=5)
             assert event is not None, "no event on the other process within 5 s"
             assert event["id"] == seq
@@ -109,9 +115,11 @@ def test_a_push_to_one_process_is_pulled_and_heard_on_the_other(
         stream.close()
         tablet.close()
         clinic.close()
-    print(f"\nevent latency across processes (push sent -> event received), 10 pushes: "
-          f"median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"\nevent latency across processes (push sent -> event received), 10 pushes: "
+        f"median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms"
+    )
     assert max(latencies) < 1.0
 
 
@@ -138,8 +146,10 @@ class Round:
             problems.append("the cursor went backwards")
         if self.skipped:
             sample = sorted(self.acked[r] for r in self.skipped)[:10]
-            problems.append(f"{len(self.skipped)} of {len(self.acked)} committed changes "
-                            f"never seen by the puller (seqs {sample}...)")
+            problems.append(
+                f"{len(self.skipped)} of {len(self.acked)} committed changes "
+                f"never seen by the puller (seqs {sample}...)"
+            )
         return problems
 
 
@@ -156,8 +166,10 @@ def run_round(servers: list[LiveServer], seconds: float) -> Round:
         rng = random.Random()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            batch = [api.change("patients", uuid7(), {"name": "x", "facility_id": FACILITY})
-                     for _ in range(rng.randint(1, 8))]
+            batch = [
+                api.change("patients", uuid7(), {"name": "x", "facility_id": FACILITY})
+                for _ in range(rng.randint(1, 8))
+            ]
             for op, answer in zip(batch, api.push(batch), strict=True):
                 assert answer["status"] == "applied", answer
                 with lock:
@@ -169,8 +181,9 @@ def run_round(servers: list[LiveServer], seconds: float) -> Round:
             finished = done.is_set()  # read before the pull: the last pass sees everything
             url = puller_urls[turn % len(puller_urls)]  # as a load balancer would spread it
             turn += 1
-            body = puller.http.get(f"{url}/v1/sync/pull",
-                                   params={"since": cursor, "limit": 200}).json()
+            body = puller.http.get(
+                f"{url}/v1/sync/pull", params={"since": cursor, "limit": 200}
+            ).json()
             result.pulls += 1
             result.seen.extend((int(c["seq"]), c["id"]) for c in body["changes"])
             cursor = body["cursor"]
@@ -195,9 +208,11 @@ def test_concurrent_writers_through_several_processes_never_let_a_puller_skip_a_
     fleet: list[LiveServer],
 ) -> None:
     result = run_round(fleet, ROUND_S)
-    print(f"\ncommit-ordered allocator: {len(result.acked)} changes by {WRITERS} writers "
-          f"through {PROCESSES} processes, {result.pulls} pulls, problems: "
-          f"{result.check() or 'none'}")
+    print(
+        f"\ncommit-ordered allocator: {len(result.acked)} changes by {WRITERS} writers "
+        f"through {PROCESSES} processes, {result.pulls} pulls, problems: "
+        f"{result.check() or 'none'}"
+    )
     assert len(result.acked) > 100  # enough concurrency to mean something
     assert result.check() == []
 
@@ -209,9 +224,13 @@ def test_the_ordering_test_catches_a_naive_allocator(naive_fleet: list[LiveServe
         outcomes.append(len(result.skipped))
         if result.skipped:
             problems = result.check()
-            print(f"\nnaive allocator: round {attempt}: {problems}; "
-                  f"skipped per round so far: {outcomes}")
+            print(
+                f"\nnaive allocator: round {attempt}: {problems}; "
+                f"skipped per round so far: {outcomes}"
+            )
             assert any("never seen" in p for p in problems)
             return
-    pytest.fail(f"the naive allocator lost no change in {NAIVE_ROUNDS} rounds: the ordering "
-                f"test is not sensitive enough (skipped per round: {outcomes})")
+    pytest.fail(
+        f"the naive allocator lost no change in {NAIVE_ROUNDS} rounds: the ordering "
+        f"test is not sensitive enough (skipped per round: {outcomes})"
+    )

@@ -41,10 +41,13 @@ def documented_site() -> str:
 
 def nginx_binary() -> str:
     found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
     if found is None:
-        raise AssertionError("nginx not found: install your distribution's nginx package "
-                             "(scripts/test does on Debian)")
+        raise AssertionError(
+            "nginx not found: install your distribution's nginx package "
+            "(scripts/test does on Debian)"
+        )
     return found
 
 
@@ -85,12 +88,28 @@ def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
         + f"worker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\n"
         "events { worker_connections 64; }\n"
         f"http {{\naccess_log off;\ngzip on;\n"  # as Debian's nginx.conf: the site turns it off
-        + "".join(f"{kind}_temp_path {temp}/{kind};\n"
-                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + site + "\n}\n")
-    nginx = subprocess.Popen([nginx_binary(), "-p", str(temp), "-e", str(temp / "error.log"),
-                              "-c", str(conf), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        + "".join(
+            f"{kind}_temp_path {temp}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + site
+        + "\n}\n"
+    )
+    nginx = subprocess.Popen(
+        [
+            nginx_binary(),
+            "-p",
+            str(temp),
+            "-e",
+            str(temp / "error.log"),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"https://localhost:{https_port}"
     try:
 
@@ -112,8 +131,13 @@ def test_hole_10_the_documented_nginx_site_serves_a_device_end_to_end(
     proxy: Proxy, tmp_path: Path
 ) -> None:
     # The SDK: login, a write, a sync, then an idle sync (a 304 through the proxy).
-    with Replica.open(tmp_path / "tablet.db", server=proxy.https, username="nurse",
-                      password="pw", passphrase="proxy test") as rep:
+    with Replica.open(
+        tmp_path / "tablet.db",
+        server=proxy.https,
+        username="nurse",
+        password="pw",
+        passphrase="proxy test",
+    ) as rep:
         rep.put("patients", {"name": "Through nginx", "facility_id": "f-1"})
         first = rep.sync()
         assert first.ok and first.applied == 1 and first.pulled == 1, first
@@ -132,16 +156,21 @@ def test_hole_10_the_documented_nginx_site_serves_a_device_end_to_end(
 
 
 def check_raw_answers(api: SyncApi) -> None:
-    api.push([api.change("patients", f"p-{i}", {"name": f"Patient {i}", "facility_id": "f-1"})
-              for i in range(20)])  # a page big enough to be compressed
-    pull = api.http.get("/v1/sync/pull", params={"since": "0"},
-                        headers={"Accept-Encoding": "gzip"})
+    api.push(
+        [
+            api.change("patients", f"p-{i}", {"name": f"Patient {i}", "facility_id": "f-1"})
+            for i in range(20)
+        ]
+    )  # a page big enough to be compressed
+    pull = api.http.get("/v1/sync/pull", params={"since": "0"}, headers={"Accept-Encoding": "gzip"})
     assert pull.status_code == 200 and pull.headers["content-encoding"] == "gzip"
     assert pull.headers["cache-control"] == "no-store"
     assert pull.headers["strict-transport-security"].startswith("max-age=63072000")
-    again = api.http.get("/v1/sync/pull", params={"since": "0"},
-                         headers={"Accept-Encoding": "gzip",
-                                  "If-None-Match": pull.headers["etag"]})
+    again = api.http.get(
+        "/v1/sync/pull",
+        params={"since": "0"},
+        headers={"Accept-Encoding": "gzip", "If-None-Match": pull.headers["etag"]},
+    )
     assert again.status_code == 304
 
     # An event stream through the proxy hears a push at once (nothing buffered).
@@ -154,7 +183,10 @@ def check_raw_answers(api: SyncApi) -> None:
         stream.close()
 
     # A body over nginx's own limit is refused in the protocol's error shape.
-    too_large = api.http.post("/v1/sync/push", content=b"x" * (20 * 1024 * 1024),
-                              headers={"Content-Type": "application/json"})
+    too_large = api.http.post(
+        "/v1/sync/push",
+        content=b"x" * (20 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
     assert too_large.status_code == 413
     assert orjson.loads(too_large.content)["error"]["code"] == "PAYLOAD_TOO_LARGE"

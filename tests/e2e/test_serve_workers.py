@@ -48,8 +48,9 @@ def workers_of(server: LiveServer, want: int, timeout: float = 20) -> set[int]:
 
 @pytest.fixture
 def server(tmp_path: Path, postgres: PostgresCluster) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, db_url=postgres.new_database(),
-                      extra_args=["--workers", str(WORKERS)])
+    live = LiveServer(
+        tmp_path, db_url=postgres.new_database(), extra_args=["--workers", str(WORKERS)]
+    )
     live.start(timeout=40)
     yield live
     live.stop()
@@ -62,8 +63,7 @@ def device(server: LiveServer) -> SyncApi:
     return SyncApi(server.url, name)
 
 
-def test_pushes_through_every_worker_are_applied_once_and_pulled_by_all(
-        server: LiveServer) -> None:
+def test_pushes_through_every_worker_are_applied_once_and_pulled_by_all(server: LiveServer) -> None:
     workers_of(server, WORKERS)
     tablets = [device(server) for _ in range(6)]
     clinic = device(server)
@@ -72,8 +72,10 @@ def test_pushes_through_every_worker_are_applied_once_and_pulled_by_all(
 
     def push_backlog(api: SyncApi) -> None:
         for _ in range(4):
-            batch = [api.change("patients", uuid7(), {"name": "x", "facility_id": FACILITY})
-                     for _ in range(50)]
+            batch = [
+                api.change("patients", uuid7(), {"name": "x", "facility_id": FACILITY})
+                for _ in range(50)
+            ]
             results = api.push(batch)
             assert [r["status"] for r in results] == ["applied"] * 50
             # the same batch again (a lost answer): recognised, never applied twice
@@ -99,16 +101,19 @@ def test_pushes_through_every_worker_are_applied_once_and_pulled_by_all(
             api.close()
 
 
-def test_a_killed_worker_is_replaced_and_the_others_keep_answering(
-        server: LiveServer) -> None:
+def test_a_killed_worker_is_replaced_and_the_others_keep_answering(server: LiveServer) -> None:
     before = workers_of(server, WORKERS)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
     tablet = device(server)  # served by a surviving worker meanwhile
     try:
         record = uuid7()
-        assert tablet.push([tablet.change("patients", record, {
-            "name": "Achieng", "facility_id": FACILITY})])[0]["status"] == "applied"
+        assert (
+            tablet.push(
+                [tablet.change("patients", record, {"name": "Achieng", "facility_id": FACILITY})]
+            )[0]["status"]
+            == "applied"
+        )
 
         def replaced() -> set[int]:
             pids = workers_of(server, WORKERS)
@@ -125,16 +130,30 @@ def test_sigterm_stops_every_worker(server: LiveServer) -> None:
     pids = workers_of(server, WORKERS)
     server.stop()
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or \
-            "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        )
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/healthz", timeout=1)
 
 
 def test_sqlite_refuses_several_workers_and_says_why(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "waystation", "serve", "--db", str(tmp_path / "one.db"),
-         "--workers", "2"], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "waystation",
+            "serve",
+            "--db",
+            str(tmp_path / "one.db"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2
     message = " ".join(run.stderr.split())
     assert "--workers above 1 needs PostgreSQL" in message

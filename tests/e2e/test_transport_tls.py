@@ -46,8 +46,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return paths
 
 
-def start_tls(server: LiveServer, pki: Pki, monkeypatch: pytest.MonkeyPatch,
-              timeout: float = 20.0) -> None:
+def start_tls(
+    server: LiveServer, pki: Pki, monkeypatch: pytest.MonkeyPatch, timeout: float = 20.0
+) -> None:
     """Start ``server`` over HTTPS; its start-up probe trusts the CA through SSL_CERT_FILE,
     which is removed again so that each test says how it trusts the CA."""
     server.extra_args += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]
@@ -58,8 +59,7 @@ def start_tls(server: LiveServer, pki: Pki, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
-               ) -> Iterator[LiveServer]:
+def tls_server(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path)
     start_tls(server, pki, monkeypatch)
     yield server
@@ -67,19 +67,28 @@ def tls_server(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
-def waystation(*args: str, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[str]:
+def waystation(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "COLUMNS": "200", "WAYSTATION_PASSWORD": "pw", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "waystation", *args], capture_output=True,
-                          text=True, env=full, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "waystation", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+    )
 
 
 def test_hole_10_serve_over_tls_and_sync_through_it(
     tls_server: LiveServer, pki: Pki, tmp_path: Path
 ) -> None:
     tls_server.add_user("nurse", "health_worker", ["facility:f-1"])
-    with Replica.open(tmp_path / "tablet.db", server=tls_server.url, username="nurse",
-                      password="pw", verify=str(pki.ca)) as rep:
+    with Replica.open(
+        tmp_path / "tablet.db",
+        server=tls_server.url,
+        username="nurse",
+        password="pw",
+        verify=str(pki.ca),
+    ) as rep:
         assert rep.server_url == tls_server.url
         rep.put("patients", {"name": "Over TLS", "facility_id": "f-1"})
         result = rep.sync()
@@ -89,15 +98,18 @@ def test_hole_10_serve_over_tls_and_sync_through_it(
 
     # A client that does not trust the CA sends nothing and says why.
     with pytest.raises(Offline, match="certificate") as untrusted:
-        Replica.open(tmp_path / "other.db", server=tls_server.url, username="nurse",
-                     password="pw")
+        Replica.open(tmp_path / "other.db", server=tls_server.url, username="nurse", password="pw")
     assert "verify=" in untrusted.value.message
     # Plain HTTP to the TLS port gets no answer, and the error says to use https://.
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{tls_server.port}/healthz", timeout=5)
     with pytest.raises(ServerUnavailable, match="https://"):
-        Replica.open(tmp_path / "plain.db", server=f"http://127.0.0.1:{tls_server.port}",
-                     username="nurse", password="pw")
+        Replica.open(
+            tmp_path / "plain.db",
+            server=f"http://127.0.0.1:{tls_server.port}",
+            username="nurse",
+            password="pw",
+        )
 
 
 def test_plain_http_reset_by_a_tls_port_still_says_to_use_https(tmp_path: Path) -> None:
@@ -123,8 +135,12 @@ def test_plain_http_reset_by_a_tls_port_still_says_to_use_https(tmp_path: Path) 
     try:
         port = listener.getsockname()[1]
         with pytest.raises(ServerUnavailable, match="https://"):
-            Replica.open(tmp_path / "plain.db", server=f"http://127.0.0.1:{port}",
-                         username="nurse", password="pw")
+            Replica.open(
+                tmp_path / "plain.db",
+                server=f"http://127.0.0.1:{port}",
+                username="nurse",
+                password="pw",
+            )
     finally:
         stop.set()
         resetter.join(5)
@@ -136,12 +152,22 @@ def test_cli_login_and_sync_over_tls_with_ca_cert(
 ) -> None:
     tls_server.add_user("clerk", "health_worker", ["facility:f-1"])
     path = str(tmp_path / "cli.db")
-    untrusted = waystation("login", "--replica", path, "--server", tls_server.url,
-                           "--username", "clerk")
+    untrusted = waystation(
+        "login", "--replica", path, "--server", tls_server.url, "--username", "clerk"
+    )
     assert untrusted.returncode == 1, untrusted.stderr
     assert "certificate" in untrusted.stderr and "--ca-cert" in untrusted.stderr
-    login = waystation("login", "--replica", path, "--server", tls_server.url,
-                       "--username", "clerk", "--ca-cert", str(pki.ca))
+    login = waystation(
+        "login",
+        "--replica",
+        path,
+        "--server",
+        tls_server.url,
+        "--username",
+        "clerk",
+        "--ca-cert",
+        str(pki.ca),
+    )
     assert login.returncode == 0, login.stderr
     with Replica(path) as rep:
         rep.put("patients", {"name": "CLI over TLS", "facility_id": "f-1"})
@@ -161,8 +187,9 @@ def test_serve_refuses_half_or_broken_tls_options(pki: Pki, tmp_path: Path) -> N
     port = str(free_port())
     half = waystation("serve", "--db", db, "--port", port, "--tls-cert", str(pki.cert))
     assert half.returncode == 2 and "--tls-key" in half.stderr
-    broken = waystation("serve", "--db", db, "--port", port, "--tls-cert", str(pki.key),
-                        "--tls-key", str(pki.key))
+    broken = waystation(
+        "serve", "--db", db, "--port", port, "--tls-cert", str(pki.key), "--tls-key", str(pki.key)
+    )
     assert broken.returncode == 2 and "certificate" in broken.stderr
     assert "Traceback" not in half.stderr + broken.stderr
 
@@ -176,8 +203,10 @@ def test_tls_connections_still_get_the_header_timeout(
     start_tls(server, pki, monkeypatch)
     try:
         context = ssl.create_default_context(cafile=str(pki.ca))
-        with socket.create_connection(("127.0.0.1", server.port)) as raw, \
-                context.wrap_socket(raw, server_hostname="127.0.0.1") as held:
+        with (
+            socket.create_connection(("127.0.0.1", server.port)) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as held,
+        ):
             held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ")  # never finished
             held.settimeout(10)
             try:
@@ -193,13 +222,13 @@ def test_tls_connections_still_get_the_header_timeout(
 def test_serve_workers_over_tls(
     tmp_path: Path, pki: Pki, postgres: PostgresCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = LiveServer(tmp_path, db_url=postgres.new_database(),
-                        extra_args=["--workers", "2"])
+    server = LiveServer(tmp_path, db_url=postgres.new_database(), extra_args=["--workers", "2"])
     start_tls(server, pki, monkeypatch, timeout=40)
     try:
         server.add_user("w", "health_worker", ["facility:f-1"])
-        with Replica.open(tmp_path / "w.db", server=server.url, username="w", password="pw",
-                          verify=str(pki.ca)) as rep:
+        with Replica.open(
+            tmp_path / "w.db", server=server.url, username="w", password="pw", verify=str(pki.ca)
+        ) as rep:
             for _ in range(3):
                 rep.put("patients", {"name": f"p-{uuid7()}", "facility_id": "f-1"})
             assert rep.sync().applied == 3

@@ -20,8 +20,9 @@ MakeDevice = Callable[..., SyncApi]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def shared_server(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """One server per module and engine (tests use their own users and records)."""
     workdir = tmp_path_factory.mktemp(f"server-{request.param}")
     cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None

@@ -20,18 +20,23 @@ def test_serve_access_log_has_one_line_per_request(
 ) -> None:
     cluster = request.getfixturevalue("postgres") if backend == "postgresql" else None
     log_path = tmp_path / "access.log"
-    server = LiveServer(tmp_path, db_url=database_url(backend, tmp_path, cluster),
-                        extra_args=["--access-log", str(log_path)])
+    server = LiveServer(
+        tmp_path,
+        db_url=database_url(backend, tmp_path, cluster),
+        extra_args=["--access-log", str(log_path)],
+    )
     server.start()
     try:
         before = len(log_path.read_text().splitlines())  # the start-up health checks
         with httpx.Client(base_url=server.url) as http:
             assert http.get("/healthz").status_code == 200
-            assert http.get("/v1/sync/pull", params={"since": "secret-cursor"}).status_code \
+            assert http.get("/v1/sync/pull", params={"since": "secret-cursor"}).status_code == 401
+            assert (
+                http.post(
+                    "/v1/auth/token", json={"username": "nobody", "password": "secret-pw"}
+                ).status_code
                 == 401
-            assert http.post("/v1/auth/token", json={"username": "nobody",
-                                                     "password": "secret-pw"}).status_code \
-                == 401
+            )
             assert http.get("/no/such/path").status_code == 404
     finally:
         server.stop()

@@ -20,8 +20,13 @@ from waystation.store.store import now_ms
 
 def waystation(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "waystation", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "waystation", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -31,8 +36,20 @@ def server(live_server: LiveServer) -> LiveServer:
 
 
 def _add(server: LiveServer, *extra: str, password: str = "pw") -> None:
-    made = waystation("users", "add", "nurse", "--role", "health_worker", "--scope",
-                      "facility:f-1", *extra, "--password", password, "--db", server.db_url)
+    made = waystation(
+        "users",
+        "add",
+        "nurse",
+        "--role",
+        "health_worker",
+        "--scope",
+        "facility:f-1",
+        *extra,
+        "--password",
+        password,
+        "--db",
+        server.db_url,
+    )
     assert made.returncode == 0, made.stderr
 
 
@@ -46,9 +63,20 @@ def test_adding_a_scope_with_the_same_password_keeps_sessions(server: LiveServer
 def test_hole_2_a_new_password_from_the_command_line_ends_sessions(server: LiveServer) -> None:
     _add(server)
     nurse = log_in(server, "nurse")
-    changed = waystation("users", "add", "nurse", "--role", "health_worker", "--scope",
-                         "facility:f-1", "--password", "new-secret", "--update",
-                         "--db", server.db_url)
+    changed = waystation(
+        "users",
+        "add",
+        "nurse",
+        "--role",
+        "health_worker",
+        "--scope",
+        "facility:f-1",
+        "--password",
+        "new-secret",
+        "--update",
+        "--db",
+        server.db_url,
+    )
     assert "log in again" in changed.stdout
     refused(nurse.get("/v1/sync/pull"))
     assert log_in(server, "nurse", "new-secret").get("/v1/sync/pull").status_code == 200
@@ -62,8 +90,7 @@ def test_hole_2_users_disable_and_enable(server: LiveServer) -> None:
     assert refused(nurse.get("/v1/sync/pull"))["details"] == {"reason": "disabled"}
     listed = waystation("users", "list", "--db", server.db_url)
     assert "nurse" in listed.stdout and "disabled" in listed.stdout
-    login = httpx.post(f"{server.url}/v1/auth/token",
-                       json={"username": "nurse", "password": "pw"})
+    login = httpx.post(f"{server.url}/v1/auth/token", json={"username": "nurse", "password": "pw"})
     assert "disabled" in refused(login)["message"]
     enabled = waystation("users", "enable", "nurse", "--db", server.db_url)
     assert enabled.returncode == 0
@@ -80,17 +107,23 @@ def test_users_unlock_lets_a_locked_out_user_in_at_once(server: LiveServer) -> N
     try:  # ten failures under a policy that locks for ten minutes
         policy = ThrottlePolicy(free_failures=0, base_lockout_s=600)
         for _ in range(10):
-            store.record_login_failure(account_key("Nurse "), address_key("10.9.9.9"),
-                                       policy, now_ms())
+            store.record_login_failure(
+                account_key("Nurse "), address_key("10.9.9.9"), policy, now_ms()
+            )
     finally:
         store.close()
-    refused_login = httpx.post(f"{server.url}/v1/auth/token", timeout=60,
-                               json={"username": "nurse", "password": "pw"})
+    refused_login = httpx.post(
+        f"{server.url}/v1/auth/token", timeout=60, json={"username": "nurse", "password": "pw"}
+    )
     assert refused_login.status_code == 429
     unlocked = waystation("users", "unlock", "nurse", "--db", server.db_url)
     assert unlocked.returncode == 0, unlocked.stderr
     assert "unlocked nurse" in unlocked.stdout
-    assert httpx.post(f"{server.url}/v1/auth/token", timeout=60,
-                      json={"username": "nurse", "password": "pw"}).status_code == 200
+    assert (
+        httpx.post(
+            f"{server.url}/v1/auth/token", timeout=60, json={"username": "nurse", "password": "pw"}
+        ).status_code
+        == 200
+    )
     trail = waystation("audit", "list", "--db", server.db_url, "--action", "user.unlock")
     assert trail.returncode == 0 and "nurse" in trail.stdout, trail.stdout + trail.stderr

@@ -44,16 +44,21 @@ def test_hole_9_a_pull_records_which_device_received_which_patients_records(
     reader = make_device("health_worker", (f"facility:{facility}",))
     elsewhere = make_device("health_worker", (f"facility:{facility}-b",))
     patient, other = uuid7(), uuid7()
-    results = writer.push([
-        writer.change("patients", patient, {"name": "Akinyi", "facility_id": facility}),
-        writer.change("encounters", uuid7(), {"patient_id": patient,
-                                              "facility_id": facility}),
-        writer.change("encounters", uuid7(), {"patient_id": patient, "facility_id": facility,
-                                              "vitals": {"pulse": 900}}),  # rejected
-    ])
+    results = writer.push(
+        [
+            writer.change("patients", patient, {"name": "Akinyi", "facility_id": facility}),
+            writer.change("encounters", uuid7(), {"patient_id": patient, "facility_id": facility}),
+            writer.change(
+                "encounters",
+                uuid7(),
+                {"patient_id": patient, "facility_id": facility, "vitals": {"pulse": 900}},
+            ),  # rejected
+        ]
+    )
     assert [r["status"] for r in results] == ["applied", "applied", "rejected"]
-    elsewhere.push([elsewhere.change("patients", other, {"name": "Otieno",
-                                                         "facility_id": f"{facility}-b"})])
+    elsewhere.push(
+        [elsewhere.change("patients", other, {"name": "Otieno", "facility_id": f"{facility}-b"})]
+    )
     seen, cursor = reader.pull_all()
     assert len(seen) == 2
     admin = make_device("admin")
@@ -82,17 +87,18 @@ def test_hole_9_an_idle_pull_writes_nothing(
     make_device: MakeDevice, facility: str, server_store: SqlStore
 ) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
-    nurse.push([nurse.change("patients", uuid7(), {"name": "Wanjiru",
-                                                   "facility_id": facility})])
+    nurse.push([nurse.change("patients", uuid7(), {"name": "Wanjiru", "facility_id": facility})])
     first = nurse.http.get("/v1/sync/pull", params={"since": "0"})
     assert first.status_code == 200 and len(first.json()["changes"]) == 1
     cursor = first.json()["cursor"]
     head = server_store.audit_head()
-    idle = nurse.http.get("/v1/sync/pull", params={"since": cursor},
-                          headers={"If-None-Match": f'"{cursor}"'})
+    idle = nurse.http.get(
+        "/v1/sync/pull", params={"since": cursor}, headers={"If-None-Match": f'"{cursor}"'}
+    )
     assert idle.status_code == 304
-    again = nurse.http.get("/v1/sync/pull", params={"since": "0"},
-                           headers={"If-None-Match": first.headers["etag"]})
+    again = nurse.http.get(
+        "/v1/sync/pull", params={"since": "0"}, headers={"If-None-Match": first.headers["etag"]}
+    )
     assert again.status_code == 304  # a page the device already has: not delivered again
     empty = nurse.http.get("/v1/sync/pull", params={"since": cursor})
     assert empty.status_code == 200 and empty.json()["changes"] == []
@@ -120,12 +126,14 @@ def test_filters_paging_and_no_store(make_device: MakeDevice, facility: str) -> 
     admin = make_device("admin")
     nurses = [make_device("health_worker", (f"facility:{facility}",)) for _ in range(3)]
     for nurse in nurses:
-        nurse.push([nurse.change("patients", uuid7(), {"name": "Juma",
-                                                       "facility_id": facility})])
+        nurse.push([nurse.change("patients", uuid7(), {"name": "Juma", "facility_id": facility})])
     resp = admin.http.get("/v1/audit", params={"action": "sync.push", "limit": 1})
     assert resp.headers["cache-control"] == "no-store"
-    mine = [e for e in audit(admin, action="sync.push", limit=1000)
-            if e["user_id"] in {n.user["id"] for n in nurses}]
+    mine = [
+        e
+        for e in audit(admin, action="sync.push", limit=1000)
+        if e["user_id"] in {n.user["id"] for n in nurses}
+    ]
     assert [e["device_id"] for e in mine] == [n.device_id for n in nurses]  # oldest first
     [only] = audit(admin, user_id=nurses[1].user["id"], action="sync.push")
     assert only["device_id"] == nurses[1].device_id
@@ -133,8 +141,9 @@ def test_filters_paging_and_no_store(make_device: MakeDevice, facility: str) -> 
 
     # paging: after = the last id of the previous page
     ids = [e["id"] for e in mine]
-    page = admin.http.get("/v1/audit", params={"action": "sync.push", "after": ids[0],
-                                                "limit": 1}).json()
+    page = admin.http.get(
+        "/v1/audit", params={"action": "sync.push", "after": ids[0], "limit": 1}
+    ).json()
     assert [e["id"] for e in page["entries"]] == [ids[1]]
     assert page["has_more"] is True
     last = admin.http.get("/v1/audit", params={"action": "sync.push", "after": ids[-1]}).json()
@@ -144,16 +153,24 @@ def test_filters_paging_and_no_store(make_device: MakeDevice, facility: str) -> 
     hour = dt.timedelta(hours=1)
     assert audit(admin, user_id=nurses[0].user["id"], since=(now + hour).isoformat()) == []
     assert audit(admin, user_id=nurses[0].user["id"], until=(now - hour).isoformat()) == []
-    within = audit(admin, user_id=nurses[0].user["id"], since=(now - hour).isoformat(),
-                   until=(now + hour).isoformat())
+    within = audit(
+        admin,
+        user_id=nurses[0].user["id"],
+        since=(now - hour).isoformat(),
+        until=(now + hour).isoformat(),
+    )
     assert [e["action"] for e in within] == ["auth.login", "device.register", "sync.push"]
 
     # the admin's reads are recorded, with what was asked
     reads = audit(admin, user_id=admin.user["id"], action="audit.read")
     assert reads[0]["details"]["filters"] == {"action": "sync.push", "limit": 1}
 
-    for params, field in (({"since": "yesterday"}, "since"), ({"until": "2025-11-30"}, "until"),
-                          ({"after": "x"}, "after"), ({"limit": 0}, "limit")):
+    for params, field in (
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2025-11-30"}, "until"),
+        ({"after": "x"}, "after"),
+        ({"limit": 0}, "limit"),
+    ):
         bad = admin.http.get("/v1/audit", params=params)
         assert bad.status_code == 400, params
         assert bad.json()["error"]["details"] == {"field": field}
@@ -165,12 +182,15 @@ def test_hole_9_records_stats_reads_record_reads_and_writes_and_resolutions(
     admin = make_device("admin")
     nurse = make_device("health_worker", (f"facility:{facility}",))
     patient = uuid7()
-    assert admin.http.get("/v1/sync/stats", params={"device_id": nurse.device_id}
-                          ).status_code == 200
+    assert (
+        admin.http.get("/v1/sync/stats", params={"device_id": nurse.device_id}).status_code == 200
+    )
     assert nurse.http.get("/v1/sync/stats").status_code == 403
 
-    put = nurse.http.put(f"/v1/records/patients/{patient}",
-                         json={"fields": {"name": "Achieng", "facility_id": facility}})
+    put = nurse.http.put(
+        f"/v1/records/patients/{patient}",
+        json={"fields": {"name": "Achieng", "facility_id": facility}},
+    )
     assert put.status_code == 200, put.text
     assert nurse.http.get(f"/v1/records/patients/{patient}").status_code == 200
 
@@ -179,8 +199,9 @@ def test_hole_9_records_stats_reads_record_reads_and_writes_and_resolutions(
     second = nurse.change("symptom_logs", uuid7(), log)  # same patient and day: conflict
     held = nurse.push([first, second])[1]
     assert held["status"] == "conflict"
-    resolved = nurse.http.post(f"/v1/conflicts/{held['conflict_id']}/resolve",
-                               json={"resolution": "server_wins"})
+    resolved = nurse.http.post(
+        f"/v1/conflicts/{held['conflict_id']}/resolve", json={"resolution": "server_wins"}
+    )
     assert resolved.status_code == 200, resolved.text
 
     [stats_read] = audit(admin, user_id=admin.user["id"], action="stats.read")
@@ -189,8 +210,9 @@ def test_hole_9_records_stats_reads_record_reads_and_writes_and_resolutions(
     assert denied["outcome"] == "denied"
     by_nurse = {e["action"]: e for e in audit(admin, user_id=nurse.user["id"])}
     assert by_nurse["record.put"]["target"] == f"record:patients/{patient}"
-    assert by_nurse["record.put"]["scopes"] == sorted([f"facility:{facility}",
-                                                       f"patient:{patient}"])
+    assert by_nurse["record.put"]["scopes"] == sorted(
+        [f"facility:{facility}", f"patient:{patient}"]
+    )
     assert by_nurse["record.put"]["details"]["status"] == "applied"
     assert by_nurse["record.get"]["target"] == f"record:patients/{patient}"
     assert by_nurse["record.get"]["scopes"] == by_nurse["record.put"]["scopes"]
@@ -201,34 +223,48 @@ def test_hole_9_records_stats_reads_record_reads_and_writes_and_resolutions(
 
 
 def test_hole_9_logins_refreshes_and_registrations_are_recorded(
-    shared_server: LiveServer, make_device: MakeDevice, facility: str,
+    shared_server: LiveServer,
+    make_device: MakeDevice,
+    facility: str,
 ) -> None:
     admin = make_device("admin")
     nurse = make_device("health_worker", (f"facility:{facility}",))
     url = shared_server.url
-    wrong = httpx.post(f"{url}/v1/auth/token",
-                       json={"username": nurse.user["username"], "password": "nope"},
-                       headers={"X-Forwarded-For": "10.20.30.40"}, timeout=60)
+    wrong = httpx.post(
+        f"{url}/v1/auth/token",
+        json={"username": nurse.user["username"], "password": "nope"},
+        headers={"X-Forwarded-For": "10.20.30.40"},
+        timeout=60,
+    )
     assert wrong.status_code == 401
     typed = f"hunter2-typed-as-a-name-{uuid7()[-6:]}"
     httpx.post(f"{url}/v1/auth/token", json={"username": typed, "password": "x"}, timeout=60)
     logins = audit(admin, user_id=nurse.user["id"], action="auth.login")
     assert [(e["outcome"], e["details"].get("reason")) for e in logins] == [
-        ("ok", None), ("denied", "password")]
+        ("ok", None),
+        ("denied", "password"),
+    ]
     assert logins[1]["client_address"] == "10.20.30.40"
-    unknown = [e for e in audit(admin, action="auth.login", limit=1000)
-               if e["details"].get("reason") == "unknown_user"]
+    unknown = [
+        e
+        for e in audit(admin, action="auth.login", limit=1000)
+        if e["details"].get("reason") == "unknown_user"
+    ]
     assert unknown and all(typed not in str(e) for e in unknown)  # kept as a hash only
     [registered] = audit(admin, user_id=nurse.user["id"], action="device.register")
     assert registered["target"] == f"device:{nurse.device_id}"
 
-    token = httpx.post(f"{url}/v1/auth/token", json={"username": nurse.user["username"],
-                                                     "password": "pw"}).json()["access_token"]
-    reg = httpx.post(f"{url}/v1/devices", json={"name": "t2"},
-                     headers={"Authorization": f"Bearer {token}"}).json()
+    token = httpx.post(
+        f"{url}/v1/auth/token", json={"username": nurse.user["username"], "password": "pw"}
+    ).json()["access_token"]
+    reg = httpx.post(
+        f"{url}/v1/devices", json={"name": "t2"}, headers={"Authorization": f"Bearer {token}"}
+    ).json()
     first = httpx.post(f"{url}/v1/auth/refresh", json={"refresh_token": reg["refresh_token"]})
     again = httpx.post(f"{url}/v1/auth/refresh", json={"refresh_token": reg["refresh_token"]})
     assert (first.status_code, again.status_code) == (200, 401)
     refreshes = audit(admin, device_id=reg["device_id"], action="auth.refresh")
     assert [(e["outcome"], e["details"].get("reason")) for e in refreshes] == [
-        ("ok", None), ("denied", "refresh_reused")]
+        ("ok", None),
+        ("denied", "refresh_reused"),
+    ]

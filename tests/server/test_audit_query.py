@@ -39,7 +39,8 @@ def admin(make_device: MakeDevice) -> SyncApi:
     ],
 )
 def test_hole_11_a_malformed_audit_query_is_a_400_not_a_500(
-        admin: SyncApi, params: dict[str, str], field: str) -> None:
+    admin: SyncApi, params: dict[str, str], field: str
+) -> None:
     resp = admin.http.get("/v1/audit", params=params)
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
@@ -60,4 +61,7 @@ def test_the_largest_entry_id_and_page_size_are_answered(admin: SyncApi) -> None
     reads = admin.http.get("/v1/audit", params={"action": "audit.read"}).json()["entries"]
     # the two big reads, each recorded with the page size it was given (then this one)
     assert [r["details"]["filters"] for r in reads[-3:]] == [
-        {"limit": 1000}, {"limit": 1000}, {"action": "audit.read"}]
+        {"limit": 1000},
+        {"limit": 1000},
+        {"action": "audit.read"},
+    ]

@@ -36,8 +36,7 @@ def _error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 def _pull(server: LiveServer, token: str) -> httpx.Response:
-    return httpx.get(f"{server.url}/v1/sync/pull",
-                     headers={"Authorization": f"Bearer {token}"})
+    return httpx.get(f"{server.url}/v1/sync/pull", headers={"Authorization": f"Bearer {token}"})
 
 
 def _refused(server: LiveServer, token: str) -> None:
@@ -52,8 +51,9 @@ def nurse(make_device: MakeDevice, facility: str) -> SyncApi:
 
 
 def test_a_device_token_is_compact_and_syncs(shared_server: LiveServer, nurse: SyncApi) -> None:
-    match = re.fullmatch(r"d\.([A-Za-z0-9_-]+)\.([0-9]+)\.([0-9]+)\.([A-Za-z0-9_-]{22})",
-                         nurse.token)
+    match = re.fullmatch(
+        r"d\.([A-Za-z0-9_-]+)\.([0-9]+)\.([0-9]+)\.([A-Za-z0-9_-]{22})", nurse.token
+    )
     assert match is not None, nurse.token
     assert match.group(1) == nurse.device_id
     assert match.group(2) == "0"  # the device's session generation
@@ -66,14 +66,17 @@ def test_a_device_token_is_compact_and_syncs(shared_server: LiveServer, nurse: S
 def test_a_user_token_names_the_user_and_cannot_sync(
     shared_server: LiveServer, nurse: SyncApi
 ) -> None:
-    login = httpx.post(f"{shared_server.url}/v1/auth/token",
-                       json={"username": nurse.user["username"], "password": "pw"}).json()
+    login = httpx.post(
+        f"{shared_server.url}/v1/auth/token",
+        json={"username": nurse.user["username"], "password": "pw"},
+    ).json()
     token = login["access_token"]
     assert token.startswith(f"u.{nurse.user['id']}.0.")
     assert login["expires_in"] == 3600  # a user token only registers devices
     _error(_pull(shared_server, token), 403, "FORBIDDEN")
-    status = httpx.get(f"{shared_server.url}/v1/sync/status",
-                       headers={"Authorization": f"Bearer {token}"})
+    status = httpx.get(
+        f"{shared_server.url}/v1/sync/status", headers={"Authorization": f"Bearer {token}"}
+    )
     assert status.status_code == 200
     assert status.json()["device"] is None
 
@@ -105,8 +108,7 @@ def test_tampered_tokens_are_refused(
 def test_a_token_of_another_server_is_refused(
     shared_server: LiveServer, nurse: SyncApi, tmp_path: Path
 ) -> None:
-    stranger = open_store(f"sqlite:///{tmp_path / 'elsewhere.db'}", health_schema(),
-                          migrate=True)
+    stranger = open_store(f"sqlite:///{tmp_path / 'elsewhere.db'}", health_schema(), migrate=True)
     try:  # same device and user, signed with another server's key
         forged = issue_token(stranger, nurse.user["id"], nurse.device_id, TTL, gen=0)
         forged_expired = issue_token(stranger, nurse.user["id"], nurse.device_id, -60, gen=0)
@@ -137,19 +139,22 @@ def test_another_devices_id_in_a_push_is_forbidden(
     nurse: SyncApi, make_device: MakeDevice, facility: str
 ) -> None:
     other = make_device("health_worker", (f"facility:{facility}",))
-    resp = nurse.http.post("/v1/sync/push", json={"device_id": other.device_id,
-                                                   "changes": []})
+    resp = nurse.http.post("/v1/sync/push", json={"device_id": other.device_id, "changes": []})
     assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
 
 
 def _user_token(server: LiveServer, api: SyncApi) -> str:
-    resp = httpx.post(f"{server.url}/v1/auth/token",
-                      json={"username": api.user["username"], "password": "pw"})
+    resp = httpx.post(
+        f"{server.url}/v1/auth/token", json={"username": api.user["username"], "password": "pw"}
+    )
     return str(resp.json()["access_token"])
 
 
 def test_registering_one_device_id_from_many_requests_at_once_never_fails(
-    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi, make_device: MakeDevice,
+    shared_server: LiveServer,
+    server_store: SqlStore,
+    nurse: SyncApi,
+    make_device: MakeDevice,
 ) -> None:
     """A tablet retrying a registration whose answer it lost races its first attempt, and
     another user races both with the same id. Whichever user registers first owns the id:
@@ -157,8 +162,10 @@ def test_registering_one_device_id_from_many_requests_at_once_never_fails(
     request by the other 403; never a 500 from the unique index."""
     other = make_device("health_worker")
     device_id = f"d-race{uuid7()[-12:]}"
-    users = {_user_token(shared_server, nurse): nurse.user["id"],
-             _user_token(shared_server, other): other.user["id"]}
+    users = {
+        _user_token(shared_server, nurse): nurse.user["id"],
+        _user_token(shared_server, other): other.user["id"],
+    }
     first, second = users
     tokens = [first] * 30 + [second] * 10
     barrier = threading.Barrier(len(tokens))
@@ -166,8 +173,11 @@ def test_registering_one_device_id_from_many_requests_at_once_never_fails(
     def register(token: str) -> httpx.Response:
         with httpx.Client(base_url=shared_server.url) as http:
             barrier.wait()
-            return http.post("/v1/devices", json={"name": "tablet", "device_id": device_id},
-                             headers={"Authorization": f"Bearer {token}"})
+            return http.post(
+                "/v1/devices",
+                json={"name": "tablet", "device_id": device_id},
+                headers={"Authorization": f"Bearer {token}"},
+            )
 
     with ThreadPoolExecutor(len(tokens)) as pool:
         answers = list(pool.map(register, tokens))
@@ -180,9 +190,15 @@ def test_registering_one_device_id_from_many_requests_at_once_never_fails(
         else:
             assert _error(resp, 403, "FORBIDDEN")["details"] == {"field": "device_id"}
     # the last registration's refresh token is the one that works
-    assert any(httpx.post(f"{shared_server.url}/v1/auth/refresh",
-                          json={"refresh_token": r.json()["refresh_token"]}).status_code == 200
-               for r in answers if r.status_code == 200)
+    assert any(
+        httpx.post(
+            f"{shared_server.url}/v1/auth/refresh",
+            json={"refresh_token": r.json()["refresh_token"]},
+        ).status_code
+        == 200
+        for r in answers
+        if r.status_code == 200
+    )
     assert "Traceback" not in shared_server.log()
 
 
@@ -197,39 +213,48 @@ def test_a_revoked_devices_token_is_refused_at_once(
 
 
 def test_jwts_issued_before_the_compact_form_work_until_they_expire(
-    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi,
-    make_device: MakeDevice, facility: str,
+    shared_server: LiveServer,
+    server_store: SqlStore,
+    nurse: SyncApi,
+    make_device: MakeDevice,
+    facility: str,
 ) -> None:
     key = server_store.signing_key
     user_id = nurse.user["id"]
     now = int(time.time())
-    legacy = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, key,
-                        algorithm="HS256")
+    legacy = jwt.encode(
+        {"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, key, algorithm="HS256"
+    )
     assert _pull(shared_server, legacy).status_code == 200
-    expired = jwt.encode({"sub": user_id, "exp": now - 10, "dev": nurse.device_id}, key,
-                         algorithm="HS256")
+    expired = jwt.encode(
+        {"sub": user_id, "exp": now - 10, "dev": nurse.device_id}, key, algorithm="HS256"
+    )
     assert _error(_pull(shared_server, expired), 401, "UNAUTHORIZED")["details"] == {
-        "reason": "expired"}
+        "reason": "expired"
+    }
     other = make_device("health_worker", (f"facility:{facility}",))
-    wrong_user = jwt.encode({"sub": other.user["id"], "exp": now + 60,
-                             "dev": nurse.device_id}, key, algorithm="HS256")
+    wrong_user = jwt.encode(
+        {"sub": other.user["id"], "exp": now + 60, "dev": nurse.device_id}, key, algorithm="HS256"
+    )
     _refused(shared_server, wrong_user)
-    unsigned = jwt.encode({"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, "",
-                          algorithm="none")
+    unsigned = jwt.encode(
+        {"sub": user_id, "exp": now + 60, "dev": nurse.device_id}, "", algorithm="none"
+    )
     _refused(shared_server, unsigned)
     user_only = jwt.encode({"sub": user_id, "exp": now + 60}, key, algorithm="HS256")
     _error(_pull(shared_server, user_only), 403, "FORBIDDEN")
 
 
 def test_tokens_of_the_earlier_four_part_form_count_as_generation_zero(
-    shared_server: LiveServer, server_store: SqlStore, nurse: SyncApi,
+    shared_server: LiveServer,
+    server_store: SqlStore,
+    nurse: SyncApi,
 ) -> None:
     """Devices offline across the upgrade keep syncing with the token they hold."""
     expiry = int(time.time()) + 3600
     signed = f"d.{nurse.device_id}.{expiry}"
     old_form = f"{signed}.{_mac(server_store.signing_key, signed)}"
-    assert verify_token(server_store.signing_key, old_form) == TokenClaims(
-        nurse.device_id, None, 0)
+    assert verify_token(server_store.signing_key, old_form) == TokenClaims(nurse.device_id, None, 0)
     assert _pull(shared_server, old_form).status_code == 200
 
 
@@ -241,7 +266,8 @@ def test_verifying_a_token_reads_no_database(tmp_path: Path) -> None:
     store.close()  # verification needs the key only
     assert verify_token(key, device_token) == TokenClaims("d-7f3a", None, 0)
     assert verify_token(key, user_token) == TokenClaims(
-        None, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", 0)
+        None, "01a201a7-6188-7ed0-b3b5-180ea467fa0c", 0
+    )
     with pytest.raises(Unauthorized):
         verify_token(key + "x", device_token)
 

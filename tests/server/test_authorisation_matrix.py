@@ -38,8 +38,7 @@ class Facility:
 
 
 def _user(server: LiveServer, role: str, fid: str, patient_id: str) -> SyncApi:
-    scopes = {"patient": (f"patient:{patient_id}",), "admin": ()}.get(
-        role, (f"facility:{fid}",))
+    scopes = {"patient": (f"patient:{patient_id}",), "admin": ()}.get(role, (f"facility:{fid}",))
     name = f"{role}-{fid}-{uuid7()[-8:]}"
     server.add_user(name, role, scopes)
     return SyncApi(server.url, name)
@@ -58,11 +57,15 @@ def _seed(server: LiveServer, admin: SyncApi, tag: str) -> Facility:
         "symptom_logs": (uuid7(), {**where, "date": fac.log_date, "notes": secret}),
         "alerts": (uuid7(), {**where, "title": secret, "body": secret}),
         "notification_preferences": (uuid7(), {"patient_id": patient_id, "sms": True}),
-        "appointments": (uuid7(), {**where, "scheduled_at": "2025-12-01T09:00:00Z",
-                                   "reason": secret}),
+        "appointments": (
+            uuid7(),
+            {**where, "scheduled_at": "2025-12-01T09:00:00Z", "reason": secret},
+        ),
         "prescriptions": (uuid7(), {**where, "medicine_id": "m-1", "dose": secret}),
-        "pharmacy_inventory": (uuid7(), {"facility_id": fid, "medicine_id": "m-1",
-                                         "batch": secret}),
+        "pharmacy_inventory": (
+            uuid7(),
+            {"facility_id": fid, "medicine_id": "m-1", "batch": secret},
+        ),
     }
     changes = [admin.change(c, rid, fields) for c, (rid, fields) in seeds.items()]
     assert all(r["status"] == "applied" for r in admin.push(changes))
@@ -70,12 +73,18 @@ def _seed(server: LiveServer, admin: SyncApi, tag: str) -> Facility:
     # two open conflicts of the facility: a held prescription edit, a second log of a day
     nurse = devices["health_worker"]
     rx = fac.records["prescriptions"]
-    assert admin.push([admin.change("prescriptions", rx, {"dose": f"{secret}-2"},
-                                    base_version=1)])[0]["status"] == "applied"
-    held = nurse.push([nurse.change("prescriptions", rx, {"dose": f"{secret}-3"},
-                                    base_version=1)])[0]
-    twice = nurse.push([nurse.change("symptom_logs", uuid7(),
-                                     {**where, "date": fac.log_date, "notes": secret})])[0]
+    assert (
+        admin.push([admin.change("prescriptions", rx, {"dose": f"{secret}-2"}, base_version=1)])[0][
+            "status"
+        ]
+        == "applied"
+    )
+    held = nurse.push([nurse.change("prescriptions", rx, {"dose": f"{secret}-3"}, base_version=1)])[
+        0
+    ]
+    twice = nurse.push(
+        [nurse.change("symptom_logs", uuid7(), {**where, "date": fac.log_date, "notes": secret})]
+    )[0]
     fac.conflicts = [held["conflict_id"], twice["conflict_id"]]
     return fac
 
@@ -95,8 +104,7 @@ class World:
 def world(shared_server: LiveServer) -> Iterator[World]:
     shared_server.add_user("matrix-admin", "admin")
     admin = SyncApi(shared_server.url, "matrix-admin")
-    made = World(shared_server, _seed(shared_server, admin, "a"), _seed(shared_server, admin,
-                                                                          "b"))
+    made = World(shared_server, _seed(shared_server, admin, "a"), _seed(shared_server, admin, "b"))
     yield made
     for fac in (made.a, made.b):
         for api in fac.devices.values():
@@ -119,20 +127,22 @@ def _status_of(api: SyncApi, method: str, path: str, **kwargs: Any) -> int:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_on_every_endpoint_in_its_own_scope_and_another(world: World,
-                                                                   role: str) -> None:
+def test_every_role_on_every_endpoint_in_its_own_scope_and_another(world: World, role: str) -> None:
     me = world.b.devices[role]
     own, other = world.b, world.a
     admin = role == "admin"
     reviewer = role in ("health_worker", "admin")
 
     # auth: a user login registers devices; a device token may not
-    token = me.http.post("/v1/auth/token", json={"username": me.user["username"],
-                                                 "password": "pw"})
+    token = me.http.post("/v1/auth/token", json={"username": me.user["username"], "password": "pw"})
     assert token.status_code == 200
     user_token = token.json()["access_token"]
-    assert me.http.post("/v1/devices", json={"name": "x"},
-                        headers={"Authorization": f"Bearer {user_token}"}).status_code == 200
+    assert (
+        me.http.post(
+            "/v1/devices", json={"name": "x"}, headers={"Authorization": f"Bearer {user_token}"}
+        ).status_code
+        == 200
+    )
     assert _status_of(me, "POST", "/v1/devices", json={"name": "x"}) == 403
 
     # sync: pull, status, events answer every role; pull holds only what it may see
@@ -157,8 +167,9 @@ def test_every_role_on_every_endpoint_in_its_own_scope_and_another(world: World,
             assert theirs["error"]["code"] in ("NOT_FOUND", "FORBIDDEN"), theirs
 
     # records: own readable (where its scopes allow), the other's a 404
-    own_record = own.records["symptom_logs"] if role != "pharmacist" else own.records[
-        "pharmacy_inventory"]
+    own_record = (
+        own.records["symptom_logs"] if role != "pharmacist" else own.records["pharmacy_inventory"]
+    )
     own_collection = "symptom_logs" if role != "pharmacist" else "pharmacy_inventory"
     assert _status_of(me, "GET", f"/v1/records/{own_collection}/{own_record}") == 200
     for coll, rid in other.records.items():
@@ -175,9 +186,12 @@ def test_every_role_on_every_endpoint_in_its_own_scope_and_another(world: World,
     for cid in other.conflicts:
         shown = _status_of(me, "GET", f"/v1/conflicts/{cid}")
         assert shown == (200 if admin else 404 if reviewer else 403)
-        resolved = _status_of(me, "POST", f"/v1/conflicts/{cid}/resolve",
-                              json={"resolution": "server_wins"} if not admin else
-                              {"resolution": "nope"})
+        resolved = _status_of(
+            me,
+            "POST",
+            f"/v1/conflicts/{cid}/resolve",
+            json={"resolution": "server_wins"} if not admin else {"resolution": "nope"},
+        )
         assert resolved == (400 if admin else 404 if reviewer else 403)
 
     # stats are for administrators
@@ -197,11 +211,10 @@ def _leaks(world: World, resp: httpx.Response, sent: str) -> list[str]:
     return found
 
 
-def _same(hidden: httpx.Response, missing: httpx.Response, hidden_id: str,
-          missing_id: str) -> bool:
-    return (hidden.status_code == missing.status_code
-            and hidden.text.replace(hidden_id, "<id>") == missing.text.replace(missing_id,
-                                                                              "<id>"))
+def _same(hidden: httpx.Response, missing: httpx.Response, hidden_id: str, missing_id: str) -> bool:
+    return hidden.status_code == missing.status_code and hidden.text.replace(
+        hidden_id, "<id>"
+    ) == missing.text.replace(missing_id, "<id>")
 
 
 def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> None:
@@ -216,8 +229,7 @@ def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> No
     made = 0
     while made < ATTEMPTS:
         me = rng.choice(attackers)
-        kind = rng.choice(["pull", "get", "put", "conflict", "resolve", "stats", "events",
-                           "push"])
+        kind = rng.choice(["pull", "get", "put", "conflict", "resolve", "stats", "events", "push"])
         coll, rid = rng.choice(a_records)
         missing = uuid7()
         if kind == "pull":
@@ -236,10 +248,10 @@ def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> No
             body: dict[str, Any] = {"json": {"fields": {"notes": "x"}}} if kind == "put" else {}
             if_match = rng.choice([None, '"1"', '"0"', '"7"'])
             headers = {"If-Match": if_match} if if_match and kind == "put" else {}
-            hidden = me.http.request(method, f"/v1/records/{coll}/{rid}", headers=headers,
-                                     **body)
-            absent = me.http.request(method, f"/v1/records/{coll}/{missing}",
-                                     headers=headers, **body)
+            hidden = me.http.request(method, f"/v1/records/{coll}/{rid}", headers=headers, **body)
+            absent = me.http.request(
+                method, f"/v1/records/{coll}/{missing}", headers=headers, **body
+            )
             assert _same(hidden, absent, rid, missing), (kind, coll, hidden.text, absent.text)
             assert _leaks(world, hidden, rid) == []
             made += 2
@@ -260,8 +272,9 @@ def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> No
             assert resp.status_code == 403 and _leaks(world, resp, "") == []
             made += 1
         elif kind == "events":
-            resp = me.http.get("/v1/sync/events", params={"since": rng.choice(cursors),
-                                                           "wait": "0.02"})
+            resp = me.http.get(
+                "/v1/sync/events", params={"since": rng.choice(cursors), "wait": "0.02"}
+            )
             assert resp.status_code == 200 and _leaks(world, resp, sent_before) == []
             made += 1
         else:
@@ -271,8 +284,9 @@ def test_a_thousand_random_cross_scope_attempts_leak_nothing(world: World) -> No
     assert made >= ATTEMPTS
 
 
-def _push_attempts(world: World, me: SyncApi, rng: random.Random,
-                   a_records: list[tuple[str, str]]) -> tuple[int, str]:
+def _push_attempts(
+    world: World, me: SyncApi, rng: random.Random, a_records: list[tuple[str, str]]
+) -> tuple[int, str]:
     """A batch of ops at A's records, each paired with the same op at an unused id, plus a
     create that collides with one of A's unique keys (or, once an administrator's test has
     deleted A's log, is applied in B's facility). Returns the number of attempts and the
@@ -289,19 +303,26 @@ def _push_attempts(world: World, me: SyncApi, rng: random.Random,
             made = [me.change(coll, i, {"quantity": -1}, op="increment") for i in (rid, missing)]
         elif op == "upsert":
             base = rng.randint(1, 3)
-            made = [me.change(coll, i, {"notes": "x"}, base_version=base)
-                    for i in (rid, missing)]
+            made = [me.change(coll, i, {"notes": "x"}, base_version=base) for i in (rid, missing)]
         else:
-            made = [me.change(coll, i, {"patient_id": world.b.patient_id,
-                                        "facility_id": world.b.fid}) for i in (rid, missing)]
+            made = [
+                me.change(coll, i, {"patient_id": world.b.patient_id, "facility_id": world.b.fid})
+                for i in (rid, missing)
+            ]
         changes += made
         pairs.append((rid, missing))
-    collide = me.change("symptom_logs", uuid7(), {
-        "patient_id": world.a.patient_id, "facility_id": world.b.fid,
-        "date": world.a.log_date, "notes": "mine"})
+    collide = me.change(
+        "symptom_logs",
+        uuid7(),
+        {
+            "patient_id": world.a.patient_id,
+            "facility_id": world.b.fid,
+            "date": world.a.log_date,
+            "notes": "mine",
+        },
+    )
     results = me.push([*changes, collide])
-    for (rid, missing), hidden, absent in zip(pairs, results[0::2], results[1::2],
-                                              strict=False):
+    for (rid, missing), hidden, absent in zip(pairs, results[0::2], results[1::2], strict=False):
         h, a = dict(hidden), dict(absent)
         h.pop("op_id")
         a.pop("op_id")

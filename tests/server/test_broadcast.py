@@ -26,8 +26,9 @@ def test_a_notice_survives_its_payload_and_drops_its_scopes_when_too_large() -> 
     notice = ChangeNotice(42, frozenset({"patients"}), frozenset({"facility:f-1", "*"}))
     assert ChangeNotice.parse(notice.payload()) == notice
     assert notice.precise
-    huge = ChangeNotice(7, frozenset({"patients"}),
-                        frozenset(f"patient:p-{i:06d}" for i in range(2000)))
+    huge = ChangeNotice(
+        7, frozenset({"patients"}), frozenset(f"patient:p-{i:06d}" for i in range(2000))
+    )
     assert len(huge.payload()) <= MAX_PAYLOAD
     assert ChangeNotice.parse(huge.payload()) == ChangeNotice(7, frozenset({"patients"}))
     assert ChangeNotice.parse("not json") == ANYTHING

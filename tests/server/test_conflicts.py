@@ -33,13 +33,15 @@ class Clinic:
         assert self.a.push([self.a.change("prescriptions", rx, fields)])[0]["status"] == "applied"
         return rx
 
-    def both_edit(self, rx: str, a_fields: dict[str, Any], b_fields: dict[str, Any],
-                  *, a_op: str = "upsert") -> dict[str, Any]:
+    def both_edit(
+        self, rx: str, a_fields: dict[str, Any], b_fields: dict[str, Any], *, a_op: str = "upsert"
+    ) -> dict[str, Any]:
         """Both tablets edit offline from version 1; B syncs first, A's edit is held."""
         b_result = self.b.push([self.b.change("prescriptions", rx, b_fields, base_version=1)])
         assert b_result[0]["status"] == "applied"
-        held = self.a.push([self.a.change("prescriptions", rx, a_fields, op=a_op,
-                                          base_version=1)])[0]
+        held = self.a.push([self.a.change("prescriptions", rx, a_fields, op=a_op, base_version=1)])[
+            0
+        ]
         assert held["status"] == "conflict", held
         assert held["error"]["code"] == "MANUAL_REVIEW"
         return held
@@ -77,8 +79,7 @@ def test_two_offline_edits_of_a_prescription_reach_a_clinician_who_picks_one(
     clinic: Clinic,
 ) -> None:
     rx = clinic.prescription()
-    held = clinic.both_edit(rx, {"dose": "250 mg", "frequency": "once daily"},
-                            {"dose": "1 g"})
+    held = clinic.both_edit(rx, {"dose": "250 mg", "frequency": "once daily"}, {"dose": "1 g"})
     record = pulled(clinic.clinician, rx)
     assert record["conflict"] is True
     assert record["fields"]["dose"] == "1 g"  # nothing of the held op took effect
@@ -136,9 +137,13 @@ def test_server_wins_reasserts_a_value_the_held_edit_would_beat_on_clock_alone(
     by clock would let it through, so the server's value is stamped again, higher."""
     rx = clinic.prescription()
     b_edit = clinic.b.change("prescriptions", rx, {"dose": "1 g"}, base_version=1)
-    later = clinic.a.change("prescriptions", rx, {"dose": "250 mg"}, base_version=1,
-                            hlc=str(HLC(HLC.parse(b_edit["hlc"]).wall + 1000, 0,
-                                        clinic.a.device_id)))
+    later = clinic.a.change(
+        "prescriptions",
+        rx,
+        {"dose": "250 mg"},
+        base_version=1,
+        hlc=str(HLC(HLC.parse(b_edit["hlc"]).wall + 1000, 0, clinic.a.device_id)),
+    )
     assert clinic.b.push([b_edit])[0]["status"] == "applied"
     held = clinic.a.push([later])[0]
     assert held["status"] == "conflict"
@@ -152,10 +157,13 @@ def test_server_wins_reasserts_a_value_the_held_edit_would_beat_on_clock_alone(
 
 def test_merge_applies_the_reviewers_values(clinic: Clinic) -> None:
     rx = clinic.prescription()
-    held = clinic.both_edit(rx, {"dose": "250 mg", "frequency": "once daily"},
-                            {"dose": "1 g"})
-    resp = resolve(clinic.clinician, held["conflict_id"], resolution="merge",
-                   fields={"dose": "1 g", "duration_days": 5})
+    held = clinic.both_edit(rx, {"dose": "250 mg", "frequency": "once daily"}, {"dose": "1 g"})
+    resp = resolve(
+        clinic.clinician,
+        held["conflict_id"],
+        resolution="merge",
+        fields={"dose": "1 g", "duration_days": 5},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["resolution"] == "merge"
     fields = pulled(clinic.b, rx)["fields"]
@@ -250,8 +258,12 @@ def test_only_admins_and_health_workers_of_the_records_scopes_review(
     assert [c["id"] for c in listed(admin, record_id=rx)] == [held["conflict_id"]]
 
     # a reviewer cannot use a resolution to move the record out of their scopes
-    moved = resolve(clinic.clinician, held["conflict_id"], resolution="merge",
-                    fields={"facility_id": "f-elsewhere"})
+    moved = resolve(
+        clinic.clinician,
+        held["conflict_id"],
+        resolution="merge",
+        fields={"facility_id": "f-elsewhere"},
+    )
     assert moved.status_code == 403
     assert [c["status"] for c in listed(admin, record_id=rx)] == ["open"]
     assert resolve(admin, held["conflict_id"], resolution="server_wins").is_success
@@ -285,19 +297,29 @@ class Duplicate:
         self.tablet = make_device("health_worker", (f"facility:{facility}",))
         self.existing = uuid7()
         self.duplicate = uuid7()
-        first = self.phone.push([self.phone.change("symptom_logs", self.existing,
-                                                   self.log(severity=3))])[0]
+        first = self.phone.push(
+            [self.phone.change("symptom_logs", self.existing, self.log(severity=3))]
+        )[0]
         assert first["status"] == "applied"
-        held = self.tablet.push([self.tablet.change(
-            "symptom_logs", self.duplicate, self.log(severity=7, notes="fever at night"))])[0]
+        held = self.tablet.push(
+            [
+                self.tablet.change(
+                    "symptom_logs", self.duplicate, self.log(severity=7, notes="fever at night")
+                )
+            ]
+        )[0]
         assert held["status"] == "conflict"
         assert held["error"]["code"] == "UNIQUE_VIOLATION"
         assert held["error"]["details"] == {"existing_id": self.existing}
         self.conflict_id = held["conflict_id"]
 
     def log(self, **fields: Any) -> dict[str, Any]:
-        return {"patient_id": self.patient, "facility_id": self.facility,
-                "date": "2025-11-30", **fields}
+        return {
+            "patient_id": self.patient,
+            "facility_id": self.facility,
+            "date": "2025-11-30",
+            **fields,
+        }
 
     def records(self) -> dict[str, dict[str, Any]]:
         seen, _ = self.tablet.pull_all()
@@ -320,32 +342,41 @@ def test_merge_into_the_existing_record(duplicate: Duplicate) -> None:
     [shown] = [c for c in listed(duplicate.tablet) if c["id"] == duplicate.conflict_id]
     assert shown["kind"] == "UNIQUE_VIOLATION"
     assert shown["existing_id"] == duplicate.existing
-    resp = resolve(duplicate.tablet, duplicate.conflict_id, resolution="merge",
-                   target="existing", fields={"severity": 6})
+    resp = resolve(
+        duplicate.tablet,
+        duplicate.conflict_id,
+        resolution="merge",
+        target="existing",
+        fields={"severity": 6},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["target"] == "existing"
     records = duplicate.records()
     assert set(records) == {duplicate.existing}
     assert records[duplicate.existing]["fields"] == duplicate.log(
-        severity=6, notes="fever at night")
+        severity=6, notes="fever at night"
+    )
     phone_view, _ = duplicate.phone.pull_all()
     assert phone_view[duplicate.existing]["fields"]["severity"] == 6
 
 
 def test_keep_both_by_changing_the_key(duplicate: Duplicate) -> None:
-    taken = resolve(duplicate.tablet, duplicate.conflict_id, resolution="merge",
-                    fields={"notes": "same day"})
+    taken = resolve(
+        duplicate.tablet, duplicate.conflict_id, resolution="merge", fields={"notes": "same day"}
+    )
     assert taken.status_code == 409
     assert taken.json()["error"]["code"] == "UNIQUE_VIOLATION"
     assert taken.json()["error"]["details"] == {"existing_id": duplicate.existing}
     assert duplicate.records().keys() == {duplicate.existing}
 
-    moved = resolve(duplicate.tablet, duplicate.conflict_id, resolution="merge",
-                    fields={"date": "2025-11-29"})
+    moved = resolve(
+        duplicate.tablet, duplicate.conflict_id, resolution="merge", fields={"date": "2025-11-29"}
+    )
     assert moved.status_code == 200, moved.text
     records = duplicate.records()
     assert records[duplicate.duplicate]["fields"] == duplicate.log(
-        date="2025-11-29", severity=7, notes="fever at night")
+        date="2025-11-29", severity=7, notes="fever at night"
+    )
     assert records[duplicate.existing]["fields"]["severity"] == 3
 
 

@@ -11,7 +11,8 @@ from tests.support import LiveServer
 
 
 def test_hole_11_docs_page_loads_swagger_ui_from_the_server_not_a_cdn(
-        shared_server: LiveServer) -> None:
+    shared_server: LiveServer,
+) -> None:
     page = httpx.get(f"{shared_server.url}/docs")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]

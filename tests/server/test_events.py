@@ -72,9 +72,7 @@ def test_changes_already_waiting_are_reported_as_soon_as_one_subscribes(
     assert quick == {"changed": True, "seq": event["id"]}
 
 
-def test_only_changes_in_the_callers_scopes_wake_it(
-    make_device: MakeDevice, facility: str
-) -> None:
+def test_only_changes_in_the_callers_scopes_wake_it(make_device: MakeDevice, facility: str) -> None:
     here = make_device("health_worker", (f"facility:{facility}",))
     elsewhere = make_device("health_worker", (f"facility:{facility}-other",))
     _, cursor = here.pull_all()
@@ -112,9 +110,14 @@ def test_events_refuse_what_a_pull_refuses(
     make_device: MakeDevice, facility: str, shared_server: LiveServer
 ) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
-    for params in ({"since": "abc"}, {"since": "99999999999"}, {"wait": "0"},
-                   {"wait": "600"}, {"collections": "vaccinations"},
-                   {"since": "1", "collections": "patients"}):
+    for params in (
+        {"since": "abc"},
+        {"since": "99999999999"},
+        {"wait": "0"},
+        {"wait": "600"},
+        {"collections": "vaccinations"},
+        {"since": "1", "collections": "patients"},
+    ):
         resp = nurse.http.get("/v1/sync/events", params=params)
         assert resp.status_code == 400, (params, resp.text)
         assert resp.json()["error"]["code"] == "VALIDATION_ERROR"

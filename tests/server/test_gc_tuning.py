@@ -33,7 +33,6 @@ print("ok")
 
 
 def test_cycles_made_while_serving_are_still_collected() -> None:
-    done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

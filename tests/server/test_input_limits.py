@@ -30,17 +30,25 @@ def nurse(make_device: MakeDevice, facility: str) -> SyncApi:
 
 def _stock(nurse: SyncApi, facility: str) -> str:
     item = uuid7()
-    [made] = nurse.push([nurse.change("pharmacy_inventory", item,
-                                      {"facility_id": facility, "medicine_id": "m-1"})])
+    [made] = nurse.push(
+        [nurse.change("pharmacy_inventory", item, {"facility_id": facility, "medicine_id": "m-1"})]
+    )
     assert made["status"] == "applied"
     return item
 
 
 def _log(nurse: SyncApi, facility: str, **fields: Any) -> dict[str, Any]:
     """A new log of a patient of its own (one log per patient and day)."""
-    return nurse.change("symptom_logs", uuid7(), {"patient_id": f"p-{uuid7()[-12:]}",
-                                                  "facility_id": facility,
-                                                  "date": "2025-11-30", **fields})
+    return nurse.change(
+        "symptom_logs",
+        uuid7(),
+        {
+            "patient_id": f"p-{uuid7()[-12:]}",
+            "facility_id": facility,
+            "date": "2025-11-30",
+            **fields,
+        },
+    )
 
 
 def _rejected(result: dict[str, Any], field: str) -> str:
@@ -52,37 +60,49 @@ def _rejected(result: dict[str, Any], field: str) -> str:
 
 
 def test_hole_3_counter_poisoning_is_refused_and_valid_ops_beside_it_apply(
-    nurse: SyncApi, facility: str,
+    nurse: SyncApi,
+    facility: str,
 ) -> None:
     item = _stock(nurse, facility)
-    batch = [nurse.change("pharmacy_inventory", item, {"quantity": 2**63}, op="increment"),
-             nurse.change("pharmacy_inventory", item, {"quantity": -(2**63)}, op="increment"),
-             nurse.change("pharmacy_inventory", item, {"quantity": 10**12}, op="increment"),
-             nurse.change("pharmacy_inventory", item, {"quantity": 40}, op="increment")]
+    batch = [
+        nurse.change("pharmacy_inventory", item, {"quantity": 2**63}, op="increment"),
+        nurse.change("pharmacy_inventory", item, {"quantity": -(2**63)}, op="increment"),
+        nurse.change("pharmacy_inventory", item, {"quantity": 10**12}, op="increment"),
+        nurse.change("pharmacy_inventory", item, {"quantity": 40}, op="increment"),
+    ]
     results = nurse.push(batch)
     for result in results[:3]:
         _rejected(result, "fields.quantity")
     assert results[3]["status"] == "applied"
     # the counter still works afterwards, for every later batch
-    assert nurse.push([nurse.change("pharmacy_inventory", item, {"quantity": -5},
-                                    op="increment")])[0]["status"] == "applied"
+    assert (
+        nurse.push([nurse.change("pharmacy_inventory", item, {"quantity": -5}, op="increment")])[0][
+            "status"
+        ]
+        == "applied"
+    )
     seen, _ = nurse.pull_all()
     assert seen[item]["fields"]["quantity"] == 35
 
 
 def test_hole_3_a_counters_total_stays_within_the_safe_integer_range(
-    nurse: SyncApi, facility: str,
+    nurse: SyncApi,
+    facility: str,
 ) -> None:
     item = _stock(nurse, facility)
-    step = [nurse.change("pharmacy_inventory", item, {"quantity": 10**9}, op="increment")
-            for _ in range(3)]
+    step = [
+        nurse.change("pharmacy_inventory", item, {"quantity": 10**9}, op="increment")
+        for _ in range(3)
+    ]
     assert all(r["status"] == "applied" for r in nurse.push(step))
     seen, _ = nurse.pull_all()
     assert seen[item]["fields"]["quantity"] == 3 * 10**9
 
 
 def test_hole_3_a_record_poisoned_before_the_fix_rejects_its_ops_alone(
-    shared_server: LiveServer, nurse: SyncApi, facility: str,
+    shared_server: LiveServer,
+    nurse: SyncApi,
+    facility: str,
 ) -> None:
     """A counter stored beyond the range (by a server without this fix) must not turn every
     later batch touching it into a 500."""
@@ -90,48 +110,65 @@ def test_hole_3_a_record_poisoned_before_the_fix_rejects_its_ops_alone(
     store = open_store(shared_server.db_url, health_schema(), migrate=False)
     try:
         with store.db.write() as conn:
-            conn.execute(sa.update(records).where(records.c.id == item).values(
-                fields=orjson.dumps({"facility_id": facility, "medicine_id": "m-1",
-                                     "quantity": 2**63}).decode()))
+            conn.execute(
+                sa.update(records)
+                .where(records.c.id == item)
+                .values(
+                    fields=orjson.dumps(
+                        {"facility_id": facility, "medicine_id": "m-1", "quantity": 2**63}
+                    ).decode()
+                )
+            )
     finally:
         store.close()
     other = _stock(nurse, facility)
-    results = nurse.push([
-        nurse.change("pharmacy_inventory", item, {"quantity": 1}, op="increment"),
-        nurse.change("pharmacy_inventory", item, {"batch": "B-9"}),
-        nurse.change("pharmacy_inventory", other, {"quantity": 7}, op="increment"),
-    ])
+    results = nurse.push(
+        [
+            nurse.change("pharmacy_inventory", item, {"quantity": 1}, op="increment"),
+            nurse.change("pharmacy_inventory", item, {"batch": "B-9"}),
+            nurse.change("pharmacy_inventory", other, {"quantity": 7}, op="increment"),
+        ]
+    )
     assert "an administrator must repair it" in _rejected(results[0], "fields.quantity")
     _rejected(results[1], "fields.quantity")
     assert results[2]["status"] == "applied"
 
 
 def test_hole_6_arrays_are_bounded_in_items_and_item_length(
-    nurse: SyncApi, facility: str,
+    nurse: SyncApi,
+    facility: str,
 ) -> None:
-    results = nurse.push([
-        _log(nurse, facility, symptoms=["cough"] * 1_300_000),
-        _log(nurse, facility, symptoms=["x" * 5000]),
-        _log(nurse, facility, symptoms=["cough", "fever"]),
-    ])
+    results = nurse.push(
+        [
+            _log(nurse, facility, symptoms=["cough"] * 1_300_000),
+            _log(nurse, facility, symptoms=["x" * 5000]),
+            _log(nurse, facility, symptoms=["cough", "fever"]),
+        ]
+    )
     assert "at most 50 items" in _rejected(results[0], "fields.symptoms")
     assert "at most 100 characters" in _rejected(results[1], "fields.symptoms[0]")
     assert results[2]["status"] == "applied"
 
 
 def test_hole_6_a_record_cannot_grow_past_its_size_limit(
-    nurse: SyncApi, facility: str,
+    nurse: SyncApi,
+    facility: str,
 ) -> None:
     """Each field within its own limit, together over the record's (symptom_logs: 12 KiB):
     many small upserts cannot build what one large one may not."""
     assert health_schema().collections["symptom_logs"].max_record_bytes == 12 * 1024
     log = _log(nurse, facility, notes="n" * 10_000)
     assert nurse.push([log])[0]["status"] == "applied"
-    grow = nurse.change("symptom_logs", log["record_id"], {"symptoms": ["s" * 100] * 40},
-                        base_version=1)
+    grow = nurse.change(
+        "symptom_logs", log["record_id"], {"symptoms": ["s" * 100] * 40}, base_version=1
+    )
     assert "bytes of fields" in _rejected(nurse.push([grow])[0], "fields")
-    shrink = nurse.change("symptom_logs", log["record_id"],
-                          {"notes": "short", "symptoms": ["s" * 100] * 40}, base_version=1)
+    shrink = nurse.change(
+        "symptom_logs",
+        log["record_id"],
+        {"notes": "short", "symptoms": ["s" * 100] * 40},
+        base_version=1,
+    )
     assert nurse.push([shrink])[0]["status"] == "applied"
 
 
@@ -141,8 +178,11 @@ def test_hole_7_deeply_nested_fields_reject_that_op_alone(nurse: SyncApi, facili
     deep_op = _log(nurse, facility, notes="__DEEP__")
     good = _log(nurse, facility, date="2025-12-01")
     body = orjson.dumps({"device_id": nurse.device_id, "changes": [deep_op, good]})
-    resp = nurse.http.post("/v1/sync/push", content=body.replace(marker, deep),
-                           headers={"content-type": "application/json"})
+    resp = nurse.http.post(
+        "/v1/sync/push",
+        content=body.replace(marker, deep),
+        headers={"content-type": "application/json"},
+    )
     assert resp.status_code == 200, resp.text
     results = resp.json()["results"]
     field = results[0]["error"]["details"]["field"]
@@ -153,17 +193,20 @@ def test_hole_7_deeply_nested_fields_reject_that_op_alone(nurse: SyncApi, facili
 
 def test_hole_7_an_unparseable_body_is_a_400(nurse: SyncApi) -> None:
     body = b'{"device_id": "x", "changes": [' + b"[" * 5000 + b"]" * 5000 + b"]}"
-    resp = nurse.http.post("/v1/sync/push", content=body,
-                           headers={"content-type": "application/json"})
+    resp = nurse.http.post(
+        "/v1/sync/push", content=body, headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
-@pytest.mark.parametrize("value", [b'"99999999999999999999999999"', b'"2147483648"',
-                                   '"²"'.encode(), b'"-1"'])
+@pytest.mark.parametrize(
+    "value", [b'"99999999999999999999999999"', b'"2147483648"', '"²"'.encode(), b'"-1"']
+)
 def test_hole_7_if_match_out_of_range_is_a_400(nurse: SyncApi, value: bytes) -> None:
-    resp = nurse.http.put(f"/v1/records/symptom_logs/{uuid7()}", json={"fields": {}},
-                          headers={b"If-Match": value})
+    resp = nurse.http.put(
+        f"/v1/records/symptom_logs/{uuid7()}", json={"fields": {}}, headers={b"If-Match": value}
+    )
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["details"] == {"field": "If-Match"}
 
@@ -226,8 +269,10 @@ def test_hole_7_slowloris_connections_are_closed(impatient_server: LiveServer) -
 
 def test_hole_7_a_stalled_body_is_answered_408_and_closed(impatient_server: LiveServer) -> None:
     sock = socket.create_connection(("127.0.0.1", impatient_server.port))
-    sock.sendall(b"POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                 b"\r\nContent-Length: 100\r\n\r\n{\"username\"")
+    sock.sendall(
+        b"POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        b'\r\nContent-Length: 100\r\n\r\n{"username"'
+    )
     sock.settimeout(10)
     answer = b""
     try:

@@ -37,9 +37,12 @@ def _address() -> str:
 
 
 def _login(server: LiveServer, username: str, password: str, address: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/auth/token",
-                      json={"username": username, "password": password},
-                      headers={"X-Forwarded-For": address}, timeout=60)
+    return httpx.post(
+        f"{server.url}/v1/auth/token",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": address},
+        timeout=60,
+    )
 
 
 def _throttled(resp: httpx.Response) -> float:
@@ -54,7 +57,8 @@ def _throttled(resp: httpx.Response) -> float:
 
 @pytest.mark.parametrize("known", [True, False], ids=["known-user", "unknown-user"])
 def test_hole_4_wrong_passwords_for_one_account_get_429_with_retry_after(
-    shared_server: LiveServer, known: bool,
+    shared_server: LiveServer,
+    known: bool,
 ) -> None:
     name = f"nurse-{uuid7()[-12:]}"
     if known:
@@ -86,12 +90,15 @@ def test_hole_4_one_address_spraying_many_accounts_is_throttled(
     address = _address()
     limit = ThrottlePolicy().address_failures
     for i in range(limit):
-        assert _login(shared_server, f"sprayed-{i}-{uuid7()[-6:]}", "guess",
-                      address).status_code == 401
+        assert (
+            _login(shared_server, f"sprayed-{i}-{uuid7()[-6:]}", "guess", address).status_code
+            == 401
+        )
     _throttled(_login(shared_server, f"sprayed-x-{uuid7()[-6:]}", "guess", address))
     # another address is not affected
-    assert _login(shared_server, f"sprayed-y-{uuid7()[-6:]}", "guess",
-                  _address()).status_code == 401
+    assert (
+        _login(shared_server, f"sprayed-y-{uuid7()[-6:]}", "guess", _address()).status_code == 401
+    )
 
 
 def test_hole_4_unknown_users_are_checked_against_a_hash_like_the_real_ones() -> None:
@@ -122,10 +129,14 @@ def test_hole_4_thirty_two_parallel_bad_logins_keep_memory_bounded(tmp_path: Pat
         assert _login(server, "clerk", "right", "10.9.9.9").status_code == 200
         before = _peak_rss_mb(server.proc.pid)
         with ThreadPoolExecutor(max_workers=32) as pool:
-            answers = list(pool.map(
-                lambda i: _login(server, "clerk" if i % 2 else f"nobody-{i}", "wrong",
-                                 f"10.8.0.{i + 1}"),
-                range(32)))
+            answers = list(
+                pool.map(
+                    lambda i: _login(
+                        server, "clerk" if i % 2 else f"nobody-{i}", "wrong", f"10.8.0.{i + 1}"
+                    ),
+                    range(32),
+                )
+            )
         peak = _peak_rss_mb(server.proc.pid)
         statuses = {resp.status_code for resp in answers}
         assert statuses <= {401, 429}, statuses
@@ -141,8 +152,7 @@ def test_hole_4_thirty_two_parallel_bad_logins_keep_memory_bounded(tmp_path: Pat
 
 
 def test_an_accounts_lockout_doubles_up_to_its_cap_and_is_forgotten() -> None:
-    policy = ThrottlePolicy(free_failures=2, base_lockout_s=1, max_lockout_s=8,
-                            forget_after_s=100)
+    policy = ThrottlePolicy(free_failures=2, base_lockout_s=1, max_lockout_s=8, forget_after_s=100)
     attempts: Attempts | None = None
     lockouts = []
     for _ in range(7):

@@ -26,9 +26,11 @@ def _raw(server: LiveServer, request: bytes) -> tuple[bytes, dict[str, str], byt
 
 @pytest.mark.parametrize("header", [b"Content-Length: Z)9d3w;0-rLW", b"Content-Length: -1"])
 def test_hole_11_a_request_the_http_parser_refuses_gets_the_error_shape(
-        shared_server: LiveServer, header: bytes) -> None:
+    shared_server: LiveServer, header: bytes
+) -> None:
     status, headers, body = _raw(
-        shared_server, b"GET /v1/conflicts/c-1 HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n")
+        shared_server, b"GET /v1/conflicts/c-1 HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n"
+    )
     assert status.startswith(b"HTTP/1.1 400")
     assert headers["content-type"] == "application/json"
     error = orjson.loads(body)["error"]

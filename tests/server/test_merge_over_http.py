@@ -38,8 +38,12 @@ def test_edits_of_different_fields_are_both_kept(make_device: MakeDevice, facili
     b_edit = b.change("patients", pid, {"village": "Ahero"}, base_version=1)
     assert b.push([b_edit])[0]["status"] == "applied"
     assert a.push([a_edit])[0]["status"] == "applied"
-    assert _fields(a, pid) == {"name": "Baraka", "facility_id": facility,
-                               "phone": "+254700000001", "village": "Ahero"}
+    assert _fields(a, pid) == {
+        "name": "Baraka",
+        "facility_id": facility,
+        "phone": "+254700000001",
+        "village": "Ahero",
+    }
 
 
 def test_same_field_higher_clock_wins_whatever_the_arrival_order(
@@ -48,10 +52,8 @@ def test_same_field_higher_clock_wins_whatever_the_arrival_order(
     for newer_arrives_first in (True, False):
         a, b, pid = _pair(make_device, facility)
         now = a.clock.send().wall
-        older = a.change("patients", pid, {"phone": "older"}, base_version=1,
-                         hlc=_hlc(a, now + 1))
-        newer = b.change("patients", pid, {"phone": "newer"}, base_version=1,
-                         hlc=_hlc(b, now + 2))
+        older = a.change("patients", pid, {"phone": "older"}, base_version=1, hlc=_hlc(a, now + 1))
+        newer = b.change("patients", pid, {"phone": "newer"}, base_version=1, hlc=_hlc(b, now + 2))
         order = [(b, newer), (a, older)] if newer_arrives_first else [(a, older), (b, newer)]
         results = {change["op_id"]: api.push([change])[0] for api, change in order}
         assert _fields(a, pid)["phone"] == "newer"
@@ -61,8 +63,9 @@ def test_same_field_higher_clock_wins_whatever_the_arrival_order(
         # the losing value is never erased: it stays in the op log
         engine = sa.create_engine(normalise_url(shared_server.db_url))
         with engine.connect() as conn:
-            logged = conn.execute(sa.text("SELECT fields FROM op_log WHERE op_id = :id"),
-                                  {"id": older["op_id"]}).scalar_one()
+            logged = conn.execute(
+                sa.text("SELECT fields FROM op_log WHERE op_id = :id"), {"id": older["op_id"]}
+            ).scalar_one()
         engine.dispose()
         assert '"older"' in logged
 
@@ -71,8 +74,13 @@ def test_a_device_a_year_ahead_is_restamped_and_cannot_win_forever(
     make_device: MakeDevice, facility: str
 ) -> None:
     a, b, pid = _pair(make_device, facility)
-    future = a.change("patients", pid, {"phone": "from the future"}, base_version=1,
-                      hlc=_hlc(a, a.clock.send().wall + YEAR_MS))
+    future = a.change(
+        "patients",
+        pid,
+        {"phone": "from the future"},
+        base_version=1,
+        hlc=_hlc(a, a.clock.send().wall + YEAR_MS),
+    )
     result = a.push([future])[0]
     assert result["status"] == "applied"
     assert result["restamped"] is True
@@ -90,8 +98,9 @@ def test_delete_travels_as_a_tombstone_and_a_later_upsert_resurrects(
 ) -> None:
     a, b, pid = _pair(make_device, facility)
     _, cursor = b.pull_all()
-    assert a.push([a.change("patients", pid, op="delete", base_version=1)])[0]["status"] \
-        == "applied"
+    assert (
+        a.push([a.change("patients", pid, op="delete", base_version=1)])[0]["status"] == "applied"
+    )
     seen, cursor = b.pull_all(since=cursor)
     assert seen[pid]["deleted"] is True
     assert seen[pid]["fields"] == {}
@@ -121,11 +130,14 @@ def test_two_offline_decrements_of_five_from_a_hundred_leave_ninety(
     counter_a = make_device("pharmacist", (f"facility:{facility}",))
     counter_b = make_device("pharmacist", (f"facility:{facility}",))
     item = uuid7()
-    counter_a.push([
-        counter_a.change("pharmacy_inventory", item, {"facility_id": facility,
-                                                      "medicine_id": "m-amox"}),
-        counter_a.change("pharmacy_inventory", item, {"quantity": 100}, op="increment"),
-    ])
+    counter_a.push(
+        [
+            counter_a.change(
+                "pharmacy_inventory", item, {"facility_id": facility, "medicine_id": "m-amox"}
+            ),
+            counter_a.change("pharmacy_inventory", item, {"quantity": 100}, op="increment"),
+        ]
+    )
     # both counters took 5 while offline, then reconnect in any order
     take_a = counter_a.change("pharmacy_inventory", item, {"quantity": -5}, op="increment")
     take_b = counter_b.change("pharmacy_inventory", item, {"quantity": -5}, op="increment")
@@ -141,17 +153,21 @@ def test_counters_survive_delete_and_increment_does_not_resurrect(
 ) -> None:
     pharmacist = make_device("pharmacist", (f"facility:{facility}",))
     item = uuid7()
-    pharmacist.push([
-        pharmacist.change("pharmacy_inventory", item, {"facility_id": facility,
-                                                       "medicine_id": "m"}),
-        pharmacist.change("pharmacy_inventory", item, {"quantity": 10}, op="increment"),
-        pharmacist.change("pharmacy_inventory", item, op="delete", base_version=2),
-        pharmacist.change("pharmacy_inventory", item, {"quantity": 5}, op="increment"),
-    ])
+    pharmacist.push(
+        [
+            pharmacist.change(
+                "pharmacy_inventory", item, {"facility_id": facility, "medicine_id": "m"}
+            ),
+            pharmacist.change("pharmacy_inventory", item, {"quantity": 10}, op="increment"),
+            pharmacist.change("pharmacy_inventory", item, op="delete", base_version=2),
+            pharmacist.change("pharmacy_inventory", item, {"quantity": 5}, op="increment"),
+        ]
+    )
     record = pharmacist.http.get(f"/v1/records/pharmacy_inventory/{item}").json()
     assert record["deleted"] is True
-    pharmacist.push([pharmacist.change("pharmacy_inventory", item, {"batch": "B2"},
-                                       base_version=4)])
+    pharmacist.push(
+        [pharmacist.change("pharmacy_inventory", item, {"batch": "B2"}, base_version=4)]
+    )
     record = pharmacist.http.get(f"/v1/records/pharmacy_inventory/{item}").json()
     assert record["deleted"] is False
     assert record["fields"]["quantity"] == 15
@@ -160,8 +176,15 @@ def test_counters_survive_delete_and_increment_does_not_resurrect(
 def test_read_flag_once_true_stays_true(make_device: MakeDevice, facility: str) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
     alert = uuid7()
-    nurse.push([nurse.change("alerts", alert, {"patient_id": "p", "facility_id": facility,
-                                               "title": "t", "read": False})])
+    nurse.push(
+        [
+            nurse.change(
+                "alerts",
+                alert,
+                {"patient_id": "p", "facility_id": facility, "title": "t", "read": False},
+            )
+        ]
+    )
     read = nurse.change("alerts", alert, {"read": True}, base_version=1)
     unread = nurse.change("alerts", alert, {"read": False}, base_version=1)
     nurse.push([read])
@@ -176,16 +199,19 @@ def test_unique_key_violation_is_a_conflict_naming_the_existing_record(
     a, b, _ = _pair(make_device, facility)
     day = {"patient_id": "p-u", "facility_id": facility, "date": "2025-11-30"}
     first, second = uuid7(), uuid7()
-    assert a.push([a.change("symptom_logs", first, {**day, "severity": 2})])[0]["status"] \
-        == "applied"
+    assert (
+        a.push([a.change("symptom_logs", first, {**day, "severity": 2})])[0]["status"] == "applied"
+    )
     result = b.push([b.change("symptom_logs", second, {**day, "severity": 7})])[0]
     assert result["status"] == "conflict"
     assert result["error"]["code"] == "UNIQUE_VIOLATION"
     assert result["error"]["details"]["existing_id"] == first
     assert result["conflict_id"]
     # the next day is fine, and a deleted log frees its day
-    assert b.push([b.change("symptom_logs", uuid7(), {**day, "date": "2025-12-01"})])[0][
-        "status"] == "applied"
+    assert (
+        b.push([b.change("symptom_logs", uuid7(), {**day, "date": "2025-12-01"})])[0]["status"]
+        == "applied"
+    )
     a.push([a.change("symptom_logs", first, op="delete", base_version=1)])
     assert b.push([b.change("symptom_logs", uuid7(), day)])[0]["status"] == "applied"
 
@@ -196,13 +222,30 @@ def test_prescription_edited_on_two_devices_is_held_for_review(
     a = make_device("health_worker", (f"facility:{facility}",))
     b = make_device("health_worker", (f"facility:{facility}",))
     rx = uuid7()
-    a.push([a.change("prescriptions", rx, {"patient_id": "p", "facility_id": facility,
-                                           "medicine_id": "m-amox", "dose": "250 mg"})])
+    a.push(
+        [
+            a.change(
+                "prescriptions",
+                rx,
+                {
+                    "patient_id": "p",
+                    "facility_id": facility,
+                    "medicine_id": "m-amox",
+                    "dose": "250 mg",
+                },
+            )
+        ]
+    )
     # a edits twice offline: its own consecutive edits never conflict
-    assert [r["status"] for r in a.push([
-        a.change("prescriptions", rx, {"dose": "500 mg"}, base_version=1),
-        a.change("prescriptions", rx, {"frequency": "2x daily"}, base_version=1),
-    ])] == ["applied", "applied"]
+    assert [
+        r["status"]
+        for r in a.push(
+            [
+                a.change("prescriptions", rx, {"dose": "500 mg"}, base_version=1),
+                a.change("prescriptions", rx, {"frequency": "2x daily"}, base_version=1),
+            ]
+        )
+    ] == ["applied", "applied"]
     held = b.push([b.change("prescriptions", rx, {"dose": "1 g"}, base_version=1)])[0]
     assert held["status"] == "conflict"
     assert held["error"]["code"] == "MANUAL_REVIEW"

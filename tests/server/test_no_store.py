@@ -26,43 +26,65 @@ def test_hole_10_every_data_and_token_answer_is_no_store(
     answers: dict[str, httpx.Response] = {}
 
     with httpx.Client(base_url=shared_server.url, timeout=30) as anonymous:
-        answers["token"] = anonymous.post("/v1/auth/token", json={
-            "username": nurse.user["username"], "password": "pw"})
-        answers["token refused"] = anonymous.post("/v1/auth/token", json={
-            "username": nurse.user["username"], "password": "wrong"})
+        answers["token"] = anonymous.post(
+            "/v1/auth/token", json={"username": nurse.user["username"], "password": "pw"}
+        )
+        answers["token refused"] = anonymous.post(
+            "/v1/auth/token", json={"username": nurse.user["username"], "password": "wrong"}
+        )
         user_token = answers["token"].json()["access_token"]
         answers["devices"] = anonymous.post(
-            "/v1/devices", json={"name": "t", "device_id": f"d-{uuid7()[-16:]}"},
-            headers={"Authorization": f"Bearer {user_token}"})
+            "/v1/devices",
+            json={"name": "t", "device_id": f"d-{uuid7()[-16:]}"},
+            headers={"Authorization": f"Bearer {user_token}"},
+        )
         answers["refresh"] = anonymous.post(
-            "/v1/auth/refresh", json={"refresh_token": answers["devices"].json()["refresh_token"]})
+            "/v1/auth/refresh", json={"refresh_token": answers["devices"].json()["refresh_token"]}
+        )
         answers["no token"] = anonymous.get("/v1/sync/pull")
 
     http = nurse.http
-    answers["push"] = http.post("/v1/sync/push", json={"device_id": nurse.device_id, "changes": [
-        nurse.change("patients", record, {"name": "Nadia", "facility_id": facility})]})
+    answers["push"] = http.post(
+        "/v1/sync/push",
+        json={
+            "device_id": nurse.device_id,
+            "changes": [
+                nurse.change("patients", record, {"name": "Nadia", "facility_id": facility})
+            ],
+        },
+    )
     pulled = http.get("/v1/sync/pull", params={"since": "0"})
     answers["pull"] = pulled
-    answers["pull 304"] = http.get("/v1/sync/pull", params={"since": "0"},
-                                   headers={"If-None-Match": pulled.headers["etag"]})
+    answers["pull 304"] = http.get(
+        "/v1/sync/pull", params={"since": "0"}, headers={"If-None-Match": pulled.headers["etag"]}
+    )
     answers["status"] = http.get("/v1/sync/status")
-    answers["events"] = http.get("/v1/sync/events",
-                                 params={"since": pulled.json()["cursor"], "wait": "0.1"})
+    answers["events"] = http.get(
+        "/v1/sync/events", params={"since": pulled.json()["cursor"], "wait": "0.1"}
+    )
     answers["record"] = http.get(f"/v1/records/patients/{record}")
-    answers["record put"] = http.put(f"/v1/records/patients/{record}",
-                                     json={"fields": {"village": "Kisumu"}},
-                                     headers={"If-Match": answers["record"].headers["etag"]})
+    answers["record put"] = http.put(
+        f"/v1/records/patients/{record}",
+        json={"fields": {"village": "Kisumu"}},
+        headers={"If-Match": answers["record"].headers["etag"]},
+    )
     answers["conflicts"] = http.get("/v1/conflicts", params={"status": "open"})
     answers["stats"] = admin.http.get("/v1/sync/stats")
     answers["audit"] = admin.http.get("/v1/audit")
 
     assert answers["pull 304"].status_code == 304
     assert answers["token refused"].status_code == 401
-    failed = {name: response.status_code for name, response in answers.items()
-              if response.status_code >= 500}
+    failed = {
+        name: response.status_code
+        for name, response in answers.items()
+        if response.status_code >= 500
+    }
     assert not failed
-    missing = {name: response.headers.get("cache-control")
-               for name, response in answers.items() if not no_store(response)}
+    missing = {
+        name: response.headers.get("cache-control")
+        for name, response in answers.items()
+        if not no_store(response)
+    }
     assert missing == {}
 
 
@@ -71,8 +93,9 @@ def test_an_idle_sync_is_still_answered_304_with_no_store(make_device: MakeDevic
     gets a 304 (the SDK remembers the ETag itself)."""
     device: SyncApi = make_device("health_worker", ("facility:f-nowhere",))
     first = device.http.get("/v1/sync/pull", params={"since": "0"})
-    again = device.http.get("/v1/sync/pull", params={"since": "0"},
-                            headers={"If-None-Match": first.headers["etag"]})
+    again = device.http.get(
+        "/v1/sync/pull", params={"since": "0"}, headers={"If-None-Match": first.headers["etag"]}
+    )
     assert (first.status_code, again.status_code) == (200, 304)
     assert no_store(first) and no_store(again)
 

@@ -51,10 +51,14 @@ def admin(make_device: MakeDevice) -> SyncApi:
         ("GET", f"/v1/sync/stats?since=2025-11-30T00:00:00Z{ENCODED}", "since"),
     ],
 )
-def test_hole_11_a_nul_in_a_url_is_a_400_not_a_500(admin: SyncApi, method: str, url: str,
-                                                    field: str) -> None:
-    body = {"fields": {"name": "x"}} if method == "PUT" else (
-        {"resolution": "server_wins"} if method == "POST" else None)
+def test_hole_11_a_nul_in_a_url_is_a_400_not_a_500(
+    admin: SyncApi, method: str, url: str, field: str
+) -> None:
+    body = (
+        {"fields": {"name": "x"}}
+        if method == "PUT"
+        else ({"resolution": "server_wins"} if method == "POST" else None)
+    )
     resp = admin.http.request(method, url, json=body)
     assert _validation_error(resp) == field
 
@@ -67,10 +71,12 @@ def test_hole_11_a_nul_in_a_url_is_a_400_not_a_500(admin: SyncApi, method: str, 
         ("/v1/auth/refresh", {"refresh_token": f"d-1{NUL}.{'x' * 43}"}, "refresh_token"),
     ],
 )
-def test_hole_11_a_nul_in_a_body_is_a_400_not_a_500(admin: SyncApi, url: str,
-                                                     body: dict[str, Any], field: str) -> None:
-    login = admin.http.post("/v1/auth/token",
-                            json={"username": admin.user["username"], "password": "pw"})
+def test_hole_11_a_nul_in_a_body_is_a_400_not_a_500(
+    admin: SyncApi, url: str, body: dict[str, Any], field: str
+) -> None:
+    login = admin.http.post(
+        "/v1/auth/token", json={"username": admin.user["username"], "password": "pw"}
+    )
     user_token = login.json()["access_token"]  # only a user token registers devices
     resp = admin.http.post(url, json=body, headers={"Authorization": f"Bearer {user_token}"})
     assert _validation_error(resp) == field
@@ -79,14 +85,28 @@ def test_hole_11_a_nul_in_a_body_is_a_400_not_a_500(admin: SyncApi, url: str,
 def test_hole_11_a_nul_in_an_op_rejects_that_op_alone(admin: SyncApi) -> None:
     good = admin.change("patients", uuid7(), {"name": "Achieng", "facility_id": "f-nul"})
     bad = [
-        ({**admin.change("patients", uuid7(), {"name": "x", "facility_id": "f-nul"}),
-          "collection": f"patients{NUL}"}, "collection"),
-        ({**admin.change("patients", uuid7(), {"name": "x", "facility_id": "f-nul"}),
-          "hlc": f"001764496800000-00000-d{NUL}"}, "hlc"),
-        (admin.change("patients", uuid7(), {"name": "x", "facility_id": f"f{NUL}"}),
-         "fields.facility_id"),
-        (admin.change("patients", uuid7(), {"name": f"x{NUL}", "facility_id": "f-nul"}),
-         "fields.name"),
+        (
+            {
+                **admin.change("patients", uuid7(), {"name": "x", "facility_id": "f-nul"}),
+                "collection": f"patients{NUL}",
+            },
+            "collection",
+        ),
+        (
+            {
+                **admin.change("patients", uuid7(), {"name": "x", "facility_id": "f-nul"}),
+                "hlc": f"001764496800000-00000-d{NUL}",
+            },
+            "hlc",
+        ),
+        (
+            admin.change("patients", uuid7(), {"name": "x", "facility_id": f"f{NUL}"}),
+            "fields.facility_id",
+        ),
+        (
+            admin.change("patients", uuid7(), {"name": f"x{NUL}", "facility_id": "f-nul"}),
+            "fields.name",
+        ),
     ]
     results = admin.push([good, *(op for op, _ in bad)])
     assert results[0]["status"] == "applied", results[0]

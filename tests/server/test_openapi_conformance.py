@@ -47,19 +47,29 @@ from waystation.server.openapi import build_openapi
 SEEDS = {"sqlite": 20251130, "postgresql": 20251201}
 MAX_EXAMPLES = 120  # per operation and mode; the coverage phase adds its own cases
 MIN_CASES = 5000
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 LONG_POLL_S = 0.05  # instead of the default 25 s a long poll with nothing new would hold
 
 DOCUMENT = build_openapi(health_schema(), api_routes())
 
 
 def _schema(seed: int) -> Any:
-    config = schemathesis.Config.from_dict({
-        "seed": seed,
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True,
-                       "database": "none"},
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": seed,
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+            },
+        }
+    )
     return schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=config)
 
 
@@ -100,21 +110,29 @@ def _caller(server: LiveServer) -> Caller:
     a = device("health_worker", f"facility:{facility}")
     b = device("health_worker", f"facility:{facility}")
     rx = uuid7()
-    created = {"patient_id": "p-1", "facility_id": facility, "medicine_id": "m-amox",
-               "dose": "250 mg"}
+    created = {
+        "patient_id": "p-1",
+        "facility_id": facility,
+        "medicine_id": "m-amox",
+        "dose": "250 mg",
+    }
     assert a.push([a.change("prescriptions", rx, created)])[0]["status"] == "applied"
-    assert b.push([b.change("prescriptions", rx, {"dose": "1 g"}, base_version=1)])[0][
-        "status"] == "applied"
+    assert (
+        b.push([b.change("prescriptions", rx, {"dose": "1 g"}, base_version=1)])[0]["status"]
+        == "applied"
+    )
     held = a.push([a.change("prescriptions", rx, {"dose": "500 mg"}, base_version=1)])[0]
     assert held["status"] == "conflict", held
     admin = device("admin")
-    login = httpx.post(f"{server.url}/v1/auth/token",
-                       json={"username": admin.user["username"], "password": "pw"})
+    login = httpx.post(
+        f"{server.url}/v1/auth/token", json={"username": admin.user["username"], "password": "pw"}
+    )
     assert login.status_code == 200, login.text
     for api in (a, b):
         api.close()
-    return Caller(server, admin, login.json()["access_token"], held["conflict_id"],
-                  ("prescriptions", rx))
+    return Caller(
+        server, admin, login.json()["access_token"], held["conflict_id"], ("prescriptions", rx)
+    )
 
 
 class Engines:
@@ -127,8 +145,7 @@ class Engines:
 
     def caller(self, engine: str) -> Caller:
         if engine not in self.callers:
-            cluster = self.request.getfixturevalue("postgres") if engine == "postgresql" \
-                else None
+            cluster = self.request.getfixturevalue("postgres") if engine == "postgresql" else None
             workdir = self.workdir / engine
             workdir.mkdir()
             server = LiveServer(workdir, db_url=database_url(engine, workdir, cluster))
@@ -144,8 +161,9 @@ class Engines:
 
 
 @pytest.fixture(scope="module")
-def engines(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+def engines(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engines]:
     made = Engines(request, tmp_path_factory.mktemp("conformance"))
     yield made
     made.close()
@@ -157,14 +175,16 @@ def _aim(case: Any, caller: Caller) -> str:
     path = case.operation.path
     if path == "/v1/devices":
         return caller.user_token  # a device token may not register devices
-    if path == "/v1/sync/push" and isinstance(case.body, dict) and isinstance(
-            case.body.get("device_id"), str):
+    if (
+        path == "/v1/sync/push"
+        and isinstance(case.body, dict)
+        and isinstance(case.body.get("device_id"), str)
+    ):
         case.body["device_id"] = caller.device.device_id
     elif path.startswith("/v1/conflicts/{conflict_id}") and _even(case, "conflict_id"):
         case.path_parameters["conflict_id"] = caller.conflict_id
     elif path == "/v1/records/{collection}/{record_id}" and _even(case, "record_id"):
-        case.path_parameters.update(zip(("collection", "record_id"), caller.record,
-                                        strict=True))
+        case.path_parameters.update(zip(("collection", "record_id"), caller.record, strict=True))
     elif path == "/v1/sync/events":
         query = case.query if isinstance(case.query, dict) else {}
         wait = query.get("wait")
@@ -189,8 +209,9 @@ def _conformance_test(engine: str, operation_id: str) -> Any:
         caller = engines.caller(engine)
         token = _aim(case, caller)
         headers = {"Authorization": f"Bearer {token}"}
-        response = case.call(base_url=caller.server.url, session=caller.session, timeout=30,
-                             headers=headers)
+        response = case.call(
+            base_url=caller.server.url, session=caller.session, timeout=30, headers=headers
+        )
         caller.statuses[(case.operation.label, response.status_code)] += 1
         caller.finished = time.monotonic()
         try:
@@ -202,12 +223,16 @@ def _conformance_test(engine: str, operation_id: str) -> Any:
     return test
 
 
-OPERATION_IDS = [operation["operationId"] for methods in DOCUMENT["paths"].values()
-                 for operation in methods.values()]
+OPERATION_IDS = [
+    operation["operationId"]
+    for methods in DOCUMENT["paths"].values()
+    for operation in methods.values()
+]
 for _engine in BACKENDS:
     for _operation_id in OPERATION_IDS:
-        globals()[f"test_hole_11_every_answer_is_the_documented_one__{_engine}__"
-                  f"{_operation_id}"] = _conformance_test(_engine, _operation_id)
+        globals()[
+            f"test_hole_11_every_answer_is_the_documented_one__{_engine}__{_operation_id}"
+        ] = _conformance_test(_engine, _operation_id)
 
 
 @pytest.mark.parametrize("engine", BACKENDS)
@@ -218,24 +243,34 @@ def test_hole_11_the_served_document_is_the_one_tested(engines: Engines, engine:
 
 
 def test_hole_11_the_run_made_at_least_5000_cases_over_every_operation(
-        engines: Engines, record_property: Any) -> None:
+    engines: Engines, record_property: Any
+) -> None:
     """Last in the module: what the conformance test above did on each engine, shown at
     the end of the run (tests/conftest.py, "figures")."""
-    operations = {f"{method.upper()} {path}" for path, methods in DOCUMENT["paths"].items()
-                  for method in methods}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, methods in DOCUMENT["paths"].items()
+        for method in methods
+    }
     for engine in BACKENDS:
         caller = engines.callers.get(engine)
         assert caller is not None, f"the conformance test did not run on {engine}"
         statuses = Counter(status for _, status in caller.statuses.elements())
-        record_property(FIGURE, f"OpenAPI conformance, {engine}: {caller.cases} cases over "
-                                f"{len(operations)} operations in "
-                                f"{caller.finished - caller.started:.0f} s; statuses "
-                                f"{dict(sorted(statuses.items()))}")
+        record_property(
+            FIGURE,
+            f"OpenAPI conformance, {engine}: {caller.cases} cases over "
+            f"{len(operations)} operations in "
+            f"{caller.finished - caller.started:.0f} s; statuses "
+            f"{dict(sorted(statuses.items()))}",
+        )
         assert {label for label, _ in caller.statuses} == operations
     total = sum(caller.cases for caller in engines.callers.values())
     failed = sum((caller.failed for caller in engines.callers.values()), Counter[str]())
-    record_property(FIGURE, f"OpenAPI conformance: {total} cases in all (at least "
-                            f"{MIN_CASES}); failing cases (5xx, undocumented status, "
-                            f"schema or content type): {failed.total()} {dict(failed)}")
+    record_property(
+        FIGURE,
+        f"OpenAPI conformance: {total} cases in all (at least "
+        f"{MIN_CASES}); failing cases (5xx, undocumented status, "
+        f"schema or content type): {failed.total()} {dict(failed)}",
+    )
     assert total >= MIN_CASES
     assert not failed  # each failure is reported by its operation's test above

@@ -32,19 +32,27 @@ def test_the_cursor_as_etag_answers_304_until_something_is_new(
 ) -> None:
     nurse = _nurse(make_device, facility)
     _, cursor = nurse.pull_all()
-    idle = nurse.http.get("/v1/sync/pull", params={"since": cursor, "limit": "500"},
-                          headers={"If-None-Match": f'"{cursor}"'})
+    idle = nurse.http.get(
+        "/v1/sync/pull",
+        params={"since": cursor, "limit": "500"},
+        headers={"If-None-Match": f'"{cursor}"'},
+    )
     assert idle.status_code == 304
     assert idle.content == b""
     assert idle.headers["etag"] == f'"{cursor}"'
     # Nothing else rides on an idle sync but the no-store every API answer carries.
     assert dict(idle.headers) == {"etag": f'"{cursor}"', "cache-control": "no-store"}
     # The cursor is no validator for a request whose answer is not the empty page.
-    assert nurse.http.get("/v1/sync/pull", params={"since": "0"},
-                          headers={"If-None-Match": f'"{cursor}"'}).status_code == 200
+    assert (
+        nurse.http.get(
+            "/v1/sync/pull", params={"since": "0"}, headers={"If-None-Match": f'"{cursor}"'}
+        ).status_code
+        == 200
+    )
     nurse.push([nurse.change("patients", uuid7(), {"name": "B", "facility_id": facility})])
-    fresh = nurse.http.get("/v1/sync/pull", params={"since": cursor},
-                           headers={"If-None-Match": f'"{cursor}"'})
+    fresh = nurse.http.get(
+        "/v1/sync/pull", params={"since": cursor}, headers={"If-None-Match": f'"{cursor}"'}
+    )
     assert fresh.status_code == 200
     assert [c["fields"]["name"] for c in fresh.json()["changes"]] == ["B"]
     assert fresh.headers["etag"] != f'"{cursor}"'
@@ -57,6 +65,9 @@ def test_a_filtered_pulls_cursor_works_as_its_etag_too(
     params = {"collections": "patients"}
     _, cursor = nurse.pull_all(**params)
     assert "." in cursor  # the cursor names its filter
-    idle = nurse.http.get("/v1/sync/pull", params={"since": cursor, **params},
-                          headers={"If-None-Match": f'"{cursor}"'})
+    idle = nurse.http.get(
+        "/v1/sync/pull",
+        params={"since": cursor, **params},
+        headers={"If-None-Match": f'"{cursor}"'},
+    )
     assert idle.status_code == 304

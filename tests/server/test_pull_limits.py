@@ -12,8 +12,12 @@ def test_a_page_holds_up_to_5000_changes_and_larger_limits_are_clamped(
     nurse = make_device("health_worker", (f"facility:{facility}",))
     names = [str(i) for i in range(5003)]
     for batch in (names[:4000], names[4000:]):  # a push takes 5,000 ops at most
-        nurse.push([nurse.change("patients", uuid7(), {"name": name, "facility_id": facility})
-                    for name in batch])
+        nurse.push(
+            [
+                nurse.change("patients", uuid7(), {"name": name, "facility_id": facility})
+                for name in batch
+            ]
+        )
     reader = make_device("health_worker", (f"facility:{facility}",))
     first = reader.http.get("/v1/sync/pull", params={"since": "0", "limit": "100000"})
     assert first.headers["content-encoding"] == "gzip"
@@ -32,13 +36,24 @@ def test_an_incremental_pull_of_ten_encounters_fits_in_3_kb_on_the_wire(
     (ISA-L once compressed such a small page, fed in pieces, at half its usual ratio.)"""
     nurse = make_device("health_worker", (f"facility:{facility}",))
     before = nurse.http.get("/v1/sync/pull", params={"since": "0"}).json()["cursor"]
-    nurse.push([nurse.change("encounters", uuid7(), {
-        "patient_id": f"p-{i:04d}", "facility_id": facility,
-        "diagnosis": "malaria, uncomplicated", "occurred_at": "2026-11-20T09:30:00Z",
-        "notes": f"fever for {i + 2} days, rapid test positive, started artemether; "
-                 f"review in 3 days, counselled on bed nets (visit {i})",
-        "vitals": {"temperature": 38.5, "pulse": 96 + i, "bp": "118/76"}})
-        for i in range(10)])
+    nurse.push(
+        [
+            nurse.change(
+                "encounters",
+                uuid7(),
+                {
+                    "patient_id": f"p-{i:04d}",
+                    "facility_id": facility,
+                    "diagnosis": "malaria, uncomplicated",
+                    "occurred_at": "2026-11-20T09:30:00Z",
+                    "notes": f"fever for {i + 2} days, rapid test positive, started artemether; "
+                    f"review in 3 days, counselled on bed nets (visit {i})",
+                    "vitals": {"temperature": 38.5, "pulse": 96 + i, "bp": "118/76"},
+                },
+            )
+            for i in range(10)
+        ]
+    )
     reader = make_device("health_worker", (f"facility:{facility}",))
     answer = reader.http.get("/v1/sync/pull", params={"since": before})
     assert len(answer.json()["changes"]) == 10

@@ -48,8 +48,11 @@ class AppClient:
     def __init__(self, app: FastAPI, token: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://waystation.test", headers=headers)
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://waystation.test",
+            headers=headers,
+        )
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.loop.run_until_complete(self.http.get(url, **kwargs))
@@ -69,8 +72,11 @@ def apps(db_url: str) -> Iterator[Apps]:
     app = create_app(store)
     login = AppClient(app)
     user = login.post("/v1/auth/token", json={"username": "nurse", "password": "pw"})
-    device = login.post("/v1/devices", json={"name": "tablet"},
-                        headers={"Authorization": f"Bearer {user.json()['access_token']}"})
+    device = login.post(
+        "/v1/devices",
+        json={"name": "tablet"},
+        headers={"Authorization": f"Bearer {user.json()['access_token']}"},
+    )
     token = device.json()["access_token"]
     ahead = AppClient(app, token)
     plain = AppClient(create_app(store, Settings(pull_read_ahead=False)), token)
@@ -82,9 +88,17 @@ def apps(db_url: str) -> Iterator[Apps]:
 
 
 def _patients(n: int) -> list[dict[str, Any]]:
-    return [{"op_id": uuid7(), "collection": "patients", "record_id": uuid7(), "op": "upsert",
-             "fields": {"name": f"patient {i}", "facility_id": "f-1"},
-             "hlc": str(CLOCK.send())} for i in range(n)]
+    return [
+        {
+            "op_id": uuid7(),
+            "collection": "patients",
+            "record_id": uuid7(),
+            "op": "upsert",
+            "fields": {"name": f"patient {i}", "facility_id": "f-1"},
+            "hlc": str(CLOCK.send()),
+        }
+        for i in range(n)
+    ]
 
 
 def _pull(client: AppClient, since: str, limit: int = 5) -> tuple[bytes, str, dict[str, Any]]:
@@ -115,10 +129,20 @@ def test_a_change_after_a_page_was_read_ahead_is_not_missed(apps: Apps) -> None:
     _, _, first = _pull(apps.ahead, "0")
     apps.read_ahead().settle(10)  # page 2 is built ...
     on_page_two = ops[7]["record_id"]
-    apps.store.push(ADMIN, [{  # ... then one of its records changes
-        "op_id": uuid7(), "collection": "patients", "record_id": on_page_two,
-        "op": "upsert", "fields": {"name": "renamed"}, "hlc": str(CLOCK.send()),
-        "base_version": 1}])
+    apps.store.push(
+        ADMIN,
+        [
+            {  # ... then one of its records changes
+                "op_id": uuid7(),
+                "collection": "patients",
+                "record_id": on_page_two,
+                "op": "upsert",
+                "fields": {"name": "renamed"},
+                "hlc": str(CLOCK.send()),
+                "base_version": 1,
+            }
+        ],
+    )
     body, etag, second = _pull(apps.ahead, first["cursor"])
     assert apps.read_ahead().refused == 1
     assert (body, etag) == _pull(apps.plain, first["cursor"])[:2]
@@ -139,17 +163,21 @@ def test_a_change_after_a_page_was_read_ahead_is_not_missed(apps: Apps) -> None:
 
 def test_a_client_without_gzip_gets_the_same_changes(apps: Apps) -> None:
     apps.store.push(ADMIN, _patients(40))
-    plain = apps.ahead.get("/v1/sync/pull", params={"since": "0", "limit": 30},
-                           headers={"Accept-Encoding": "identity"})
-    gzipped = apps.ahead.get("/v1/sync/pull", params={"since": "0", "limit": 30},
-                             headers={"Accept-Encoding": "gzip"})
+    plain = apps.ahead.get(
+        "/v1/sync/pull", params={"since": "0", "limit": 30}, headers={"Accept-Encoding": "identity"}
+    )
+    gzipped = apps.ahead.get(
+        "/v1/sync/pull", params={"since": "0", "limit": 30}, headers={"Accept-Encoding": "gzip"}
+    )
     assert "content-encoding" not in plain.headers
     assert gzipped.headers["content-encoding"] == "gzip"
     assert gzipped.headers["vary"] == "Accept-Encoding"
     assert plain.content == gzipped.content  # decoded by the client
     # A strong ETag names one content coding; each answers 304 to its own.
     for resp, coding in ((plain, "identity"), (gzipped, "gzip")):
-        again = apps.ahead.get("/v1/sync/pull", params={"since": "0", "limit": 30},
-                               headers={"Accept-Encoding": coding,
-                                        "If-None-Match": resp.headers["etag"]})
+        again = apps.ahead.get(
+            "/v1/sync/pull",
+            params={"since": "0", "limit": 30},
+            headers={"Accept-Encoding": coding, "If-None-Match": resp.headers["etag"]},
+        )
         assert again.status_code == 304

@@ -27,10 +27,14 @@ class TwoFacilities:
         self.admin = make_device("admin")
         self.patient = f"p-{uuid7()[-10:]}"
         self.log_id = uuid7()
-        self.log = {"patient_id": self.patient, "facility_id": self.fa, "date": "2025-11-30",
-                    "severity": 4, "notes": SECRET}
-        [result] = self.nurse_a.push([self.nurse_a.change("symptom_logs", self.log_id,
-                                                          self.log)])
+        self.log = {
+            "patient_id": self.patient,
+            "facility_id": self.fa,
+            "date": "2025-11-30",
+            "severity": 4,
+            "notes": SECRET,
+        }
+        [result] = self.nurse_a.push([self.nurse_a.change("symptom_logs", self.log_id, self.log)])
         assert result["status"] == "applied"
 
     def collide(self) -> dict[str, Any]:
@@ -72,8 +76,9 @@ def test_hole_1_unique_conflict_does_not_leak_other_facility_record(
     assert conflict_id in listing.text and _leaks(listing.text, clinics) == []
 
     # merging into the hidden record gets the answer a deleted record gets, without its id
-    merge = clinics.nurse_b.http.post(f"/v1/conflicts/{conflict_id}/resolve",
-                                      json={"resolution": "merge", "target": "existing"})
+    merge = clinics.nurse_b.http.post(
+        f"/v1/conflicts/{conflict_id}/resolve", json={"resolution": "merge", "target": "existing"}
+    )
     assert merge.status_code == 400
     assert merge.json()["error"]["details"] == {"field": "target"}
     assert _leaks(merge.text, clinics) == []
@@ -104,7 +109,8 @@ def test_hole_1_a_resent_colliding_op_repeats_the_redacted_answer(
 
 
 def test_hole_1_a_nurse_who_sees_both_records_gets_the_existing_id(
-    make_device: MakeDevice, clinics: TwoFacilities,
+    make_device: MakeDevice,
+    clinics: TwoFacilities,
 ) -> None:
     both = make_device("health_worker", (f"facility:{clinics.fa}", f"facility:{clinics.fb}"))
     fields = {**clinics.log, "facility_id": clinics.fb}
@@ -112,8 +118,9 @@ def test_hole_1_a_nurse_who_sees_both_records_gets_the_existing_id(
     assert result["error"]["details"] == {"existing_id": clinics.log_id}
 
 
-def _same_answer(hidden: httpx.Response, missing: httpx.Response, hidden_id: str,
-                 missing_id: str) -> None:
+def _same_answer(
+    hidden: httpx.Response, missing: httpx.Response, hidden_id: str, missing_id: str
+) -> None:
     assert hidden.status_code == missing.status_code
     assert hidden.text.replace(hidden_id, "<id>") == missing.text.replace(missing_id, "<id>")
 
@@ -134,17 +141,21 @@ def _push_one(api: SyncApi, change: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_hole_5_push_answers_a_hidden_record_like_a_missing_one(
-    clinics: TwoFacilities, op: str, fields: dict[str, Any], base_version: int,
+    clinics: TwoFacilities,
+    op: str,
+    fields: dict[str, Any],
+    base_version: int,
 ) -> None:
     b = clinics.nurse_b
     missing_id = uuid7()
-    hidden = _push_one(b, b.change("symptom_logs", clinics.log_id, fields, op=op,
-                                   base_version=base_version))
-    missing = _push_one(b, b.change("symptom_logs", missing_id, fields, op=op,
-                                    base_version=base_version))
+    hidden = _push_one(
+        b, b.change("symptom_logs", clinics.log_id, fields, op=op, base_version=base_version)
+    )
+    missing = _push_one(
+        b, b.change("symptom_logs", missing_id, fields, op=op, base_version=base_version)
+    )
     assert hidden["status"] == "rejected"
-    assert str(hidden).replace(clinics.log_id, "<id>") == str(missing).replace(missing_id,
-                                                                               "<id>")
+    assert str(hidden).replace(clinics.log_id, "<id>") == str(missing).replace(missing_id, "<id>")
 
 
 def test_hole_5_a_create_over_a_hidden_id_names_neither_record_nor_place(
@@ -160,18 +171,24 @@ def test_hole_5_a_create_over_a_hidden_id_names_neither_record_nor_place(
 
 
 def test_hole_5_an_increment_of_a_hidden_stock_line_is_not_found(
-    make_device: MakeDevice, clinics: TwoFacilities,
+    make_device: MakeDevice,
+    clinics: TwoFacilities,
 ) -> None:
     pharmacist_a = make_device("pharmacist", (f"facility:{clinics.fa}",))
     stock = uuid7()
-    pharmacist_a.push([pharmacist_a.change("pharmacy_inventory", stock,
-                                           {"facility_id": clinics.fa, "medicine_id": "m-1"})])
+    pharmacist_a.push(
+        [
+            pharmacist_a.change(
+                "pharmacy_inventory", stock, {"facility_id": clinics.fa, "medicine_id": "m-1"}
+            )
+        ]
+    )
     b = clinics.nurse_b
     missing_id = uuid7()
-    hidden = _push_one(b, b.change("pharmacy_inventory", stock, {"quantity": -5},
-                                   op="increment"))
-    missing = _push_one(b, b.change("pharmacy_inventory", missing_id, {"quantity": -5},
-                                    op="increment"))
+    hidden = _push_one(b, b.change("pharmacy_inventory", stock, {"quantity": -5}, op="increment"))
+    missing = _push_one(
+        b, b.change("pharmacy_inventory", missing_id, {"quantity": -5}, op="increment")
+    )
     assert hidden["error"]["code"] == "NOT_FOUND"
     assert str(hidden).replace(stock, "<id>") == str(missing).replace(missing_id, "<id>")
 
@@ -186,15 +203,15 @@ def test_hole_5_an_increment_of_a_hidden_stock_line_is_not_found(
     ],
 )
 def test_hole_5_put_answers_a_hidden_record_like_a_missing_one(
-    clinics: TwoFacilities, body: dict[str, Any], if_match: str | None,
+    clinics: TwoFacilities,
+    body: dict[str, Any],
+    if_match: str | None,
 ) -> None:
     b = clinics.nurse_b
     headers = {"If-Match": if_match} if if_match else {}
     missing_id = uuid7()
-    hidden = b.http.put(f"/v1/records/symptom_logs/{clinics.log_id}", json=body,
-                        headers=headers)
-    missing = b.http.put(f"/v1/records/symptom_logs/{missing_id}", json=body,
-                         headers=headers)
+    hidden = b.http.put(f"/v1/records/symptom_logs/{clinics.log_id}", json=body, headers=headers)
+    missing = b.http.put(f"/v1/records/symptom_logs/{missing_id}", json=body, headers=headers)
     assert hidden.status_code in (400, 404, 409)
     _same_answer(hidden, missing, clinics.log_id, missing_id)
     assert SECRET not in hidden.text
@@ -206,9 +223,12 @@ def test_hole_5_put_answers_a_hidden_record_like_a_missing_one(
 def test_hole_5_get_answers_a_hidden_record_like_a_missing_one(clinics: TwoFacilities) -> None:
     b = clinics.nurse_b
     missing_id = uuid7()
-    _same_answer(b.http.get(f"/v1/records/symptom_logs/{clinics.log_id}"),
-                 b.http.get(f"/v1/records/symptom_logs/{missing_id}"),
-                 clinics.log_id, missing_id)
+    _same_answer(
+        b.http.get(f"/v1/records/symptom_logs/{clinics.log_id}"),
+        b.http.get(f"/v1/records/symptom_logs/{missing_id}"),
+        clinics.log_id,
+        missing_id,
+    )
 
 
 def test_hole_1_filtering_conflicts_by_a_hidden_record_id_finds_nothing(

@@ -33,27 +33,37 @@ class Login:
     refresh_token: str
 
     def get(self, path: str, token: str | None = None) -> httpx.Response:
-        return httpx.get(f"{self.server.url}{path}",
-                         headers={"Authorization": f"Bearer {token or self.access_token}"})
+        return httpx.get(
+            f"{self.server.url}{path}",
+            headers={"Authorization": f"Bearer {token or self.access_token}"},
+        )
 
     def refresh(self, refresh_token: str | None = None) -> httpx.Response:
-        return httpx.post(f"{self.server.url}/v1/auth/refresh",
-                          json={"refresh_token": refresh_token or self.refresh_token})
+        return httpx.post(
+            f"{self.server.url}/v1/auth/refresh",
+            json={"refresh_token": refresh_token or self.refresh_token},
+        )
 
 
-def log_in(server: LiveServer, username: str, password: str = "pw",
-           device_id: str | None = None) -> Login:
-    token = httpx.post(f"{server.url}/v1/auth/token",
-                       json={"username": username, "password": password})
+def log_in(
+    server: LiveServer, username: str, password: str = "pw", device_id: str | None = None
+) -> Login:
+    token = httpx.post(
+        f"{server.url}/v1/auth/token", json={"username": username, "password": password}
+    )
     assert token.status_code == 200, token.text
     user_token = token.json()["access_token"]
     device_id = device_id or f"d-{uuid7()[-16:].replace('-', '')}"
-    reg = httpx.post(f"{server.url}/v1/devices", json={"name": "tablet", "device_id": device_id},
-                     headers={"Authorization": f"Bearer {user_token}"})
+    reg = httpx.post(
+        f"{server.url}/v1/devices",
+        json={"name": "tablet", "device_id": device_id},
+        headers={"Authorization": f"Bearer {user_token}"},
+    )
     assert reg.status_code == 200, reg.text
     body = reg.json()
-    return Login(server, username, user_token, device_id, body["access_token"],
-                 body["refresh_token"])
+    return Login(
+        server, username, user_token, device_id, body["access_token"], body["refresh_token"]
+    )
 
 
 def refused(resp: httpx.Response, code: str = "UNAUTHORIZED") -> dict[str, Any]:
@@ -71,15 +81,18 @@ def nurse(shared_server: LiveServer, facility: str) -> Login:
 
 
 def test_hole_2_a_device_token_cannot_register_a_child_device(nurse: Login) -> None:
-    child = httpx.post(f"{nurse.server.url}/v1/devices",
-                       json={"name": "child", "device_id": "d-child-of-a-device"},
-                       headers={"Authorization": f"Bearer {nurse.access_token}"})
+    child = httpx.post(
+        f"{nurse.server.url}/v1/devices",
+        json={"name": "child", "device_id": "d-child-of-a-device"},
+        headers={"Authorization": f"Bearer {nurse.access_token}"},
+    )
     assert child.status_code == 403, child.text
     assert "log in with POST /v1/auth/token" in child.json()["error"]["message"]
 
 
 def test_hole_2_revoking_a_device_with_wipe_ends_its_access_and_refresh(
-    nurse: Login, server_store: SqlStore,
+    nurse: Login,
+    server_store: SqlStore,
 ) -> None:
     assert nurse.get("/v1/sync/pull").status_code == 200
     server_store.revoke_device(nurse.device_id, wipe=True)
@@ -97,7 +110,8 @@ def test_hole_2_a_reused_refresh_token_ends_the_whole_family(nurse: Login) -> No
     assert error["details"] == {"reason": "refresh_reused"}
     # every token of the family stops: the newest access and refresh tokens too
     assert refused(nurse.get("/v1/sync/pull", rotated["access_token"]))["details"] == {
-        "reason": "session_ended"}
+        "reason": "session_ended"
+    }
     refused(nurse.refresh(rotated["refresh_token"]))
     refused(nurse.get("/v1/sync/pull"))
     # the device is not revoked: its owner logs in again with the password
@@ -108,13 +122,15 @@ def test_hole_2_a_reused_refresh_token_ends_the_whole_family(nurse: Login) -> No
 
 def test_hole_2_refresh_tokens_expire(nurse: Login, server_store: SqlStore) -> None:
     with server_store.db.write() as conn:
-        conn.execute(sa.update(devices).where(devices.c.id == nurse.device_id).values(
-            refresh_expires_at=1))
+        conn.execute(
+            sa.update(devices).where(devices.c.id == nurse.device_id).values(refresh_expires_at=1)
+        )
     assert refused(nurse.refresh())["details"] == {"reason": "expired"}
 
 
-def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(nurse: Login,
-                                                            server_store: SqlStore) -> None:
+def test_hole_2_a_refresh_gives_a_token_with_a_new_lifetime(
+    nurse: Login, server_store: SqlStore
+) -> None:
     before = server_store.find_device(nurse.device_id)
     assert before is not None and before.refresh_expires_at is not None
     assert nurse.refresh().status_code == 200
@@ -129,13 +145,15 @@ Change = Callable[[SqlStore, User], None]
 
 
 def _new_password(server_store: SqlStore, user: User) -> None:
-    server_store.update_user(User(user.id, user.username, hash_test_password("new-pw"), user.role,
-                           user.scopes))
+    server_store.update_user(
+        User(user.id, user.username, hash_test_password("new-pw"), user.role, user.scopes)
+    )
 
 
 def _demote(server_store: SqlStore, user: User) -> None:
-    server_store.update_user(User(user.id, user.username, user.password_hash, "pharmacist",
-                           user.scopes))
+    server_store.update_user(
+        User(user.id, user.username, user.password_hash, "pharmacist", user.scopes)
+    )
 
 
 def _take_a_scope(server_store: SqlStore, user: User) -> None:
@@ -146,10 +164,16 @@ def _disable(server_store: SqlStore, user: User) -> None:
     server_store.set_user_disabled(user.id, True)
 
 
-@pytest.mark.parametrize("change", [_new_password, _demote, _take_a_scope, _disable],
-                         ids=["password", "role", "scope", "disable"])
+@pytest.mark.parametrize(
+    "change",
+    [_new_password, _demote, _take_a_scope, _disable],
+    ids=["password", "role", "scope", "disable"],
+)
 def test_hole_2_a_user_change_ends_their_sessions_and_devices_at_once(
-    shared_server: LiveServer, nurse: Login, server_store: SqlStore, change: Change,
+    shared_server: LiveServer,
+    nurse: Login,
+    server_store: SqlStore,
+    change: Change,
 ) -> None:
     laptop = log_in(shared_server, nurse.username)
     user = server_store.find_user(username=nurse.username)
@@ -164,13 +188,24 @@ def test_hole_2_a_user_change_ends_their_sessions_and_devices_at_once(
 def test_hole_2_adding_a_scope_keeps_sessions(nurse: Login, server_store: SqlStore) -> None:
     user = server_store.find_user(username=nurse.username)
     assert user is not None
-    assert server_store.update_user(User(user.id, user.username, user.password_hash, user.role,
-                                  (*user.scopes, "facility:f-extra"))) is False
+    assert (
+        server_store.update_user(
+            User(
+                user.id,
+                user.username,
+                user.password_hash,
+                user.role,
+                (*user.scopes, "facility:f-extra"),
+            )
+        )
+        is False
+    )
     assert nurse.get("/v1/sync/pull").status_code == 200
 
 
-def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(nurse: Login,
-                                                            server_store: SqlStore) -> None:
+def test_hole_2_a_disabled_user_cannot_log_in_until_enabled(
+    nurse: Login, server_store: SqlStore
+) -> None:
     user = server_store.find_user(username=nurse.username)
     assert user is not None
     server_store.set_user_disabled(user.id, True)
@@ -210,12 +245,14 @@ def test_hole_2_two_refreshes_with_one_token_at_once_end_the_family(nurse: Login
 
 
 def test_hole_4_failed_login_names_are_not_kept_in_clear(
-    shared_server: LiveServer, server_store: SqlStore,
+    shared_server: LiveServer,
+    server_store: SqlStore,
 ) -> None:
     typed = f"my-password-typed-as-name-{uuid7()[-8:]}"
     # an unknown name is checked against a full-cost hash: give a loaded machine time
-    httpx.post(f"{shared_server.url}/v1/auth/token", json={"username": typed, "password": "x"},
-               timeout=60)
+    httpx.post(
+        f"{shared_server.url}/v1/auth/token", json={"username": typed, "password": "x"}, timeout=60
+    )
     with server_store.db.read() as conn:
         keys = [row[0] for row in conn.execute(sa.select(login_throttle.c.key))]
     assert keys and not any(typed in key for key in keys)

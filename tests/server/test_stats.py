@@ -29,19 +29,27 @@ def test_counts_every_op_received_by_outcome(make_device: MakeDevice, facility: 
     phone_user = f"p-{uuid7()[-10:]}"
     log = {"patient_id": phone_user, "facility_id": facility, "date": "2025-11-30"}
     first = tablet.change("symptom_logs", uuid7(), log)
-    results = tablet.push([
-        first,
-        tablet.change("patients", uuid7(), {"name": "Wanjiru", "facility_id": facility}),
-        tablet.change("symptom_logs", uuid7(), {**log, "severity": 99}),  # rejected
-        tablet.change("symptom_logs", uuid7(), log),  # same patient and day: conflict
-    ])
+    results = tablet.push(
+        [
+            first,
+            tablet.change("patients", uuid7(), {"name": "Wanjiru", "facility_id": facility}),
+            tablet.change("symptom_logs", uuid7(), {**log, "severity": 99}),  # rejected
+            tablet.change("symptom_logs", uuid7(), log),  # same patient and day: conflict
+        ]
+    )
     assert [r["status"] for r in results] == ["applied", "applied", "rejected", "conflict"]
     assert tablet.push([first])[0]["status"] == "duplicate"  # a lost ack, re-sent
 
     body = stats(admin, device_id=tablet.device_id)
-    assert {k: body[k] for k in ("total", "applied", "duplicate", "conflicts", "rejected",
-                                 "open_conflicts")} == {
-        "total": 5, "applied": 2, "duplicate": 1, "conflicts": 1, "rejected": 1,
+    assert {
+        k: body[k]
+        for k in ("total", "applied", "duplicate", "conflicts", "rejected", "open_conflicts")
+    } == {
+        "total": 5,
+        "applied": 2,
+        "duplicate": 1,
+        "conflicts": 1,
+        "rejected": 1,
         "open_conflicts": 1,
     }
     assert body["sync_rate"] == 3 / 5
@@ -49,7 +57,11 @@ def test_counts_every_op_received_by_outcome(make_device: MakeDevice, facility: 
     assert device["device_id"] == tablet.device_id
     assert device["user_id"] == tablet.user["id"]
     assert {k: device[k] for k in ("total", "applied", "conflicts", "rejected")} == {
-        "total": 5, "applied": 2, "conflicts": 1, "rejected": 1}
+        "total": 5,
+        "applied": 2,
+        "conflicts": 1,
+        "rejected": 1,
+    }
     assert device["last_push_at"] is not None
     assert device["last_pull_at"] is None
     tablet.pull_all()
@@ -81,11 +93,14 @@ def test_delay_is_receive_time_minus_client_creation_time(
     admin = make_device("admin")
     tablet = make_device("health_worker", (f"facility:{facility}",))
     ages = [60, 120, 180, 240, 3600]  # an hour offline for the last one
-    tablet.push([
-        created_ago(tablet.change("patients", uuid7(), {"name": "N", "facility_id": facility}),
-                    age)
-        for age in ages
-    ])
+    tablet.push(
+        [
+            created_ago(
+                tablet.change("patients", uuid7(), {"name": "N", "facility_id": facility}), age
+            )
+            for age in ages
+        ]
+    )
     delay = stats(admin, device_id=tablet.device_id)["delay_ms"]
     assert 180_000 <= delay["p50"] < 190_000  # nearest rank: the 3rd of 5
     assert 3_600_000 <= delay["p95"] < 3_610_000
@@ -114,11 +129,26 @@ def test_an_idle_server_answers_with_empty_stats(live_server: LiveServer) -> Non
     finally:
         admin.close()
     assert body == {
-        "total": 0, "applied": 0, "duplicate": 0, "conflicts": 0, "rejected": 0,
-        "open_conflicts": 0, "sync_rate": None, "delay_ms": {"p50": None, "p95": None},
-        "by_device": [{
-            "device_id": admin.device_id, "user_id": admin.user["id"], "total": 0,
-            "applied": 0, "duplicate": 0, "conflicts": 0, "rejected": 0,
-            "last_push_at": None, "last_pull_at": None, "revoked": False,
-        }],
+        "total": 0,
+        "applied": 0,
+        "duplicate": 0,
+        "conflicts": 0,
+        "rejected": 0,
+        "open_conflicts": 0,
+        "sync_rate": None,
+        "delay_ms": {"p50": None, "p95": None},
+        "by_device": [
+            {
+                "device_id": admin.device_id,
+                "user_id": admin.user["id"],
+                "total": 0,
+                "applied": 0,
+                "duplicate": 0,
+                "conflicts": 0,
+                "rejected": 0,
+                "last_push_at": None,
+                "last_pull_at": None,
+                "revoked": False,
+            }
+        ],
     }

@@ -17,10 +17,12 @@ def test_push_then_pull_between_two_devices_of_one_facility(
     tablet = make_device("health_worker", (f"facility:{facility}",))
     laptop = make_device("health_worker", (f"facility:{facility}",))
     pid = f"p-{uuid7()[-8:]}"
-    results = tablet.push([
-        tablet.change("patients", pid, {"name": "Achieng", "facility_id": facility}),
-        tablet.change("symptom_logs", uuid7(), _log(facility, pid)),
-    ])
+    results = tablet.push(
+        [
+            tablet.change("patients", pid, {"name": "Achieng", "facility_id": facility}),
+            tablet.change("symptom_logs", uuid7(), _log(facility, pid)),
+        ]
+    )
     assert [r["status"] for r in results] == ["applied", "applied"]
     assert all(r["version"] == 1 and int(r["seq"]) > 0 for r in results)
 
@@ -34,33 +36,44 @@ def test_a_patient_never_receives_another_patients_records(
 ) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
     mine, theirs = f"p-{uuid7()[-8:]}", f"p-{uuid7()[-8:]}"
-    nurse.push([
-        nurse.change("patients", mine, {"name": "Mine", "facility_id": facility}),
-        nurse.change("patients", theirs, {"name": "Theirs", "facility_id": facility}),
-        nurse.change("alerts", uuid7(), {"patient_id": mine, "facility_id": facility,
-                                         "title": "for me"}),
-        nurse.change("alerts", uuid7(), {"patient_id": theirs, "facility_id": facility,
-                                         "title": "not for me"}),
-    ])
+    nurse.push(
+        [
+            nurse.change("patients", mine, {"name": "Mine", "facility_id": facility}),
+            nurse.change("patients", theirs, {"name": "Theirs", "facility_id": facility}),
+            nurse.change(
+                "alerts", uuid7(), {"patient_id": mine, "facility_id": facility, "title": "for me"}
+            ),
+            nurse.change(
+                "alerts",
+                uuid7(),
+                {"patient_id": theirs, "facility_id": facility, "title": "not for me"},
+            ),
+        ]
+    )
     patient = make_device("patient", (f"patient:{mine}",))
     seen, _ = patient.pull_all()
     patients_seen = {c["id"] for c in seen.values() if c["collection"] == "patients"}
     assert patients_seen == {mine}
     titles = {c["fields"]["title"] for c in seen.values() if c["collection"] == "alerts"}
     assert titles == {"for me"}
-    assert all(c["fields"].get("patient_id", mine) == mine for c in seen.values()
-               if c["collection"] != "medicines")
+    assert all(
+        c["fields"].get("patient_id", mine) == mine
+        for c in seen.values()
+        if c["collection"] != "medicines"
+    )
 
 
 def test_a_push_outside_the_callers_scopes_is_rejected_per_op(
     make_device: MakeDevice, facility: str
 ) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
-    results = nurse.push([
-        nurse.change("patients", uuid7(), {"name": "Here", "facility_id": facility}),
-        nurse.change("patients", uuid7(), {"name": "Elsewhere", "facility_id": "f-other"}),
-        nurse.change("patients", uuid7(), {"name": "Also here", "facility_id": facility}),
-    ])
+    results = nurse.push(
+        [
+            nurse.change("patients", uuid7(), {"name": "Here", "facility_id": facility}),
+            nurse.change("patients", uuid7(), {"name": "Elsewhere", "facility_id": "f-other"}),
+            nurse.change("patients", uuid7(), {"name": "Also here", "facility_id": facility}),
+        ]
+    )
     assert [r["status"] for r in results] == ["applied", "rejected", "applied"]
     assert results[1]["error"]["code"] == "FORBIDDEN"
     assert "scope" in results[1]["error"]["message"]
@@ -72,8 +85,9 @@ def test_a_write_cannot_move_a_record_into_a_scope_the_caller_lacks(
     nurse = make_device("health_worker", (f"facility:{facility}",))
     pid = uuid7()
     nurse.push([nurse.change("patients", pid, {"name": "A", "facility_id": facility})])
-    moved = nurse.push([nurse.change("patients", pid, {"facility_id": "f-elsewhere"},
-                                     base_version=1)])
+    moved = nurse.push(
+        [nurse.change("patients", pid, {"facility_id": "f-elsewhere"}, base_version=1)]
+    )
     assert moved[0]["status"] == "rejected"
     assert moved[0]["error"]["code"] == "FORBIDDEN"
 
@@ -81,13 +95,22 @@ def test_a_write_cannot_move_a_record_into_a_scope_the_caller_lacks(
 def test_a_patient_may_only_mark_an_alert_read(make_device: MakeDevice, facility: str) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
     pid, alert = f"p-{uuid7()[-8:]}", uuid7()
-    nurse.push([nurse.change("alerts", alert, {"patient_id": pid, "facility_id": facility,
-                                               "title": "Take your pills"})])
+    nurse.push(
+        [
+            nurse.change(
+                "alerts",
+                alert,
+                {"patient_id": pid, "facility_id": facility, "title": "Take your pills"},
+            )
+        ]
+    )
     patient = make_device("patient", (f"patient:{pid}",))
-    results = patient.push([
-        patient.change("alerts", alert, {"read": True}, base_version=1),
-        patient.change("alerts", alert, {"title": "changed"}, base_version=1),
-    ])
+    results = patient.push(
+        [
+            patient.change("alerts", alert, {"read": True}, base_version=1),
+            patient.change("alerts", alert, {"title": "changed"}, base_version=1),
+        ]
+    )
     assert results[0]["status"] == "applied"
     assert results[1]["status"] == "rejected"
     assert results[1]["error"]["code"] == "FORBIDDEN"
@@ -102,8 +125,11 @@ def test_the_same_batch_twice_is_all_duplicates_and_changes_nothing(
     batch = [
         nurse.change("pharmacy_inventory", item, {"facility_id": facility, "medicine_id": "m"}),
         nurse.change("pharmacy_inventory", item, {"quantity": 100}, op="increment"),
-        nurse.change("symptom_logs", uuid7(), {"patient_id": "p", "facility_id": facility,
-                                               "date": "2025-11-30", "severity": 42}),
+        nurse.change(
+            "symptom_logs",
+            uuid7(),
+            {"patient_id": "p", "facility_id": facility, "date": "2025-11-30", "severity": 42},
+        ),
     ]
     first = nurse.push(batch)
     seen_before, cursor = nurse.pull_all()
@@ -132,8 +158,11 @@ def test_an_op_id_of_another_user_is_refused(make_device: MakeDevice, facility: 
 def test_a_thousand_op_batch_in_one_request(make_device: MakeDevice, facility: str) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
     changes = [
-        nurse.change("encounters", uuid7(), {"patient_id": f"p-{i % 50}",
-                                             "facility_id": facility, "notes": "x" * 200})
+        nurse.change(
+            "encounters",
+            uuid7(),
+            {"patient_id": f"p-{i % 50}", "facility_id": facility, "notes": "x" * 200},
+        )
         for i in range(1000)
     ]
     results = nurse.push(changes)
@@ -146,8 +175,12 @@ def test_a_thousand_op_batch_in_one_request(make_device: MakeDevice, facility: s
 
 def test_pull_pages_in_seq_order_without_gaps(make_device: MakeDevice, facility: str) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
-    nurse.push([nurse.change("patients", uuid7(), {"name": str(i), "facility_id": facility})
-                for i in range(25)])
+    nurse.push(
+        [
+            nurse.change("patients", uuid7(), {"name": str(i), "facility_id": facility})
+            for i in range(25)
+        ]
+    )
     reader = make_device("health_worker", (f"facility:{facility}",))
     cursor, pages, seqs = "0", 0, []
     while True:
@@ -171,24 +204,34 @@ def test_idle_pull_with_if_none_match_is_304_without_body(
     _, cursor = nurse.pull_all()
     first = nurse.http.get("/v1/sync/pull", params={"since": cursor})
     etag = first.headers["etag"]
-    idle = nurse.http.get("/v1/sync/pull", params={"since": cursor},
-                          headers={"If-None-Match": etag})
+    idle = nurse.http.get(
+        "/v1/sync/pull", params={"since": cursor}, headers={"If-None-Match": etag}
+    )
     assert idle.status_code == 304
     assert idle.content == b""
     nurse.push([nurse.change("patients", uuid7(), {"name": "B", "facility_id": facility})])
-    fresh = nurse.http.get("/v1/sync/pull", params={"since": cursor},
-                           headers={"If-None-Match": etag})
+    fresh = nurse.http.get(
+        "/v1/sync/pull", params={"since": cursor}, headers={"If-None-Match": etag}
+    )
     assert fresh.status_code == 200
     assert [c["fields"]["name"] for c in fresh.json()["changes"]] == ["B"]
 
 
 def test_large_pulls_are_gzip_compressed(make_device: MakeDevice, facility: str) -> None:
     nurse = make_device("health_worker", (f"facility:{facility}",))
-    nurse.push([nurse.change("encounters", uuid7(), {"patient_id": "p", "facility_id":
-                                                     facility, "notes": "fever " * 40})
-                for _ in range(50)])
-    resp = nurse.http.get("/v1/sync/pull", params={"since": "0"},
-                          headers={"Accept-Encoding": "gzip"})
+    nurse.push(
+        [
+            nurse.change(
+                "encounters",
+                uuid7(),
+                {"patient_id": "p", "facility_id": facility, "notes": "fever " * 40},
+            )
+            for _ in range(50)
+        ]
+    )
+    resp = nurse.http.get(
+        "/v1/sync/pull", params={"since": "0"}, headers={"Accept-Encoding": "gzip"}
+    )
     assert resp.headers["content-encoding"] == "gzip"
     assert int(resp.headers["content-length"]) < len(resp.content) / 3
     assert len(resp.json()["changes"]) == 50
@@ -213,10 +256,13 @@ def test_a_patient_cannot_refile_their_log_under_another_facility(
     pid = f"p-{uuid7()[-8:]}"
     patient = make_device("patient", (f"patient:{pid}",))
     log = uuid7()
-    assert patient.push([patient.change("symptom_logs", log, _log(facility, pid))])[0][
-        "status"] == "applied"
-    moved = patient.push([patient.change("symptom_logs", log, {"facility_id": "f-other"},
-                                         base_version=1)])[0]
+    assert (
+        patient.push([patient.change("symptom_logs", log, _log(facility, pid))])[0]["status"]
+        == "applied"
+    )
+    moved = patient.push(
+        [patient.change("symptom_logs", log, {"facility_id": "f-other"}, base_version=1)]
+    )[0]
     assert moved["status"] == "rejected"
     assert moved["error"]["code"] == "FORBIDDEN"
     assert moved["error"]["details"]["scopes"] == ["facility:f-other"]
@@ -230,8 +276,11 @@ def test_a_cursor_is_only_valid_with_its_collections_filter(
     _, filtered = nurse.pull_all(collections="patients")
     _, unfiltered = nurse.pull_all()
     assert nurse.pull_all(since=filtered, collections="patients")[0] == {}
-    for since, collections in ((filtered, None), (unfiltered, "patients"),
-                               (filtered, "patients,alerts")):
+    for since, collections in (
+        (filtered, None),
+        (unfiltered, "patients"),
+        (filtered, "patients,alerts"),
+    ):
         params = {"since": since, **({"collections": collections} if collections else {})}
         resp = nurse.http.get("/v1/sync/pull", params=params)
         assert resp.status_code == 400

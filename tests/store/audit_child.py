@@ -25,8 +25,11 @@ def main(db_url: str, count: int, tag: str, gate: Path) -> None:
         wait_until((gate / "go").exists, 60, what="the go signal", every=0.005)
         first = time.time()
         for n in range(count):
-            store.audit(AuditEvent("auth.login", actor_user_id=tag, details={"n": n},
-                                   scopes=(f"facility:{tag}",)))
+            store.audit(
+                AuditEvent(
+                    "auth.login", actor_user_id=tag, details={"n": n}, scopes=(f"facility:{tag}",)
+                )
+            )
         print(first, time.time(), flush=True)
     finally:
         store.close()

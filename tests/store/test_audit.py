@@ -25,8 +25,13 @@ from waystation.store.tables import audit_log, audit_scopes, meta
 
 
 def login(n: int) -> AuditEvent:
-    return AuditEvent("auth.login", actor_user_id=f"u-{n}", client_address="10.0.0.7",
-                      details={"username": f"nurse{n}"}, scopes=(f"facility:f-{n}",))
+    return AuditEvent(
+        "auth.login",
+        actor_user_id=f"u-{n}",
+        client_address="10.0.0.7",
+        details={"username": f"nurse{n}"},
+        scopes=(f"facility:f-{n}",),
+    )
 
 
 def fill(store: SqlStore, n: int = 5) -> list[int]:
@@ -54,9 +59,14 @@ def test_hole_9_appended_entries_form_one_chain_that_verifies(store: SqlStore) -
     for before, after in itertools.pairwise(listed):
         assert after["prev_hash"] == before["hash"]
     first = listed[0]
-    assert (first["action"], first["user_id"], first["client_address"], first["outcome"],
-            first["details"], first["scopes"]) == (
-        "auth.login", "u-1", "10.0.0.7", "ok", {"username": "nurse1"}, ["facility:f-1"])
+    assert (
+        first["action"],
+        first["user_id"],
+        first["client_address"],
+        first["outcome"],
+        first["details"],
+        first["scopes"],
+    ) == ("auth.login", "u-1", "10.0.0.7", "ok", {"username": "nurse1"}, ["facility:f-1"])
     assert store.audit_head() == ChainHead(5, listed[-1]["hash"])
     result = store.verify_audit()
     assert (result.ok, result.checked, result.bad_id, result.problem) == (True, 5, None, None)
@@ -64,8 +74,9 @@ def test_hole_9_appended_entries_form_one_chain_that_verifies(store: SqlStore) -
 
 def test_hole_9_verify_catches_an_edited_entry(store: SqlStore) -> None:
     fill(store)
-    tamper(store, sa.update(audit_log).where(audit_log.c.id == 3).values(
-        client_address="192.168.1.99"))
+    tamper(
+        store, sa.update(audit_log).where(audit_log.c.id == 3).values(client_address="192.168.1.99")
+    )
     result = store.verify_audit()
     assert not result.ok
     assert result.bad_id == 3
@@ -78,11 +89,19 @@ def test_hole_9_verify_catches_an_edited_entry_whose_hash_was_recomputed(store: 
     third = entries(store)[2]
     with store.db.read() as conn:
         at = conn.execute(sa.select(audit_log.c.at).where(audit_log.c.id == 3)).scalar_one()
-    forged = AuditEvent("auth.login", "u-9", None, "10.0.0.7", "ok", None,
-                        {"username": "nurse9"}, ("facility:f-3",))
-    tamper(store, sa.update(audit_log).where(audit_log.c.id == 3).values(
-        actor_user_id="u-9", details='{"username":"nurse9"}',
-        hash=entry_hash(third["prev_hash"], 3, at, forged)))
+    forged = AuditEvent(
+        "auth.login", "u-9", None, "10.0.0.7", "ok", None, {"username": "nurse9"}, ("facility:f-3",)
+    )
+    tamper(
+        store,
+        sa.update(audit_log)
+        .where(audit_log.c.id == 3)
+        .values(
+            actor_user_id="u-9",
+            details='{"username":"nurse9"}',
+            hash=entry_hash(third["prev_hash"], 3, at, forged),
+        ),
+    )
     result = store.verify_audit()
     assert not result.ok
     assert result.bad_id == 4
@@ -129,8 +148,7 @@ def test_hole_9_a_rewritten_chain_is_caught_only_against_a_head_kept_elsewhere(
     second = entries(store)[1]["hash"]
     tamper(store, sa.delete(audit_scopes).where(audit_scopes.c.audit_id >= 3))
     tamper(store, sa.delete(audit_log).where(audit_log.c.id >= 3))
-    tamper(store, sa.update(meta).where(meta.c.key == "audit_head").values(
-        value=f"2:{second}"))
+    tamper(store, sa.update(meta).where(meta.c.key == "audit_head").values(value=f"2:{second}"))
     assert store.verify_audit().ok  # consistent in itself
     result = store.verify_audit(kept)
     assert not result.ok
@@ -149,9 +167,22 @@ def test_hole_9_concurrent_appends_from_two_processes_keep_one_chain(
     also checks that they did overlap."""
     open_store(db_url, health_schema()).close()  # migrated before the race
     per_child = 150
-    children = [subprocess.Popen([sys.executable, "-m", "tests.store.audit_child", db_url,
-                                  str(per_child), f"child{i}", str(tmp_path)],
-                                 stdout=subprocess.PIPE, text=True) for i in range(2)]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.store.audit_child",
+                db_url,
+                str(per_child),
+                f"child{i}",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
     def ready() -> bool:
         assert all(c.poll() is None for c in children), "a child exited before the race"
@@ -173,7 +204,8 @@ def test_hole_9_concurrent_appends_from_two_processes_keep_one_chain(
         listed = entries(store)
         for tag in ("child0", "child1"):
             assert sorted(e["details"]["n"] for e in listed if e["user_id"] == tag) == list(
-                range(per_child))
+                range(per_child)
+            )
         assert len({e["prev_hash"] for e in listed}) == 2 * per_child  # no fork
     finally:
         store.close()
@@ -184,12 +216,15 @@ def test_hole_9_a_page_names_the_scopes_of_the_records_it_delivered(store: SqlSt
     worker of f-1 receives patient p-1's encounter: the entry names patient:p-1), and none
     of the records it did not deliver."""
     mine = uuid7()
-    store.push(ADMIN, [
-        upsert("patients", mine, {"name": "Akinyi", "facility_id": "f-1"}),
-        *patients(2, facility="f-2"),
-        upsert("encounters", uuid7(), {"patient_id": mine, "facility_id": "f-1"}),
-        upsert("medicines", "m-1", {"name": "amoxicillin"}),
-    ])
+    store.push(
+        ADMIN,
+        [
+            upsert("patients", mine, {"name": "Akinyi", "facility_id": "f-1"}),
+            *patients(2, facility="f-2"),
+            upsert("encounters", uuid7(), {"patient_id": mine, "facility_id": "f-1"}),
+            upsert("medicines", "m-1", {"name": "amoxicillin"}),
+        ],
+    )
     page = store.pull(NURSE, Cursor(0), 100)
     assert len(page.rows) == 3
     assert page.scopes == ("*", "facility:f-1", f"patient:{mine}")
@@ -198,7 +233,9 @@ def test_hole_9_a_page_names_the_scopes_of_the_records_it_delivered(store: SqlSt
     everything = store.pull(ADMIN, Cursor(0), 100)
     assert len(everything.rows) == 5
     assert {s for s in everything.scopes if s.startswith("facility:")} == {
-        "facility:f-1", "facility:f-2"}
+        "facility:f-1",
+        "facility:f-2",
+    }
     filtered = store.pull(ADMIN, Cursor(0), 100, ["medicines"])
     assert filtered.scopes == ("*",)
     assert store.pull(NURSE, page.cursor, 100).scopes == ()  # nothing new: nothing named

@@ -27,15 +27,29 @@ RECORDS_LOAD = "FOR UPDATE"  # the read of the records a push touches (PostgreSQ
 
 
 def device(n: int) -> tuple[Principal, Clock]:
-    principal = Principal(f"u-{n}", f"nurse{n}", "health_worker", frozenset({"facility:f-1"}),
-                          f"d-{n}")
+    principal = Principal(
+        f"u-{n}", f"nurse{n}", "health_worker", frozenset({"facility:f-1"}), f"d-{n}"
+    )
     return principal, Clock(f"d-{n}")
 
 
-def change(clock: Clock, collection: str, record_id: str, fields: dict[str, Any],
-           op: str = "upsert", base_version: int = 0) -> dict[str, Any]:
-    return {"op_id": uuid7(), "collection": collection, "record_id": record_id, "op": op,
-            "fields": fields, "hlc": str(clock.send()), "base_version": base_version}
+def change(
+    clock: Clock,
+    collection: str,
+    record_id: str,
+    fields: dict[str, Any],
+    op: str = "upsert",
+    base_version: int = 0,
+) -> dict[str, Any]:
+    return {
+        "op_id": uuid7(),
+        "collection": collection,
+        "record_id": record_id,
+        "op": op,
+        "fields": fields,
+        "hlc": str(clock.send()),
+        "base_version": base_version,
+    }
 
 
 @contextmanager
@@ -75,8 +89,9 @@ def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: SqlStore
     (a, clock_a), (b, clock_b) = device(1), device(2)
     rid = uuid7()
     first = change(clock_a, "patients", rid, {"name": "A", "facility_id": "f-1", "phone": "1"})
-    second = change(clock_b, "patients", rid, {"name": "B", "facility_id": "f-1",
-                                               "village": "Ahero"})
+    second = change(
+        clock_b, "patients", rid, {"name": "B", "facility_id": "f-1", "village": "Ahero"}
+    )
     with race(store, ALLOCATION, 2):
         results = at_once(lambda: store.push(a, [first]), lambda: store.push(b, [second]))
     assert [r[0]["status"] for r in results] == ["applied", "applied"]
@@ -84,8 +99,12 @@ def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: SqlStore
     record = store.get_record("patients", rid)
     assert record is not None
     # neither creation overwrote the other: the loser merged into the winner's record
-    assert record.state.fields == {"name": "B", "facility_id": "f-1", "phone": "1",
-                                   "village": "Ahero"}
+    assert record.state.fields == {
+        "name": "B",
+        "facility_id": "f-1",
+        "phone": "1",
+        "village": "Ahero",
+    }
     assert record.state.version == 2
     assert lost_races(store) == (0 if store.db.is_sqlite else 1)
 
@@ -93,9 +112,10 @@ def test_two_creations_of_one_new_record_at_once_keep_both_edits(store: SqlStore
 def test_a_batch_resent_while_its_first_attempt_runs_counts_once(store: SqlStore) -> None:
     nurse, clock = device(1)
     item = uuid7()
-    batch = [change(clock, "pharmacy_inventory", item, {"facility_id": "f-1",
-                                                        "medicine_id": "m-amox"}),
-             change(clock, "pharmacy_inventory", item, {"quantity": 100}, op="increment")]
+    batch = [
+        change(clock, "pharmacy_inventory", item, {"facility_id": "f-1", "medicine_id": "m-amox"}),
+        change(clock, "pharmacy_inventory", item, {"quantity": 100}, op="increment"),
+    ]
     with race(store, ALLOCATION, 2):
         results = at_once(lambda: store.push(nurse, batch), lambda: store.push(nurse, batch))
     statuses = sorted(tuple(r["status"] for r in result) for result in results)
@@ -109,8 +129,14 @@ def test_a_batch_resent_while_its_first_attempt_runs_counts_once(store: SqlStore
 def test_an_increment_resent_while_its_first_attempt_runs_counts_once(store: SqlStore) -> None:
     nurse, clock = device(1)
     item = uuid7()
-    store.push(nurse, [change(clock, "pharmacy_inventory", item,
-                              {"facility_id": "f-1", "medicine_id": "m-amox"})])
+    store.push(
+        nurse,
+        [
+            change(
+                clock, "pharmacy_inventory", item, {"facility_id": "f-1", "medicine_id": "m-amox"}
+            )
+        ],
+    )
     take = change(clock, "pharmacy_inventory", item, {"quantity": -5}, op="increment")
     # both look the op id up before either commits; the record lock then orders them
     with race(store, RECORDS_LOAD, 2):
@@ -128,10 +154,8 @@ def test_two_devices_claiming_one_unique_key_at_once(store: SqlStore) -> None:
     log_a, log_b = uuid7(), uuid7()
     with race(store, ALLOCATION, 2):
         results = at_once(
-            lambda: store.push(a, [change(clock_a, "symptom_logs", log_a, {**day,
-                                                                          "severity": 2})]),
-            lambda: store.push(b, [change(clock_b, "symptom_logs", log_b, {**day,
-                                                                          "severity": 7})]),
+            lambda: store.push(a, [change(clock_a, "symptom_logs", log_a, {**day, "severity": 2})]),
+            lambda: store.push(b, [change(clock_b, "symptom_logs", log_b, {**day, "severity": 7})]),
         )
     (ra,), (rb,) = results
     assert sorted([ra["status"], rb["status"]]) == ["applied", "conflict"]
@@ -147,20 +171,30 @@ def test_many_writers_on_the_same_records_lose_no_update_and_never_deadlock(
     admin, clock = device(0)
     items = [uuid7() for _ in range(3)]
     patients = [uuid7() for _ in range(3)]
-    store.push(admin, [change(clock, "pharmacy_inventory", i, {"facility_id": "f-1",
-                                                              "medicine_id": "m"})
-                       for i in items])
+    store.push(
+        admin,
+        [
+            change(clock, "pharmacy_inventory", i, {"facility_id": "f-1", "medicine_id": "m"})
+            for i in items
+        ],
+    )
     writers, rounds = 8, 10
     written: list[tuple[str, str, str]] = []  # (record, hlc, value) of every phone write
 
     def work(n: int) -> None:
         principal, own_clock = device(n + 1)
         for k in range(rounds):
-            batch = [change(own_clock, "pharmacy_inventory", i, {"quantity": -1},
-                            op="increment") for i in items]
+            batch = [
+                change(own_clock, "pharmacy_inventory", i, {"quantity": -1}, op="increment")
+                for i in items
+            ]
             for pid in patients:
-                op = change(own_clock, "patients", pid, {"name": "x", "facility_id": "f-1",
-                                                         "phone": f"{n}-{k}"})
+                op = change(
+                    own_clock,
+                    "patients",
+                    pid,
+                    {"name": "x", "facility_id": "f-1", "phone": f"{n}-{k}"},
+                )
                 written.append((pid, op["hlc"], f"{n}-{k}"))
                 batch.append(op)
             if n % 2:  # half the writers touch the records in the opposite order
@@ -191,14 +225,19 @@ def test_seqs_are_unique_and_dense_under_concurrent_writers(store: SqlStore) -> 
         principal, clock = device(k)
         seqs: list[int] = []
         for _ in range(10):
-            results = store.push(principal, [
-                change(clock, "patients", uuid7(), {"name": "p", "facility_id": "f-1"})
-                for _ in range(1 + k % 3)])
+            results = store.push(
+                principal,
+                [
+                    change(clock, "patients", uuid7(), {"name": "p", "facility_id": "f-1"})
+                    for _ in range(1 + k % 3)
+                ],
+            )
             seqs += [int(r["seq"]) for r in results]
         return seqs
 
     with ThreadPoolExecutor(writers) as pool:
-        allocated = sorted(s for f in [pool.submit(work, k) for k in range(writers)]
-                           for s in f.result(timeout=120))
+        allocated = sorted(
+            s for f in [pool.submit(work, k) for k in range(writers)] for s in f.result(timeout=120)
+        )
     assert allocated == list(range(1, len(allocated) + 1))
     assert store.current_cursor().seq == len(allocated)

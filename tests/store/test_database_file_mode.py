@@ -48,8 +48,10 @@ def test_an_existing_database_readable_by_others_is_left_alone_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="waystation.store"):
         open_store(str(path), health_schema()).close()
     assert mode(path) == 0o644
-    assert any("readable by other users" in r.getMessage() and "chmod 600" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "readable by other users" in r.getMessage() and "chmod 600" in r.getMessage()
+        for r in caplog.records
+    )
 
     private = tmp_path / "private.db"
     private.touch(mode=0o600)

@@ -28,8 +28,7 @@ def db(tmp_path: Path) -> Database:
     return database
 
 
-def _write_all_at_once(db: Database, fail: set[int], *, changes: bool = False
-                       ) -> dict[int, object]:
+def _write_all_at_once(db: Database, fail: set[int], *, changes: bool = False) -> dict[int, object]:
     """Start WRITERS transactions together while a first one holds the writer, so the rest
     queue up behind it; return each writer's result or exception. With ``changes``, writer
     ``i`` also allocates a seq for a change of collection ``c{i}`` in scope ``s{i}``."""
@@ -78,8 +77,7 @@ def test_writers_that_arrive_together_share_a_commit_and_all_land(db: Database) 
     # the first transaction, then the twelve queued behind it in one
     assert db._group_commit.groups - before == 2
     with db.read() as conn:
-        assert [get_meta(conn, f"k{i}") for i in range(WRITERS)] == [
-            str(i) for i in range(WRITERS)]
+        assert [get_meta(conn, f"k{i}") for i in range(WRITERS)] == [str(i) for i in range(WRITERS)]
 
 
 def test_a_failing_writer_is_rolled_back_alone_and_told_alone(db: Database) -> None:
@@ -87,7 +85,8 @@ def test_a_failing_writer_is_rolled_back_alone_and_told_alone(db: Database) -> N
     assert isinstance(outcomes[3], Refused) and str(outcomes[3]) == "writer 3 refuses"
     assert isinstance(outcomes[7], Refused)
     assert {i: outcomes[i] for i in range(WRITERS) if i not in (3, 7)} == {
-        i: i for i in range(WRITERS) if i not in (3, 7)}
+        i: i for i in range(WRITERS) if i not in (3, 7)
+    }
     with db.read() as conn:
         assert get_meta(conn, "k3") is None and get_meta(conn, "k7") is None
         assert get_meta(conn, "k2") == "2" and get_meta(conn, "k8") == "8"
@@ -100,8 +99,13 @@ def test_a_failing_writer_s_changes_are_not_announced_with_its_group(db: Databas
     assert isinstance(outcomes[3], Refused) and isinstance(outcomes[7], Refused)
     survivors = [i for i in range(WRITERS) if i not in (3, 7)]
     # one group, one notice: the seqs and changes of the writers that committed, only
-    assert heard == [ChangeNotice(len(survivors), frozenset(f"c{i}" for i in survivors),
-                                  frozenset(f"s{i}" for i in survivors))]
+    assert heard == [
+        ChangeNotice(
+            len(survivors),
+            frozenset(f"c{i}" for i in survivors),
+            frozenset(f"s{i}" for i in survivors),
+        )
+    ]
     with db.read() as conn:
         assert read_counter(conn, "seq") == len(survivors)
 

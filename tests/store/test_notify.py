@@ -36,9 +36,13 @@ def heard(store: SqlStore) -> Iterator[queue.Queue[ChangeNotice]]:
 def test_a_commit_announces_its_newest_seq_collections_and_scopes(
     store: SqlStore, heard: queue.Queue[ChangeNotice]
 ) -> None:
-    results = store.push(ADMIN, [*patients(2),
-                                 upsert("alerts", "a-1", {"patient_id": "p-9",
-                                                          "facility_id": "f-1", "title": "t"})])
+    results = store.push(
+        ADMIN,
+        [
+            *patients(2),
+            upsert("alerts", "a-1", {"patient_id": "p-9", "facility_id": "f-1", "title": "t"}),
+        ],
+    )
     notice = heard.get(timeout=5)
     assert notice.seq == max(int(r["seq"]) for r in results)
     assert notice.collections == frozenset({"patients", "alerts"})
@@ -67,9 +71,11 @@ def test_a_dropped_listen_connection_comes_back_and_says_so(
     try:
         assert notices.get(timeout=10) == ANYTHING
         with psycopg.connect(url, autocommit=True) as admin:
-            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                                   " WHERE application_name = 'waystation-listen'"
-                                   " AND datname = current_database()").fetchall()
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'waystation-listen'"
+                " AND datname = current_database()"
+            ).fetchall()
         assert killed == [(True,)]
         started = time.monotonic()
         assert notices.get(timeout=15) == ANYTHING  # back: listeners re-check what they missed

@@ -18,15 +18,24 @@ from waystation.store.pull import Cursor, FeedState, Page, feed_state, rfc3339_m
 CLOCK = Clock("d-render")
 
 
-def _op(collection: str, record_id: str, fields: dict[str, Any], op: str = "upsert",
-        **extra: Any) -> dict[str, Any]:
-    return {"op_id": uuid7(), "collection": collection, "record_id": record_id, "op": op,
-            "fields": fields, "hlc": str(CLOCK.send()), **extra}
+def _op(
+    collection: str, record_id: str, fields: dict[str, Any], op: str = "upsert", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "op_id": uuid7(),
+        "collection": collection,
+        "record_id": record_id,
+        "op": op,
+        "fields": fields,
+        "hlc": str(CLOCK.send()),
+        **extra,
+    }
 
 
 def _decoded_body(page: Page) -> bytes:
-    return orjson.dumps({"changes": page.changes, "cursor": str(page.cursor),
-                         "has_more": page.has_more})
+    return orjson.dumps(
+        {"changes": page.changes, "cursor": str(page.cursor), "has_more": page.has_more}
+    )
 
 
 def _fill(store: SqlStore) -> tuple[str, str]:
@@ -36,24 +45,47 @@ def _fill(store: SqlStore) -> tuple[str, str]:
     gone, back = uuid7(), uuid7()
     item = uuid7()
     ops = [
-        _op("patients", uuid7(), {"name": "Achieng \"Mama\" O\u2019Neil\n\t\\ \u00e9\U0001F600",
-                                  "facility_id": "f-1", "village": "Ahero </script>"}),
-        _op("encounters", uuid7(), {"patient_id": "p-1", "facility_id": "f-1",
-                                    "notes": "x" * 300,
-                                    "vitals": {"temperature": 37.25, "pulse": 61,
-                                               "bp": "120/80", "tags": [1, 2.5, None]}}),
+        _op(
+            "patients",
+            uuid7(),
+            {
+                "name": 'Achieng "Mama" O\u2019Neil\n\t\\ \u00e9\U0001f600',
+                "facility_id": "f-1",
+                "village": "Ahero </script>",
+            },
+        ),
+        _op(
+            "encounters",
+            uuid7(),
+            {
+                "patient_id": "p-1",
+                "facility_id": "f-1",
+                "notes": "x" * 300,
+                "vitals": {
+                    "temperature": 37.25,
+                    "pulse": 61,
+                    "bp": "120/80",
+                    "tags": [1, 2.5, None],
+                },
+            },
+        ),
         _op("pharmacy_inventory", item, {"facility_id": "f-1", "medicine_id": "m-1"}),
         _op("pharmacy_inventory", item, {"quantity": 12}, op="increment"),
         _op("patients", gone, {"name": "Gone", "facility_id": "f-1"}),
         _op("patients", back, {"name": "Back", "facility_id": "f-1"}),
     ]
-    ops += [_op("patients", uuid7(), {"name": f"p{i}", "facility_id": "f-1"})
-            for i in range(12)]
+    ops += [_op("patients", uuid7(), {"name": f"p{i}", "facility_id": "f-1"}) for i in range(12)]
     store.push(ADMIN, ops)
-    store.push(ADMIN, [_op("patients", gone, {}, op="delete", base_version=1),
-                       _op("patients", back, {}, op="delete", base_version=1)])
-    store.push(ADMIN, [_op("patients", back, {"name": "Back again", "facility_id": "f-1"},
-                           base_version=2)])
+    store.push(
+        ADMIN,
+        [
+            _op("patients", gone, {}, op="delete", base_version=1),
+            _op("patients", back, {}, op="delete", base_version=1),
+        ],
+    )
+    store.push(
+        ADMIN, [_op("patients", back, {"name": "Back again", "facility_id": "f-1"}, base_version=2)]
+    )
     return gone, back
 
 
@@ -99,7 +131,9 @@ def test_the_feed_state_moves_with_every_change_and_only_then(store: SqlStore) -
     assert store.pull(NURSE, Cursor(0), 10).state == after  # reads do not move it
 
 
-@pytest.mark.parametrize("ms", [0, 1, 999, 1000, 1_795_324_175_244, 1_795_324_175_999,
-                                1_795_324_176_000, 4_102_444_800_123])
+@pytest.mark.parametrize(
+    "ms",
+    [0, 1, 999, 1000, 1_795_324_175_244, 1_795_324_175_999, 1_795_324_176_000, 4_102_444_800_123],
+)
 def test_updated_at_is_formatted_as_everywhere_else(ms: int) -> None:
     assert rfc3339_ms(ms) == rfc3339(ms)

@@ -25,13 +25,25 @@ CLOCK = Clock("d-test")
 
 
 def upsert(collection: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-    return {"op_id": uuid7(), "collection": collection, "record_id": record_id,
-            "op": "upsert", "fields": fields, "hlc": str(CLOCK.send())}
+    return {
+        "op_id": uuid7(),
+        "collection": collection,
+        "record_id": record_id,
+        "op": "upsert",
+        "fields": fields,
+        "hlc": str(CLOCK.send()),
+    }
 
 
 def patients(n: int, facility: str = "f-1") -> list[dict[str, Any]]:
-    return [upsert("patients", uuid7(), {"name": f"patient {i}", "facility_id": facility,
-                                         "village": "Ahero"}) for i in range(n)]
+    return [
+        upsert(
+            "patients",
+            uuid7(),
+            {"name": f"patient {i}", "facility_id": facility, "village": "Ahero"},
+        )
+        for i in range(n)
+    ]
 
 
 def test_a_new_database_is_migrated_to_head_and_reopening_is_a_no_op(db_url: str) -> None:
@@ -59,11 +71,14 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_store: SqlStore) -> None:
 
 def test_each_changed_record_gets_the_next_seq_once_per_batch(store: SqlStore) -> None:
     rid = uuid7()
-    results = store.push(ADMIN, [
-        upsert("patients", rid, {"name": "a", "facility_id": "f-1"}),
-        upsert("patients", rid, {"name": "b"}),
-        *patients(2),
-    ])
+    results = store.push(
+        ADMIN,
+        [
+            upsert("patients", rid, {"name": "a", "facility_id": "f-1"}),
+            upsert("patients", rid, {"name": "b"}),
+            *patients(2),
+        ],
+    )
     assert [r["version"] for r in results] == [1, 2, 1, 1]
     assert results[0]["seq"] == results[1]["seq"]  # newest state only, one seq
     assert sorted(int(r["seq"]) for r in results[1:]) == [1, 2, 3]
@@ -142,21 +157,40 @@ def test_the_op_log_holds_every_receipt_with_its_outcome(store: SqlStore) -> Non
     store.push(NURSE, batch)
     store.push(NURSE, batch)
     with store.db.read() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT status, duplicate, device_id, error_code FROM op_log ORDER BY id")).all()
+        rows = conn.execute(
+            sa.text("SELECT status, duplicate, device_id, error_code FROM op_log ORDER BY id")
+        ).all()
     assert [(r.status, bool(r.duplicate)) for r in rows] == [
-        ("applied", False), ("applied", False), ("rejected", False),
-        ("duplicate", True), ("duplicate", True), ("rejected", True)]
+        ("applied", False),
+        ("applied", False),
+        ("rejected", False),
+        ("duplicate", True),
+        ("duplicate", True),
+        ("rejected", True),
+    ]
     assert {r.device_id for r in rows} == {"d-nurse"}
     assert rows[2].error_code == "VALIDATION_ERROR"
 
 
 def test_tombstones_past_retention_are_collected_and_old_cursors_expire(store: SqlStore) -> None:
     gone, kept = uuid7(), uuid7()
-    store.push(ADMIN, [upsert("patients", rid, {"name": "x", "facility_id": "f-1"})
-                       for rid in (gone, kept)])
-    store.push(ADMIN, [{"op_id": uuid7(), "collection": "patients", "record_id": gone,
-                        "op": "delete", "hlc": str(CLOCK.send()), "base_version": 1}])
+    store.push(
+        ADMIN,
+        [upsert("patients", rid, {"name": "x", "facility_id": "f-1"}) for rid in (gone, kept)],
+    )
+    store.push(
+        ADMIN,
+        [
+            {
+                "op_id": uuid7(),
+                "collection": "patients",
+                "record_id": gone,
+                "op": "delete",
+                "hlc": str(CLOCK.send()),
+                "base_version": 1,
+            }
+        ],
+    )
     cursor_before_delete = Cursor(2)
     assert store.collect_tombstones(retention_ms=3_600_000) == 0  # still within retention
     assert store.collect_tombstones(retention_ms=-1) == 1
@@ -174,8 +208,19 @@ def test_a_resync_after_expiry_is_not_told_expired_again(store: SqlStore) -> Non
     store.push(ADMIN, patients(3))
     elsewhere = uuid7()
     store.push(ADMIN, [upsert("patients", elsewhere, {"name": "x", "facility_id": "f-2"})])
-    store.push(ADMIN, [{"op_id": uuid7(), "collection": "patients", "record_id": elsewhere,
-                        "op": "delete", "hlc": str(CLOCK.send()), "base_version": 1}])
+    store.push(
+        ADMIN,
+        [
+            {
+                "op_id": uuid7(),
+                "collection": "patients",
+                "record_id": elsewhere,
+                "op": "delete",
+                "hlc": str(CLOCK.send()),
+                "base_version": 1,
+            }
+        ],
+    )
     assert store.collect_tombstones(retention_ms=-1) == 1
     page = store.pull(NURSE, Cursor(0), 100)
     assert len(page.changes) == 3 and not page.has_more
@@ -186,9 +231,12 @@ def test_a_resync_after_expiry_is_not_told_expired_again(store: SqlStore) -> Non
 def test_a_device_id_taken_meanwhile_is_reported_not_raised(store: SqlStore) -> None:
     """The registration route relies on this when two requests register one id at once."""
     user = store.add_user(f"u-{uuid7()[-8:]}", "-", "health_worker", [])
-    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-1",
-                            refresh_expires_at=0) is True
-    assert store.add_device("d-tablet-race", user.id, "tablet", "hash-2",
-                            refresh_expires_at=0) is False
+    assert (
+        store.add_device("d-tablet-race", user.id, "tablet", "hash-1", refresh_expires_at=0) is True
+    )
+    assert (
+        store.add_device("d-tablet-race", user.id, "tablet", "hash-2", refresh_expires_at=0)
+        is False
+    )
     device = store.find_device("d-tablet-race")
     assert device is not None and device.refresh_hash == "hash-1"

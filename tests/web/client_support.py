@@ -34,13 +34,21 @@ window.errorResponse = (status, code, details = {}, headers = {}) => new Respons
 def sign_in(page: Page, person: Person, *, faulty: bool = False, **options: Any) -> None:
     """``window.rep`` = the person's replica in this page (a first sign-in, online)."""
     page.evaluate(FAULTY_FETCH)
-    js(page, """
+    js(
+        page,
+        """
         const opts = {username: arg.username, password: arg.password, ...arg.options};
         if (arg.faulty) opts.fetch = window.faultyFetch;
         if (opts.retryPolicy) opts.retryPolicy = new ws.RetryPolicy(opts.retryPolicy);
         window.rep = await ws.Replica.login(opts);
-    """, {"username": person.username, "password": person.password, "faulty": faulty,
-          "options": options})
+    """,
+        {
+            "username": person.username,
+            "password": person.password,
+            "faulty": faulty,
+            "options": options,
+        },
+    )
 
 
 def symptom_log(person: Person, date: str, **fields: Any) -> dict[str, Any]:
@@ -49,8 +57,11 @@ def symptom_log(person: Person, date: str, **fields: Any) -> dict[str, Any]:
 
 def server_records(clinic: Clinic, collection: str, **equals: Any) -> list[dict[str, Any]]:
     """Live records of ``collection`` as the server holds them, read by the health worker."""
-    return [record for record in clinic.server_records(collection)
-            if all(record.get(k) == v for k, v in equals.items())]
+    return [
+        record
+        for record in clinic.server_records(collection)
+        if all(record.get(k) == v for k, v in equals.items())
+    ]
 
 
 def other_facility_worker(clinic: Clinic) -> Person:
@@ -62,6 +73,9 @@ def other_facility_worker(clinic: Clinic) -> Person:
         found = store.find_user(username=name)
     finally:
         store.close()
-    user_id = found.id if found else clinic.server.add_user(
-        name, "health_worker", ["facility:f-2"], password)
+    user_id = (
+        found.id
+        if found
+        else clinic.server.add_user(name, "health_worker", ["facility:f-2"], password)
+    )
     return Person(name, password, user_id)

@@ -65,7 +65,8 @@ class Clinic:
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _devices: dict[str, SyncApi] = field(default_factory=dict)
     _seen: dict[str, tuple[dict[tuple[str, str], dict[str, Any]], str]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
     @property
     def url(self) -> str:
@@ -83,14 +84,22 @@ class Clinic:
             # A fresh connection per request: the server closes idle ones after 5 s, and a
             # request racing that close would fail for no fault of the code under test.
             old = api.http
-            api.http = httpx.Client(base_url=old.base_url, headers=old.headers, timeout=30,
-                                    limits=httpx.Limits(max_keepalive_connections=0))
+            api.http = httpx.Client(
+                base_url=old.base_url,
+                headers=old.headers,
+                timeout=30,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
             old.close()
             self._devices[person.username] = api
         return self._devices[person.username]
 
-    def server_records(self, collection: str, *, by: Person | None = None,
-                       ) -> list[dict[str, Any]]:
+    def server_records(
+        self,
+        collection: str,
+        *,
+        by: Person | None = None,
+    ) -> list[dict[str, Any]]:
         """The live records of ``collection`` as the server holds them, read through the
         API by the health worker (or ``by``): each record once, in its newest state. Each
         reader pulls only the changes after its previous read (the pull carries each
@@ -100,8 +109,11 @@ class Clinic:
         changes, cursor = api.pull_all(since=cursor)
         seen.update({(c["collection"], c["id"]): c for c in changes.values()})
         self._seen[api.device_id] = (seen, cursor)
-        return [{"id": c["id"], **c["fields"]} for c in seen.values()
-                if c["collection"] == collection and not c["deleted"]]
+        return [
+            {"id": c["id"], **c["fields"]}
+            for c in seen.values()
+            if c["collection"] == collection and not c["deleted"]
+        ]
 
     def new_patient(self, *, password: str | None = None) -> Person:
         """A patient user with their own ``patients`` record in facility ``f-1``."""
@@ -111,8 +123,15 @@ class Clinic:
         secret = password or f"{username}-secret"
         user_id = self.server.add_user(username, "patient", [f"patient:{patient_id}"], secret)
         api = self.device(self.worker)
-        (result,) = api.push([api.change("patients", patient_id, {
-            "name": f"Patient {n}", "facility_id": FACILITY, "village": "Ahero"})])
+        (result,) = api.push(
+            [
+                api.change(
+                    "patients",
+                    patient_id,
+                    {"name": f"Patient {n}", "facility_id": FACILITY, "village": "Ahero"},
+                )
+            ]
+        )
         assert result["status"] == "applied", result
         return Person(username, secret, user_id, patient_id)
 
@@ -126,9 +145,11 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     server = LiveServer(tmp_path_factory.mktemp("web-server"))
     server.start()
     worker_pw, admin_pw = "worker-secret", "admin-secret"
-    worker = Person("worker", worker_pw,
-                    server.add_user("worker", "health_worker", [f"facility:{FACILITY}"],
-                                    worker_pw))
+    worker = Person(
+        "worker",
+        worker_pw,
+        server.add_user("worker", "health_worker", [f"facility:{FACILITY}"], worker_pw),
+    )
     admin = Person("admin", admin_pw, server.add_user("admin", "admin", [], admin_pw))
     clinic = Clinic(server, worker, admin)
     yield clinic
@@ -151,8 +172,10 @@ def playwright_driver() -> Iterator[Playwright]:
 @pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install "
-                    "chromium), as scripts/test does when run as root")
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install "
+            "chromium), as scripts/test does when run as root"
+        )
     found = CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
     browser = playwright_driver.chromium.launch(executable_path=found, args=CHROMIUM_ARGS)
     yield browser

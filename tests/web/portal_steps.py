@@ -67,8 +67,9 @@ def wait_synced(page: Page, timeout: float = SLOW_MS) -> None:
     """Everything saved so far has reached the server and the indicator says "Synced":
     online, nothing waiting, nothing wrong. (The indicator alone could still show the
     state from before an entry just saved: its sync starts a moment later.)"""
-    page.wait_for_function(f"async () => ({_UNSENT_JS})().then((n) => n === 0)",
-                           timeout=timeout, polling=100)
+    page.wait_for_function(
+        f"async () => ({_UNSENT_JS})().then((n) => n === 0)", timeout=timeout, polling=100
+    )
     wait_state(page, "online", timeout)
     expect(page.locator("#status-label")).to_have_text("Synced", timeout=timeout)
     expect(page.locator("#status-waiting")).to_be_hidden()
@@ -79,8 +80,14 @@ def waiting(page: Page) -> int:
     return int(page.locator("#status").get_attribute("data-pending") or 0)
 
 
-def add_log(page: Page, date: str, symptoms: Sequence[str] = (), severity: int | None = None,
-            temperature: float | None = None, notes: str = "") -> None:
+def add_log(
+    page: Page,
+    date: str,
+    symptoms: Sequence[str] = (),
+    severity: int | None = None,
+    temperature: float | None = None,
+    notes: str = "",
+) -> None:
     """Fill in and save the "New log" form; back on the list afterwards."""
     page.goto("/portal/#/logs")
     page.get_by_role("button", name="New log").click()
@@ -97,8 +104,9 @@ def add_log(page: Page, date: str, symptoms: Sequence[str] = (), severity: int |
     expect(page.locator(f'.log[data-date="{date}"]')).to_be_visible()
 
 
-def server_records(clinic: Clinic, collection: str, *,
-                   by: Person | None = None) -> list[dict[str, Any]]:
+def server_records(
+    clinic: Clinic, collection: str, *, by: Person | None = None
+) -> list[dict[str, Any]]:
     """The live records of ``collection`` as the server holds them, read through the API by
     the health worker (or ``by``): each record once, in its newest state."""
     return clinic.server_records(collection, by=by)
@@ -106,8 +114,11 @@ def server_records(clinic: Clinic, collection: str, *,
 
 def server_logs(clinic: Clinic, patient: Person) -> list[dict[str, Any]]:
     """The patient's symptom logs on the server, as their health worker reads them."""
-    return [log for log in server_records(clinic, "symptom_logs")
-            if log.get("patient_id") == patient.patient_id]
+    return [
+        log
+        for log in server_records(clinic, "symptom_logs")
+        if log.get("patient_id") == patient.patient_id
+    ]
 
 
 def server_record(clinic: Clinic, collection: str, record_id: str) -> dict[str, Any]:
@@ -117,8 +128,14 @@ def server_record(clinic: Clinic, collection: str, record_id: str) -> dict[str, 
     return body
 
 
-def worker_writes(clinic: Clinic, collection: str, fields: dict[str, Any],
-                  record_id: str, *, by: Person | None = None) -> None:
+def worker_writes(
+    clinic: Clinic,
+    collection: str,
+    fields: dict[str, Any],
+    record_id: str,
+    *,
+    by: Person | None = None,
+) -> None:
     """The health worker (or ``by``) writes a record straight to the server from their own
     device."""
     api = clinic.device(by or clinic.worker)

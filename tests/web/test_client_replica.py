@@ -17,14 +17,27 @@ def test_entries_made_offline_survive_a_reopen_and_reach_the_server_exactly_once
     patient = clinic.new_patient()
     api = clinic.device(clinic.worker)
     alert_id = "alert-" + str(patient.patient_id)
-    api.push([api.change("alerts", alert_id, {"patient_id": patient.patient_id,
-                                              "facility_id": "f-1", "title": "Take your pills"})])
+    api.push(
+        [
+            api.change(
+                "alerts",
+                alert_id,
+                {
+                    "patient_id": patient.patient_id,
+                    "facility_id": "f-1",
+                    "title": "Take your pills",
+                },
+            )
+        ]
+    )
     sign_in(lib_page, patient)
     first = js(lib_page, "return (await rep.sync()).toJSON();")
     assert first["ok"] and first["pulled"] >= 2  # their patients record and the alert
 
     context.set_offline(True)
-    ids = js(lib_page, """
+    ids = js(
+        lib_page,
+        """
         const ids = [];
         for (const [date, severity] of arg.logs) {
           const log = {...arg.base, date, severity, symptoms: ['cough']};
@@ -32,8 +45,13 @@ def test_entries_made_offline_survive_a_reopen_and_reach_the_server_exactly_once
         }
         await rep.put('alerts', {read: true}, arg.alert);
         return ids;
-    """, {"logs": [["2025-11-01", 2], ["2025-11-02", 5], ["2025-11-03", 7]],
-          "base": symptom_log(patient, "x"), "alert": alert_id})
+    """,
+        {
+            "logs": [["2025-11-01", 2], ["2025-11-02", 5], ["2025-11-03", 7]],
+            "base": symptom_log(patient, "x"),
+            "alert": alert_id,
+        },
+    )
     offline = js(lib_page, "return (await rep.sync()).toJSON();")
     assert offline["errorCode"] == "OFFLINE" and offline["pushed"] == 0
 
@@ -43,11 +61,15 @@ def test_entries_made_offline_survive_a_reopen_and_reach_the_server_exactly_once
     context.set_offline(False)
     load_library(reopened)
     context.set_offline(True)
-    seen = js(reopened, """
+    seen = js(
+        reopened,
+        """
         window.rep = await ws.Replica.unlock({password: arg});
         return {logs: await rep.query('symptom_logs'), alert: await rep.get('alerts', arg2),
                 status: await rep.status()};
-    """.replace("arg2", json.dumps(alert_id)), patient.password)
+    """.replace("arg2", json.dumps(alert_id)),
+        patient.password,
+    )
     assert sorted(r["id"] for r in seen["logs"]) == sorted(ids)
     assert seen["alert"]["read"] is True
     assert seen["status"]["pending"] == 4 and seen["status"]["user"] == patient.username
@@ -64,24 +86,35 @@ def test_entries_made_offline_survive_a_reopen_and_reach_the_server_exactly_once
     assert server_records(clinic, "alerts", patient_id=patient.patient_id)[0]["read"] is True
 
 
-def test_unlocking_needs_the_password_and_works_offline(lib_page: Page, context: BrowserContext,
-                                                        clinic: Clinic) -> None:
+def test_unlocking_needs_the_password_and_works_offline(
+    lib_page: Page, context: BrowserContext, clinic: Clinic
+) -> None:
     patient = clinic.new_patient()
     sign_in(lib_page, patient)
-    js(lib_page, "await rep.put('symptom_logs', arg); rep.close();",
-       symptom_log(patient, "2025-10-01", notes="dizzy"))
+    js(
+        lib_page,
+        "await rep.put('symptom_logs', arg); rep.close();",
+        symptom_log(patient, "2025-10-01", notes="dizzy"),
+    )
     context.set_offline(True)
     stored = js(lib_page, "return await ws.stored();")
     assert stored["deviceId"].startswith("d-") and "username" not in stored
-    wrong = js(lib_page, """
+    wrong = js(
+        lib_page,
+        """
         try { await ws.Replica.unlock({password: 'not-it'}); return null; }
         catch (e) { return e.code; }
-    """)
+    """,
+    )
     assert wrong == "WRONG_PASSWORD"
-    notes = js(lib_page, """
+    notes = js(
+        lib_page,
+        """
         const rep = await ws.Replica.unlock({password: arg});
         return (await rep.query('symptom_logs'))[0].notes;
-    """, patient.password)
+    """,
+        patient.password,
+    )
     assert notes == "dizzy"
 
 
@@ -91,10 +124,15 @@ def test_nothing_a_patient_wrote_is_readable_in_indexeddb_without_the_password(
     patient = clinic.new_patient()
     sign_in(lib_page, patient)
     secret = "chest pain since Tuesday"
-    js(lib_page, "await rep.put('symptom_logs', arg); await rep.sync();",
-       symptom_log(patient, "2025-10-02", notes=secret))
+    js(
+        lib_page,
+        "await rep.put('symptom_logs', arg); await rep.sync();",
+        symptom_log(patient, "2025-10-02", notes=secret),
+    )
     # Everything IndexedDB holds, every byte of every stored value, as text.
-    dump = js(lib_page, """
+    dump = js(
+        lib_page,
+        """
         const idb = await new Promise((ok, ko) => { const r = indexedDB.open('waystation');
           r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); });
         const text = [];
@@ -112,10 +150,17 @@ def test_nothing_a_patient_wrote_is_readable_in_indexeddb_without_the_password(
         }
         idb.close();
         return text.join('\\n');
-    """)
+    """,
+    )
     assert "symptom_logs" in dump  # collection names are in clear (they are looked up)
-    for clear_text in (secret, patient.username, str(patient.password), "2025-10-02",
-                       "access_token", "Patient "):
+    for clear_text in (
+        secret,
+        patient.username,
+        str(patient.password),
+        "2025-10-02",
+        "access_token",
+        "Patient ",
+    ):
         assert clear_text not in dump, clear_text
     assert "refresh" not in dump.lower()
 
@@ -123,14 +168,21 @@ def test_nothing_a_patient_wrote_is_readable_in_indexeddb_without_the_password(
 def test_sign_out_erases_the_replica(lib_page: Page, clinic: Clinic) -> None:
     patient = clinic.new_patient()
     sign_in(lib_page, patient)
-    js(lib_page, "await rep.put('symptom_logs', arg); await rep.signOut();",
-       symptom_log(patient, "2025-10-03"))
-    gone = js(lib_page, """
+    js(
+        lib_page,
+        "await rep.put('symptom_logs', arg); await rep.signOut();",
+        symptom_log(patient, "2025-10-03"),
+    )
+    gone = js(
+        lib_page,
+        """
         const names = (await indexedDB.databases()).map((d) => d.name);
         let code = null;
         try { await ws.Replica.unlock({password: arg}); } catch (e) { code = e.code; }
         return {names, stored: await ws.stored(), code};
-    """, patient.password)
+    """,
+        patient.password,
+    )
     assert gone == {"names": [], "stored": None, "code": "NO_REPLICA"}
 
 
@@ -138,8 +190,12 @@ def test_a_second_user_cannot_sign_in_over_anothers_data(lib_page: Page, clinic:
     first, second = clinic.new_patient(), clinic.new_patient()
     sign_in(lib_page, first)
     js(lib_page, "rep.close();")
-    code = js(lib_page, """
+    code = js(
+        lib_page,
+        """
         try { await ws.Replica.login({username: arg.username, password: arg.password}); }
         catch (e) { return e.code; }
-    """, {"username": second.username, "password": second.password})
+    """,
+        {"username": second.username, "password": second.password},
+    )
     assert code == "REPLICA_EXISTS"

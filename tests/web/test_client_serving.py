@@ -15,8 +15,7 @@ CLIENT = Path(__file__).resolve().parents[2] / "waystation" / "web" / "client"
 MODULES = sorted(p.name for p in CLIENT.glob("*.js"))
 
 
-def test_every_library_module_is_served_as_javascript_with_security_headers(clinic: Clinic
-                                                                             ) -> None:
+def test_every_library_module_is_served_as_javascript_with_security_headers(clinic: Clinic) -> None:
     assert "replica.js" in MODULES and len(MODULES) >= 15
     with httpx.Client(base_url=clinic.url) as http:
         for name in MODULES:
@@ -31,9 +30,14 @@ def test_every_library_module_is_served_as_javascript_with_security_headers(clin
 def test_a_missing_file_is_a_protocol_404_not_a_stack_trace(clinic: Clinic) -> None:
     with httpx.Client(base_url=clinic.url) as http:
         resp = http.get("/web/client/nope.js")
-        escapes = [http.get(path) for path in (
-            "/web/client/%2e%2e/%2e%2e/server/app.py", "/web/client/..%2f..%2fserver%2fapp.py",
-            "/portal/%2e%2e/%2e%2e/server/static.py")]
+        escapes = [
+            http.get(path)
+            for path in (
+                "/web/client/%2e%2e/%2e%2e/server/app.py",
+                "/web/client/..%2f..%2fserver%2fapp.py",
+                "/portal/%2e%2e/%2e%2e/server/static.py",
+            )
+        ]
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "NOT_FOUND"
     for escape in escapes:

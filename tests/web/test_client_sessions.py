@@ -52,7 +52,9 @@ def test_a_refresh_token_used_by_someone_else_ends_the_sign_in_once_and_keeps_th
     # refresh then presents a used token, and the server ends the whole family.
     with httpx.Client(base_url=clinic.url) as http:
         assert http.post("/v1/auth/refresh", json={"refresh_token": stolen}).status_code == 200
-    outcome = js(lib_page, """
+    outcome = js(
+        lib_page,
+        """
         const id = await rep.put('symptom_logs', arg);
         // The access token has run out (30 days): the sync must refresh it.
         let expired = false;
@@ -66,7 +68,9 @@ def test_a_refresh_token_used_by_someone_else_ends_the_sign_in_once_and_keeps_th
         const again = (await rep.sync()).toJSON();   // e.g. "Sync now", the interval
         return {id, ended, again, quiet: faults.requests.length === sent,
                 status: await rep.status(), shown: await rep.get('symptom_logs', id)};
-    """, symptom_log(patient, "2025-10-01"))
+    """,
+        symptom_log(patient, "2025-10-01"),
+    )
     assert outcome["ended"]["errorCode"] == "LOGIN_REQUIRED", outcome["ended"]
     assert "already used" in outcome["ended"]["error"]
     assert _requests_to(lib_page, "/v1/auth/refresh") == 1  # one refresh, no loop
@@ -74,10 +78,14 @@ def test_a_refresh_token_used_by_someone_else_ends_the_sign_in_once_and_keeps_th
     assert outcome["status"]["loggedIn"] is False and outcome["status"]["pending"] == 1
     assert outcome["shown"] is not None
 
-    signed_in = js(lib_page, """
+    signed_in = js(
+        lib_page,
+        """
         await rep.register(arg.username, arg.password);
         return {result: (await rep.sync()).toJSON(), status: await rep.status()};
-    """, {"username": patient.username, "password": patient.password})
+    """,
+        {"username": patient.username, "password": patient.password},
+    )
     assert signed_in["result"]["ok"] and signed_in["result"]["applied"] == 1
     assert signed_in["status"]["loggedIn"] and signed_in["status"]["pending"] == 0
     assert len(server_records(clinic, "symptom_logs", patient_id=patient.patient_id)) == 1
@@ -90,24 +98,36 @@ def test_a_password_change_ends_the_sign_in_without_a_refresh_and_the_new_one_se
     sign_in(lib_page, patient, faulty=True)
     js(lib_page, "await rep.sync();")
     _update_user(clinic, patient, password_hash=hash_test_password("a-new-secret"))
-    outcome = js(lib_page, """
+    outcome = js(
+        lib_page,
+        """
         await rep.put('symptom_logs', arg);
         const ended = (await rep.sync()).toJSON();
         return {ended, status: await rep.status()};
-    """, symptom_log(patient, "2025-10-02"))
+    """,
+        symptom_log(patient, "2025-10-02"),
+    )
     assert outcome["ended"]["errorCode"] == "LOGIN_REQUIRED", outcome["ended"]
     assert _requests_to(lib_page, "/v1/auth/refresh") == 0  # the session ended: no refresh
     assert outcome["status"]["loggedIn"] is False and outcome["status"]["pending"] == 1
 
-    old = js(lib_page, """
+    old = js(
+        lib_page,
+        """
         try { await rep.register(arg.username, arg.password); return null; }
         catch (e) { return e.code; }
-    """, {"username": patient.username, "password": patient.password})
+    """,
+        {"username": patient.username, "password": patient.password},
+    )
     assert old == "UNAUTHORIZED"
-    again = js(lib_page, """
+    again = js(
+        lib_page,
+        """
         await rep.register(arg.username, arg.password);
         return (await rep.sync()).toJSON();
-    """, {"username": patient.username, "password": "a-new-secret"})
+    """,
+        {"username": patient.username, "password": "a-new-secret"},
+    )
     assert again["ok"] and again["applied"] == 1
     assert len(server_records(clinic, "symptom_logs", patient_id=patient.patient_id)) == 1
 
@@ -117,27 +137,36 @@ def test_a_scope_taken_away_ends_the_sign_in_and_the_next_one_drops_what_it_no_l
 ) -> None:
     # A parent who looked after two patients loses the second (a child come of age).
     parent, child = clinic.new_patient(), clinic.new_patient()
-    _update_user(clinic, parent, scopes=(f"patient:{parent.patient_id}",
-                                         f"patient:{child.patient_id}"))
+    _update_user(
+        clinic, parent, scopes=(f"patient:{parent.patient_id}", f"patient:{child.patient_id}")
+    )
     sign_in(lib_page, parent)
-    before = js(lib_page, """
+    before = js(
+        lib_page,
+        """
         await rep.put('symptom_logs', arg.own);
         await rep.put('symptom_logs', arg.child);
         const result = (await rep.sync()).toJSON();
         return {result, patients: (await rep.query('patients')).map((p) => p.id).sort()};
-    """, {"own": symptom_log(parent, "2025-10-03"), "child": symptom_log(child, "2025-10-03")})
+    """,
+        {"own": symptom_log(parent, "2025-10-03"), "child": symptom_log(child, "2025-10-03")},
+    )
     assert before["result"]["ok"] and before["result"]["applied"] == 2
     assert parent.patient_id is not None and child.patient_id is not None
     assert before["patients"] == sorted([parent.patient_id, child.patient_id])
 
     _update_user(clinic, parent, scopes=(f"patient:{parent.patient_id}",))
-    after = js(lib_page, """
+    after = js(
+        lib_page,
+        """
         const ended = (await rep.sync()).toJSON();
         await rep.register(arg.username, arg.password);
         const result = (await rep.sync()).toJSON();
         return {ended, result, patients: (await rep.query('patients')).map((p) => p.id),
                 logs: (await rep.query('symptom_logs')).map((l) => l.patient_id)};
-    """, {"username": parent.username, "password": parent.password})
+    """,
+        {"username": parent.username, "password": parent.password},
+    )
     assert after["ended"]["errorCode"] == "LOGIN_REQUIRED"
     assert after["result"]["ok"], after["result"]
     assert after["patients"] == [parent.patient_id]
@@ -146,9 +175,15 @@ def test_a_scope_taken_away_ends_the_sign_in_and_the_next_one_drops_what_it_no_l
 
 def test_a_408_is_sent_again_later_and_counts_once(lib_page: Page, clinic: Clinic) -> None:
     patient = clinic.new_patient()
-    sign_in(lib_page, patient, faulty=True,
-            retryPolicy={"maxRetries": 5, "initialMs": 1, "maxWaitMs": 2, "jitterMs": 0})
-    outcome = js(lib_page, """
+    sign_in(
+        lib_page,
+        patient,
+        faulty=True,
+        retryPolicy={"maxRetries": 5, "initialMs": 1, "maxWaitMs": 2, "jitterMs": 0},
+    )
+    outcome = js(
+        lib_page,
+        """
         await rep.put('symptom_logs', arg);
         // What the server answers a body that paused longer than --body-timeout.
         faults.before = (url) => url.includes('/v1/sync/push')
@@ -158,7 +193,9 @@ def test_a_408_is_sent_again_later_and_counts_once(lib_page: Page, clinic: Clini
         faults.before = null;
         const again = (await rep.sync()).toJSON();
         return {slow, entry, again, status: await rep.status()};
-    """, symptom_log(patient, "2025-10-04"))
+    """,
+        symptom_log(patient, "2025-10-04"),
+    )
     assert outcome["slow"]["errorCode"] == "REQUEST_TIMEOUT"
     entry = outcome["entry"]
     assert entry["retryCount"] == 1 and entry["nextAttemptAt"] is not None
@@ -170,7 +207,9 @@ def test_a_408_is_sent_again_later_and_counts_once(lib_page: Page, clinic: Clini
 
 def test_failed_logins_are_answered_429_with_the_wait_the_server_asks(lib_page: Page) -> None:
     name = f"nobody-{uuid.uuid4().hex[:8]}"
-    outcome = js(lib_page, """
+    outcome = js(
+        lib_page,
+        """
         for (let attempt = 1; attempt <= 12; attempt++) {
           try {
             await ws.Replica.login({username: arg, password: 'wrong', name: 'throttled'});
@@ -182,7 +221,9 @@ def test_failed_logins_are_answered_429_with_the_wait_the_server_asks(lib_page: 
           }
         }
         return null;
-    """, name)
+    """,
+        name,
+    )
     assert outcome is not None and outcome["code"] == "RATE_LIMITED", outcome
     assert outcome["retryAfterMs"] >= 1000
     assert js(lib_page, "return await ws.stored({name: 'throttled'});") is None
@@ -193,20 +234,30 @@ def test_a_conflict_with_a_record_outside_the_users_scopes_names_neither_its_id_
 ) -> None:
     patient = clinic.new_patient()
     api = clinic.device(clinic.worker)
-    (held,) = api.push([api.change("symptom_logs", str(uuid.uuid4()), symptom_log(
-        patient, "2025-10-05", notes="seen at f-1"))])
+    (held,) = api.push(
+        [
+            api.change(
+                "symptom_logs",
+                str(uuid.uuid4()),
+                symptom_log(patient, "2025-10-05", notes="seen at f-1"),
+            )
+        ]
+    )
     assert held["status"] == "applied"
     visitor = other_facility_worker(clinic)
     sign_in(lib_page, visitor)
-    outcome = js(lib_page, """
+    outcome = js(
+        lib_page,
+        """
         await rep.put('symptom_logs', {...arg, facility_id: 'f-2', notes: 'seen at f-2'});
         const result = (await rep.sync()).toJSON();
         const [entry] = await rep.outbox({status: 'CONFLICT'});
         return {result, entry, logs: await rep.query('symptom_logs')};
-    """, symptom_log(patient, "2025-10-05"))
+    """,
+        symptom_log(patient, "2025-10-05"),
+    )
     assert outcome["result"]["conflicts"] == 1
     error = outcome["entry"]["lastError"]
     assert error["code"] == "UNIQUE_VIOLATION" and "outside your scopes" in error["message"]
     assert "existing_id" not in error["details"]
     assert outcome["logs"] == []  # nothing of f-1's log reached this replica
-

@@ -29,9 +29,18 @@ def test_second_log_of_a_day_made_offline_is_resolved_in_the_page(
     context.set_offline(True)
     # Meanwhile, at the clinic, the health worker logs two days for this patient.
     for day, symptoms in (("2025-11-10", ["cough"]), ("2025-11-11", ["rash"])):
-        worker_writes(clinic, "symptom_logs", {
-            "patient_id": patient.patient_id, "facility_id": FACILITY, "date": day,
-            "symptoms": symptoms, "severity": 3}, f"clinic-log-{patient.patient_id}-{day}")
+        worker_writes(
+            clinic,
+            "symptom_logs",
+            {
+                "patient_id": patient.patient_id,
+                "facility_id": FACILITY,
+                "date": day,
+                "symptoms": symptoms,
+                "severity": 3,
+            },
+            f"clinic-log-{patient.patient_id}-{day}",
+        )
     add_log(page, "2025-11-10", ["fever"], severity=6, notes="night sweats")
     add_log(page, "2025-11-11", ["headache"], severity=2)
     context.set_offline(False)
@@ -59,9 +68,14 @@ def test_second_log_of_a_day_made_offline_is_resolved_in_the_page(
     assert sorted(logs) == ["2025-11-10", "2025-11-11", "2025-11-12"]
     merged = logs["2025-11-10"]
     assert (sorted(merged["symptoms"]), merged["severity"], merged["notes"]) == (
-        ["cough", "fever"], 6, "night sweats")
+        ["cough", "fever"],
+        6,
+        "night sweats",
+    )
     assert (logs["2025-11-11"]["symptoms"], logs["2025-11-12"]["symptoms"]) == (
-        ["rash"], ["headache"])
+        ["rash"],
+        ["headache"],
+    )
     page.get_by_role("link", name="Symptoms").click()
     expect(page.locator(".log")).to_have_count(3)
 
@@ -75,21 +89,42 @@ def test_a_second_log_whose_day_is_held_outside_the_sign_ins_scopes_can_be_moved
     # merge it then; it offers to move or discard the entry.
     patient = clinic.new_patient()
     day = "2025-11-20"
-    worker_writes(clinic, "symptom_logs", {
-        "patient_id": patient.patient_id, "facility_id": FACILITY, "date": day,
-        "symptoms": ["cough"], "notes": "seen at f-1"}, f"f1-log-{patient.patient_id}")
+    worker_writes(
+        clinic,
+        "symptom_logs",
+        {
+            "patient_id": patient.patient_id,
+            "facility_id": FACILITY,
+            "date": day,
+            "symptoms": ["cough"],
+            "notes": "seen at f-1",
+        },
+        f"f1-log-{patient.patient_id}",
+    )
     visitor = other_facility_worker(clinic)
     load_library(page)
-    outcome = js(page, """
+    outcome = js(
+        page,
+        """
         const rep = await ws.Replica.login({username: arg.username, password: arg.password,
                                             name: 'waystation-portal'});
         await rep.put('symptom_logs', arg.log);
         const result = (await rep.sync()).toJSON();
         rep.close();
         return result;
-    """, {"username": visitor.username, "password": visitor.password,
-          "log": {"patient_id": patient.patient_id, "facility_id": "f-2", "date": day,
-                  "symptoms": ["fever"], "notes": "seen at f-2"}})
+    """,
+        {
+            "username": visitor.username,
+            "password": visitor.password,
+            "log": {
+                "patient_id": patient.patient_id,
+                "facility_id": "f-2",
+                "date": day,
+                "symptoms": ["fever"],
+                "notes": "seen at f-2",
+            },
+        },
+    )
     assert outcome["conflicts"] == 1
 
     page.goto("/portal/")
@@ -106,7 +141,10 @@ def test_a_second_log_whose_day_is_held_outside_the_sign_ins_scopes_can_be_moved
     wait_synced(page)
 
     # Read by the admin, who sees both facilities.
-    logs = {log["date"]: log for log in server_records(clinic, "symptom_logs", by=clinic.admin)
-            if log["patient_id"] == patient.patient_id}
+    logs = {
+        log["date"]: log
+        for log in server_records(clinic, "symptom_logs", by=clinic.admin)
+        if log["patient_id"] == patient.patient_id
+    }
     assert sorted(logs) == [day, "2025-11-21"]
     assert (logs[day]["notes"], logs["2025-11-21"]["notes"]) == ("seen at f-1", "seen at f-2")

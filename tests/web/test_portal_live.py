@@ -21,13 +21,21 @@ def test_portal_log_reaches_worker_replica_and_worker_alert_appears_live(
     add_log(page, "2025-12-04", ["vomiting"], severity=5, notes="since lunch")
     wait_synced(page)
 
-    worker = Replica.open(tmp_path / "worker.db", server=clinic.url,
-                          username=clinic.worker.username, password=clinic.worker.password)
+    worker = Replica.open(
+        tmp_path / "worker.db",
+        server=clinic.url,
+        username=clinic.worker.username,
+        password=clinic.worker.password,
+    )
     try:
         assert worker.sync().ok
         (log,) = worker.query("symptom_logs", patient_id=patient.patient_id)
         assert (log["date"], log["symptoms"], log["severity"], log["notes"]) == (
-            "2025-12-04", ["vomiting"], 5, "since lunch")
+            "2025-12-04",
+            ["vomiting"],
+            5,
+            "since lunch",
+        )
 
         # The patient edits one field; the worker's replica gets that field and keeps the rest.
         page.get_by_role("link", name="Edit the log of").click()
@@ -41,8 +49,15 @@ def test_portal_log_reaches_worker_replica_and_worker_alert_appears_live(
         page.get_by_role("link", name="Alerts").click()
         expect(page.locator(".alert")).to_have_count(0)
         page.evaluate("window.sameDocument = true")
-        worker.put("alerts", {"patient_id": patient.patient_id, "facility_id": FACILITY,
-                              "title": "Drink plenty of water", "level": "warning"})
+        worker.put(
+            "alerts",
+            {
+                "patient_id": patient.patient_id,
+                "facility_id": FACILITY,
+                "title": "Drink plenty of water",
+                "level": "warning",
+            },
+        )
         assert worker.sync().ok
     finally:
         worker.close()

@@ -34,8 +34,17 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
 ) -> None:
     patient = clinic.new_patient()
     alert_id = f"alert-{patient.patient_id}"
-    worker_writes(clinic, "alerts", {"patient_id": patient.patient_id, "facility_id": FACILITY,
-                                     "title": "Follow-up visit", "read": False}, alert_id)
+    worker_writes(
+        clinic,
+        "alerts",
+        {
+            "patient_id": patient.patient_id,
+            "facility_id": FACILITY,
+            "title": "Follow-up visit",
+            "read": False,
+        },
+        alert_id,
+    )
     sign_in(page, patient)
 
     context.set_offline(True)
@@ -68,7 +77,8 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
         page.get_by_role("button", name="Download my data").click()
     exported = json.loads(Path(download.value.path()).read_text())
     assert sorted(log["date"] for log in exported["records"]["symptom_logs"]) == [
-        date for date, *_ in LOGS]
+        date for date, *_ in LOGS
+    ]
     assert len(exported["not_yet_sent"]) == 5 and exported["needs_attention"] == []
 
     context.set_offline(False)
@@ -77,14 +87,20 @@ def test_offline_logs_and_read_alert_survive_a_reload_and_reach_the_server_once(
     expect(page.locator(".log .tag.pending")).to_have_count(0)
 
     held = sorted(server_logs(clinic, patient), key=lambda log: log["date"])
-    assert [(log["date"], log["symptoms"], log["severity"], log.get("temperature"),
-             log.get("notes")) for log in held] == [
+    assert [
+        (log["date"], log["symptoms"], log["severity"], log.get("temperature"), log.get("notes"))
+        for log in held
+    ] == [
         (date, symptoms, severity, temperature, notes or None)
-        for date, symptoms, severity, temperature, notes in LOGS]
+        for date, symptoms, severity, temperature, notes in LOGS
+    ]
     assert server_record(clinic, "alerts", alert_id)["fields"]["read"] is True
     # Contact preferences are the patient's alone: the admin reads them.
-    (prefs,) = [p for p in server_records(clinic, "notification_preferences", by=clinic.admin)
-                if p["patient_id"] == patient.patient_id]
+    (prefs,) = [
+        p
+        for p in server_records(clinic, "notification_preferences", by=clinic.admin)
+        if p["patient_id"] == patient.patient_id
+    ]
     assert prefs["email"] is True
 
 
@@ -104,8 +120,10 @@ def test_background_sync_registered_offline_makes_the_page_sync(
 
     cdp = context.new_cdp_session(page)
     registrations: list[dict[str, str]] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated",
-           lambda event: registrations.extend(event["registrations"]))
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
     cdp.send("ServiceWorker.enable")
     for _ in range(100):  # the registration event arrives while the driver waits
         if registrations:
@@ -113,6 +131,12 @@ def test_background_sync_registered_offline_makes_the_page_sync(
         page.wait_for_timeout(50)
     (registration,) = [r for r in registrations if r["scopeURL"].endswith("/portal/")]
     with page.expect_request(lambda r: "/v1/sync/pull" in r.url, timeout=5_000):
-        cdp.send("ServiceWorker.dispatchSyncEvent", {
-            "origin": clinic.url, "registrationId": registration["registrationId"],
-            "tag": "waystation-outbox", "lastChance": False})
+        cdp.send(
+            "ServiceWorker.dispatchSyncEvent",
+            {
+                "origin": clinic.url,
+                "registrationId": registration["registrationId"],
+                "tag": "waystation-outbox",
+                "lastChance": False,
+            },
+        )

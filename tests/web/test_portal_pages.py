@@ -21,8 +21,13 @@ from tests.web.portal_steps import (
     worker_writes,
 )
 
-PAGES = {"logs": "#/logs", "log-form": "#/logs/new", "alerts": "#/alerts", "care": "#/care",
-         "settings": "#/settings"}
+PAGES = {
+    "logs": "#/logs",
+    "log-form": "#/logs/new",
+    "alerts": "#/alerts",
+    "care": "#/care",
+    "settings": "#/settings",
+}
 
 
 class Pages:
@@ -57,22 +62,56 @@ def test_every_page_fits_a_phone_is_labelled_and_readable_online_and_offline(
 ) -> None:
     patient = clinic.new_patient()
     me = {"patient_id": patient.patient_id, "facility_id": FACILITY}
-    worker_writes(clinic, "medicines", {"name": "Amoxicillin", "strength": "500 mg"}, "m-amox",
-                  by=clinic.admin)
-    worker_writes(clinic, "alerts", {**me, "title": "Follow-up visit", "level": "info",
-                                     "body": "Please come back on Monday."},
-                  f"a-{patient.patient_id}")
-    worker_writes(clinic, "alerts", {**me, "title": "Malaria season", "level": "warning",
-                                     "body": "Sleep under your net."}, f"b-{patient.patient_id}")
-    worker_writes(clinic, "prescriptions", {**me, "medicine_id": "m-amox", "dose": "500 mg",
-                                            "frequency": "3x daily", "duration_days": 7,
-                                            "prescriber": "worker"}, f"rx-{patient.patient_id}")
-    worker_writes(clinic, "appointments", {**me, "scheduled_at": "2025-12-08T08:30:00Z",
-                                           "status": "CONFIRMED", "reason": "follow-up"},
-                  f"ap-{patient.patient_id}")
-    worker_writes(clinic, "notification_preferences", {"patient_id": patient.patient_id,
-                                                       "sms": True, "push": True},
-                  f"prefs-{patient.patient_id}", by=clinic.admin)
+    worker_writes(
+        clinic,
+        "medicines",
+        {"name": "Amoxicillin", "strength": "500 mg"},
+        "m-amox",
+        by=clinic.admin,
+    )
+    worker_writes(
+        clinic,
+        "alerts",
+        {**me, "title": "Follow-up visit", "level": "info", "body": "Please come back on Monday."},
+        f"a-{patient.patient_id}",
+    )
+    worker_writes(
+        clinic,
+        "alerts",
+        {**me, "title": "Malaria season", "level": "warning", "body": "Sleep under your net."},
+        f"b-{patient.patient_id}",
+    )
+    worker_writes(
+        clinic,
+        "prescriptions",
+        {
+            **me,
+            "medicine_id": "m-amox",
+            "dose": "500 mg",
+            "frequency": "3x daily",
+            "duration_days": 7,
+            "prescriber": "worker",
+        },
+        f"rx-{patient.patient_id}",
+    )
+    worker_writes(
+        clinic,
+        "appointments",
+        {
+            **me,
+            "scheduled_at": "2025-12-08T08:30:00Z",
+            "status": "CONFIRMED",
+            "reason": "follow-up",
+        },
+        f"ap-{patient.patient_id}",
+    )
+    worker_writes(
+        clinic,
+        "notification_preferences",
+        {"patient_id": patient.patient_id, "sms": True, "push": True},
+        f"prefs-{patient.patient_id}",
+        by=clinic.admin,
+    )
     pages = Pages(page)
     page.goto("/portal/")
     pages.check("signin")
@@ -95,8 +134,12 @@ def test_every_page_fits_a_phone_is_labelled_and_readable_online_and_offline(
     unlock(page, patient)
 
     # The clinic logged the same day meanwhile: back online, the patient's log conflicts.
-    worker_writes(clinic, "symptom_logs", {**me, "date": "2025-12-02", "symptoms": ["cough"],
-                                           "severity": 3}, f"clinic-{patient.patient_id}")
+    worker_writes(
+        clinic,
+        "symptom_logs",
+        {**me, "date": "2025-12-02", "symptoms": ["cough"], "severity": 3},
+        f"clinic-{patient.patient_id}",
+    )
     context.set_offline(False)
     wait_state(page, "attention")
     page.goto("/portal/#/attention")

@@ -35,8 +35,11 @@ def sw_version() -> str:
 
 def test_service_worker_precaches_every_file_the_portal_needs_offline() -> None:
     """A file missing from the list is a portal that breaks on its first offline reload."""
-    portal = {p.relative_to(PORTAL).as_posix() for p in PORTAL.rglob("*")
-              if p.is_file() and p.name != "sw.js"}
+    portal = {
+        p.relative_to(PORTAL).as_posix()
+        for p in PORTAL.rglob("*")
+        if p.is_file() and p.name != "sw.js"
+    }
     library = {f"../web/{p.relative_to(WEB).as_posix()}" for p in (WEB / "client").glob("*.js")}
     assert shell_list() == {"./"} | portal | library
 
@@ -54,8 +57,9 @@ def test_service_worker_version_changes_with_any_file_of_the_shell() -> None:
     """The shell is served cache-first: a file changed without a new VERSION would never
     reach a phone that has the old one. So VERSION is the digest of the files."""
     assert sw_version() == shell_digest(), (
-        f'a file of the portal or the library changed: set `const VERSION = '
-        f'"{shell_digest()}";` in waystation/web/portal/sw.js')
+        f"a file of the portal or the library changed: set `const VERSION = "
+        f'"{shell_digest()}";` in waystation/web/portal/sw.js'
+    )
 
 
 class _Markup(HTMLParser):
@@ -118,8 +122,7 @@ def test_a_new_version_takes_over_when_the_patient_updates_and_old_caches_go(
     # A new worker script is deployed (the browser finds it as it would after an upgrade:
     # here by its address, as the served bytes are those of this checkout).
     page.evaluate("navigator.serviceWorker.register('sw.js?next', {scope: './'})")
-    expect(page.get_by_text("A new version of the portal is ready.")).to_be_visible(
-        timeout=SLOW_MS)
+    expect(page.get_by_text("A new version of the portal is ready.")).to_be_visible(timeout=SLOW_MS)
     assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/sw.js")
 
     with page.expect_navigation(timeout=SLOW_MS):  # the page reloads under the new worker

@@ -63,7 +63,8 @@ def databases(page: Page) -> list[str]:
 
 def stored_device(page: Page) -> Any:
     return page.evaluate(
-        "async (name) => (await import('/web/client/replica.js')).stored({name})", DB_NAME)
+        "async (name) => (await import('/web/client/replica.js')).stored({name})", DB_NAME
+    )
 
 
 def test_the_phone_holds_no_readable_patient_data_and_sign_out_erases_it(
@@ -72,8 +73,14 @@ def test_the_phone_holds_no_readable_patient_data_and_sign_out_erases_it(
     patient = clinic.new_patient()
     sign_in(page, patient)
     context.set_offline(True)
-    add_log(page, "2025-12-06", ["diarrhoea"], severity=7, temperature=38.8,
-            notes="Ate at the wedding of Wanjiru")
+    add_log(
+        page,
+        "2025-12-06",
+        ["diarrhoea"],
+        severity=7,
+        temperature=38.8,
+        notes="Ate at the wedding of Wanjiru",
+    )
     dump = page.evaluate(_DUMP_JS, DB_NAME)
     assert "records:" in dump and "outbox:" in dump  # the log is in there, sealed
     assert "2025-12-06" not in dump and "Wanjiru" not in dump and "diarrhoea" not in dump
@@ -146,8 +153,9 @@ def change_password(clinic: Clinic, person: Person, password: str) -> None:
     try:
         user = store.find_user(user_id=person.user_id)
         assert user is not None
-        assert store.update_user(dataclasses.replace(user, password_hash=hash_test_password(
-            password)))
+        assert store.update_user(
+            dataclasses.replace(user, password_hash=hash_test_password(password))
+        )
     finally:
         store.close()
 

@@ -32,8 +32,12 @@ def register(app: typer.Typer) -> None:
 def cli_event(action: str, *, target: str, **details: Any) -> AuditEvent:
     """An admin action taken by the command line: actor ``cli``, with the OS user who ran
     it (``details.os_user``); no client address."""
-    return AuditEvent(action, actor_user_id=CLI_ACTOR, target=target,
-                      details={"os_user": getpass.getuser(), **details})
+    return AuditEvent(
+        action,
+        actor_user_id=CLI_ACTOR,
+        target=target,
+        details={"os_user": getpass.getuser(), **details},
+    )
 
 
 def _db_option() -> Any:
@@ -43,15 +47,17 @@ def _db_option() -> Any:
 @audit_app.command("list")
 def list_(
     db: str = _db_option(),
-    user: str | None = typer.Option(None, "--user", help="Only this actor: a username, "
-                                    "or cli for the admin commands."),
+    user: str | None = typer.Option(
+        None, "--user", help="Only this actor: a username, or cli for the admin commands."
+    ),
     device: str | None = typer.Option(None, "--device", help="Only this device id."),
-    scope: str | None = typer.Option(None, "--scope", help="Only entries concerning "
-                                     "records of this scope, e.g. patient:p-1."),
-    action: str | None = typer.Option(None, "--action", help="Only this action, e.g. "
-                                      "sync.pull."),
-    since: str | None = typer.Option(None, "--since", help="From this time (RFC 3339, "
-                                     "e.g. 2025-11-30T00:00:00Z)."),
+    scope: str | None = typer.Option(
+        None, "--scope", help="Only entries concerning records of this scope, e.g. patient:p-1."
+    ),
+    action: str | None = typer.Option(None, "--action", help="Only this action, e.g. sync.pull."),
+    since: str | None = typer.Option(
+        None, "--since", help="From this time (RFC 3339, e.g. 2025-11-30T00:00:00Z)."
+    ),
     until: str | None = typer.Option(None, "--until", help="Before this time (RFC 3339)."),
     after: int = typer.Option(0, "--after", min=0, help="Entries after this id (paging)."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="At most this many."),
@@ -70,13 +76,17 @@ def list_(
     try:
         names = {u.id: u.username for u in store.list_users()}
         user_id = _user_id(store, user)
-        page = store.list_audit(AuditFilter(user_id, device, scope, action, since_ms,
-                                            until_ms), after=after, limit=limit)
+        page = store.list_audit(
+            AuditFilter(user_id, device, scope, action, since_ms, until_ms),
+            after=after,
+            limit=limit,
+        )
     finally:
         store.close()
     if as_json:
-        console.print_json(orjson.dumps({"entries": page.entries,
-                                         "has_more": page.has_more}).decode())
+        console.print_json(
+            orjson.dumps({"entries": page.entries, "has_more": page.has_more}).decode()
+        )
         return
     table = Table(show_lines=True)
     table.add_column("id", no_wrap=True)
@@ -87,13 +97,24 @@ def list_(
     table.add_column("what", overflow="fold", ratio=1)
     for e in page.entries:
         actor = names.get(e["user_id"], e["user_id"])
-        who = [actor or "-", *([f"device {e['device_id']}"] if e["device_id"] else []),
-               *([f"from {e['client_address']}"] if e["client_address"] else [])]
-        what = [*([e["target"]] if e["target"] else []),
-                *(["scopes " + " ".join(e["scopes"])] if e["scopes"] else []),
-                *([orjson.dumps(e["details"]).decode()] if e["details"] else [])]
-        table.add_row(e["id"], e["at"].replace("T", " ")[:19], e["action"], "\n".join(who),
-                      e["outcome"], "\n".join(what))
+        who = [
+            actor or "-",
+            *([f"device {e['device_id']}"] if e["device_id"] else []),
+            *([f"from {e['client_address']}"] if e["client_address"] else []),
+        ]
+        what = [
+            *([e["target"]] if e["target"] else []),
+            *(["scopes " + " ".join(e["scopes"])] if e["scopes"] else []),
+            *([orjson.dumps(e["details"]).decode()] if e["details"] else []),
+        ]
+        table.add_row(
+            e["id"],
+            e["at"].replace("T", " ")[:19],
+            e["action"],
+            "\n".join(who),
+            e["outcome"],
+            "\n".join(what),
+        )
     console.print(table)
     if page.has_more:
         console.print(f"more entries follow: --after {page.entries[-1]['id']}")
@@ -112,9 +133,13 @@ def _user_id(store: SqlStore, user: str | None) -> str | None:
 @audit_app.command("verify")
 def verify(
     db: str = _db_option(),
-    head: str | None = typer.Option(None, "--head", help="A head printed earlier by "
-                                    "`waystation audit head` (<count>:<hash>) and kept "
-                                    "elsewhere: the trail must still contain it."),
+    head: str | None = typer.Option(
+        None,
+        "--head",
+        help="A head printed earlier by "
+        "`waystation audit head` (<count>:<hash>) and kept "
+        "elsewhere: the trail must still contain it.",
+    ),
 ) -> None:
     """Walk the hash chain: exit 0 when intact, 1 naming the first bad entry."""
     from waystation.store.audit import ChainHead

@@ -61,8 +61,9 @@ def list_(
     key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
     rep = open_replica(replica, key, ca_cert=ca_cert)
     try:
-        found = _call(replica, lambda: rep.conflicts(status, collection=collection,
-                                                      record_id=record_id))
+        found = _call(
+            replica, lambda: rep.conflicts(status, collection=collection, record_id=record_id)
+        )
     finally:
         rep.close()
     if as_json:
@@ -80,16 +81,20 @@ def resolve(
     conflict_id: str = typer.Argument(..., help="The conflict's id (from `conflicts list`)."),
     replica: Path = _replica_option(),
     resolution: str = typer.Option(
-        ..., help="client_wins (the held op), server_wins (the server's values; for a "
-        "unique key: discard) or merge (the held op with --field values over it)."
+        ...,
+        help="client_wins (the held op), server_wins (the server's values; for a "
+        "unique key: discard) or merge (the held op with --field values over it).",
     ),
     field: list[str] = typer.Option(
-        [], "--field", help="NAME=VALUE for merge (repeat); VALUE is JSON when it parses "
-        "(5, true, null, \"text\"), text otherwise."
+        [],
+        "--field",
+        help="NAME=VALUE for merge (repeat); VALUE is JSON when it parses "
+        '(5, true, null, "text"), text otherwise.',
     ),
     target: str | None = typer.Option(
-        None, help="For a unique-key conflict: record (keep both: change the key with "
-        "--field) or existing (merge into the record that holds the key)."
+        None,
+        help="For a unique-key conflict: record (keep both: change the key with "
+        "--field) or existing (merge into the record that holds the key).",
     ),
     no_sync: bool = typer.Option(False, "--no-sync", help="Do not sync afterwards."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
@@ -107,21 +112,25 @@ def resolve(
     key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt)
     rep = open_replica(replica, key, ca_cert=ca_cert)
     try:
-        resolved = _call(replica, lambda: rep.resolve(conflict_id, resolution, fields=fields,
-                                                      target=target))
+        resolved = _call(
+            replica, lambda: rep.resolve(conflict_id, resolution, fields=fields, target=target)
+        )
         result = None if no_sync else rep.sync()
     finally:
         rep.close()
     if as_json:
         console.print_json(orjson.dumps(resolved).decode())
     else:
-        how = resolved["resolution"] + (" into the existing record"
-                                         if resolved.get("target") == "existing" else "")
+        how = resolved["resolution"] + (
+            " into the existing record" if resolved.get("target") == "existing" else ""
+        )
         record = resolved["record_id"] or "(a record outside your scopes)"
         console.print(f"resolved {resolved['collection']}/{record}: {how}")
         for change in resolved.get("changes") or []:
-            console.print(f"  wrote {change['collection']}/{change['record_id']} "
-                          f"(version {change['version']})")
+            console.print(
+                f"  wrote {change['collection']}/{change['record_id']} "
+                f"(version {change['version']})"
+            )
     if result is not None and result.error is not None:
         err_console.print(f"[yellow]resolved, but the sync did not finish:[/] {result.error}")
         raise typer.Exit(1)
@@ -161,9 +170,11 @@ def _parse_fields(pairs: list[str]) -> dict[str, Any]:
 def _print_conflict(conflict: dict[str, Any]) -> None:
     """Both sides, field by field: what the server has and what the held op wanted."""
     record = conflict["record_id"] or "(a record outside your scopes)"
-    title = (f"{conflict['id']}  {conflict['collection']}/{record}  "
-             f"{conflict['kind']} ({conflict['op']} from device {conflict['device_id']}, "
-             f"{conflict['created_at']}, {conflict['status']})")
+    title = (
+        f"{conflict['id']}  {conflict['collection']}/{record}  "
+        f"{conflict['kind']} ({conflict['op']} from device {conflict['device_id']}, "
+        f"{conflict['created_at']}, {conflict['status']})"
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("field", style="bold")
     other = "existing record" if conflict["kind"] == "UNIQUE_VIOLATION" else "server"
@@ -180,8 +191,10 @@ def _print_conflict(conflict: dict[str, Any]) -> None:
     if conflict.get("existing_id"):
         console.print(f"  the key is held by {conflict['existing_id']}")
     if conflict.get("resolution"):
-        console.print(f"  resolved: {conflict['resolution']} by {conflict['resolved_by']} "
-                      f"at {conflict['resolved_at']}")
+        console.print(
+            f"  resolved: {conflict['resolution']} by {conflict['resolved_by']} "
+            f"at {conflict['resolved_at']}"
+        )
 
 
 def _show(fields: dict[str, Any] | None, name: str) -> str:

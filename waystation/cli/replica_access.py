@@ -24,36 +24,55 @@ LOGIN_HINT = "waystation login --replica {replica} --server URL --username NAME"
 
 
 def passphrase_env_option() -> Any:
-    return typer.Option(None, "--passphrase-env", metavar="NAME",
-                        help="Encrypted replica: the environment variable that holds its "
-                        "passphrase.")
+    return typer.Option(
+        None,
+        "--passphrase-env",
+        metavar="NAME",
+        help="Encrypted replica: the environment variable that holds its passphrase.",
+    )
 
 
 def keyring_option() -> Any:
-    return typer.Option(False, "--keyring",
-                        help="Encrypted replica: its key is in the OS keyring (made when the "
-                        "replica is created).")
+    return typer.Option(
+        False,
+        "--keyring",
+        help="Encrypted replica: its key is in the OS keyring (made when the replica is created).",
+    )
 
 
 def passphrase_prompt_option() -> Any:
-    return typer.Option(False, "--passphrase-prompt",
-                        help="Encrypted replica: ask for its passphrase.")
+    return typer.Option(
+        False, "--passphrase-prompt", help="Encrypted replica: ask for its passphrase."
+    )
 
 
 def ca_cert_option() -> Any:
-    return typer.Option(None, "--ca-cert", metavar="FILE",
-                        help="Trust a server certificate signed by this CA (PEM); default: "
-                        "the system's CAs, or the file SSL_CERT_FILE names.")
+    return typer.Option(
+        None,
+        "--ca-cert",
+        metavar="FILE",
+        help="Trust a server certificate signed by this CA (PEM); default: "
+        "the system's CAs, or the file SSL_CERT_FILE names.",
+    )
 
 
 def insecure_option() -> Any:
-    return typer.Option(False, "--insecure",
-                        help="Allow http:// to another machine: the password, tokens and "
-                        "patient data then cross the network in clear text.")
+    return typer.Option(
+        False,
+        "--insecure",
+        help="Allow http:// to another machine: the password, tokens and "
+        "patient data then cross the network in clear text.",
+    )
 
 
-def replica_key(replica: Path, passphrase_env: str | None, use_keyring: bool,
-                prompt: bool, *, creating: bool = False) -> ReplicaKey | None:
+def replica_key(
+    replica: Path,
+    passphrase_env: str | None,
+    use_keyring: bool,
+    prompt: bool,
+    *,
+    creating: bool = False,
+) -> ReplicaKey | None:
     """The key the options name (None without one); exits 2 for several, or for an unset
     variable. ``creating``: a prompt asks twice (a typo would lock the new replica)."""
     if sum((passphrase_env is not None, use_keyring, prompt)) > 1:
@@ -61,14 +80,14 @@ def replica_key(replica: Path, passphrase_env: str | None, use_keyring: bool,
     if passphrase_env is not None:
         passphrase = os.environ.get(passphrase_env)
         if not passphrase:
-            fail_usage(f"--passphrase-env {passphrase_env}: that environment variable is "
-                       "not set")
+            fail_usage(f"--passphrase-env {passphrase_env}: that environment variable is not set")
         return ReplicaKey.from_passphrase(passphrase)
     if use_keyring:
         return ReplicaKey.from_keyring(KEYRING_SERVICE, str(replica.resolve()))
     if prompt:
-        passphrase = typer.prompt("Replica passphrase", hide_input=True,
-                                  confirmation_prompt=creating, err=True)
+        passphrase = typer.prompt(
+            "Replica passphrase", hide_input=True, confirmation_prompt=creating, err=True
+        )
         if not passphrase:
             fail_usage("the replica passphrase must not be empty")
         return ReplicaKey.from_passphrase(passphrase)
@@ -86,13 +105,20 @@ def tls_trust(ca_cert: Path | None) -> ssl.SSLContext | bool:
         fail_usage(f"--ca-cert {ca_cert}: cannot load a CA certificate from it ({exc})")
 
 
-def open_replica(replica: Path, key: ReplicaKey | None, *, ca_cert: Path | None = None,
-                 insecure: bool = False, must_exist: bool = True) -> Replica:
+def open_replica(
+    replica: Path,
+    key: ReplicaKey | None,
+    *,
+    ca_cert: Path | None = None,
+    insecure: bool = False,
+    must_exist: bool = True,
+) -> Replica:
     """Open the replica file (exit 2 when it is missing and ``must_exist``, or when the key
     does not fit it)."""
     if must_exist and not replica.exists():
-        fail_usage(f"no replica at {replica}; create one with "
-                   f"`{LOGIN_HINT.format(replica=replica)}`")
+        fail_usage(
+            f"no replica at {replica}; create one with `{LOGIN_HINT.format(replica=replica)}`"
+        )
     try:
         return Replica(replica, key=key, verify=tls_trust(ca_cert), insecure=insecure)
     except ReplicaLocked as exc:
@@ -100,6 +126,8 @@ def open_replica(replica: Path, key: ReplicaKey | None, *, ca_cert: Path | None 
             fail_usage(f"the replica {replica} is encrypted: give its key with {KEY_OPTIONS}")
         fail_usage(exc.message)
     except ReplicaNotEncrypted:
-        fail_usage(f"the replica {replica} is not encrypted: encrypt it first with "
-                   f"`waystation encrypt --replica {replica}` and a key option, or open it "
-                   "without one")
+        fail_usage(
+            f"the replica {replica} is not encrypted: encrypt it first with "
+            f"`waystation encrypt --replica {replica}` and a key option, or open it "
+            "without one"
+        )

@@ -86,8 +86,13 @@ def login(
 ) -> None:
     """Log in and register this device; creates the replica file when needed (encrypted
     when a key option is given)."""
-    key = replica_key(replica, passphrase_env, use_keyring, passphrase_prompt,
-                      creating=file_state(replica) is FileState.NEW)
+    key = replica_key(
+        replica,
+        passphrase_env,
+        use_keyring,
+        passphrase_prompt,
+        creating=file_state(replica) is FileState.NEW,
+    )
     if password is None:
         password = typer.prompt("Password", hide_input=True)
     rep = open_replica(replica, key, ca_cert=ca_cert, insecure=insecure, must_exist=False)
@@ -143,8 +148,18 @@ def sync(
     # swallowed where it landed and the loop then ran on.
     stop = _StopRequest()
     with stop.on_signals() if continuous else contextlib.nullcontext():
-        _sync_command(replica, key, server, continuous, interval, max_items, retry_failed,
-                      ca_cert, insecure, stop)
+        _sync_command(
+            replica,
+            key,
+            server,
+            continuous,
+            interval,
+            max_items,
+            retry_failed,
+            ca_cert,
+            insecure,
+            stop,
+        )
 
 
 def _sync_command(
@@ -360,8 +375,9 @@ class _StopRequest:
     @contextlib.contextmanager
     def on_signals(self) -> Iterator[None]:
         """Handle SIGINT and SIGTERM this way inside the block."""
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield
         finally:

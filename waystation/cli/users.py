@@ -29,11 +29,19 @@ def register(app: typer.Typer) -> None:
 def add(
     name: str = typer.Argument(..., help="Login name."),
     role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}."),
-    scope: list[str] = typer.Option([], help="A scope grant such as patient:p-1 or "
-                                    "facility:f-1 (any kind your schema's scope templates "
-                                    "use); repeat for several."),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
-                                 help="The password (asked when not given)."),
+    scope: list[str] = typer.Option(
+        [],
+        help="A scope grant such as patient:p-1 or "
+        "facility:f-1 (any kind your schema's scope templates "
+        "use); repeat for several.",
+    ),
+    password: str = typer.Option(
+        ...,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="The password (asked when not given).",
+    ),
     db: str = typer.Option(..., help="Database URL or SQLite file path."),
     update: bool = typer.Option(False, "--update", help="Change an existing user."),
 ) -> None:
@@ -55,23 +63,45 @@ def add(
             # The same password keeps its hash: a new hash would count as a new password,
             # and end every session, when only a scope was added.
             same = verify_password(existing.password_hash, password)
-            ended = store.update_user(User(
-                existing.id, name, existing.password_hash if same else hash_password(password),
-                role, tuple(scope)))
-            store.audit(cli_event("user.update", target=f"user:{existing.id}",
-                                  username=name, role=role, scopes=list(scope),
-                                  password_changed=not same, sessions_ended=ended,
-                                  before={"role": existing.role,
-                                          "scopes": list(existing.scopes)}))
-            console.print(f"updated user [bold]{name}[/] ({role})"
-                          + ("; their sessions and devices' tokens ended: they log in again"
-                             if ended else ""))
+            ended = store.update_user(
+                User(
+                    existing.id,
+                    name,
+                    existing.password_hash if same else hash_password(password),
+                    role,
+                    tuple(scope),
+                )
+            )
+            store.audit(
+                cli_event(
+                    "user.update",
+                    target=f"user:{existing.id}",
+                    username=name,
+                    role=role,
+                    scopes=list(scope),
+                    password_changed=not same,
+                    sessions_ended=ended,
+                    before={"role": existing.role, "scopes": list(existing.scopes)},
+                )
+            )
+            console.print(
+                f"updated user [bold]{name}[/] ({role})"
+                + ("; their sessions and devices' tokens ended: they log in again" if ended else "")
+            )
         else:
             user = store.add_user(name, hash_password(password), role, scope)
-            store.audit(cli_event("user.add", target=f"user:{user.id}", username=name,
-                                  role=role, scopes=list(scope)))
-            console.print(f"added user [bold]{name}[/] ({role}"
-                          f"{'; ' + ', '.join(scope) if scope else ''})")
+            store.audit(
+                cli_event(
+                    "user.add",
+                    target=f"user:{user.id}",
+                    username=name,
+                    role=role,
+                    scopes=list(scope),
+                )
+            )
+            console.print(
+                f"added user [bold]{name}[/] ({role}{'; ' + ', '.join(scope) if scope else ''})"
+            )
     finally:
         store.close()
 
@@ -82,8 +112,13 @@ def list_users(db: str = typer.Option(..., help="Database URL or SQLite file pat
     store = store_from(db, schema_from(None))
     table = Table("username", "role", "scopes", "id", "disabled")
     for user in store.list_users():
-        table.add_row(user.username, user.role, ", ".join(user.scopes), user.id,
-                      rfc3339(user.disabled_at) or "")
+        table.add_row(
+            user.username,
+            user.role,
+            ", ".join(user.scopes),
+            user.id,
+            rfc3339(user.disabled_at) or "",
+        )
     store.close()
     console.print(table)
 
@@ -130,10 +165,20 @@ def _set_disabled(name: str, db: str, *, disabled: bool) -> None:
         if user is None:
             fail_usage(f"no user {name!r}")
         store.set_user_disabled(user.id, disabled)
-        store.audit(cli_event("user.update", target=f"user:{user.id}", username=name,
-                              disabled=disabled, sessions_ended=disabled))
-        console.print(f"disabled {name}: their sessions and devices' tokens ended"
-                      if disabled else f"enabled {name}")
+        store.audit(
+            cli_event(
+                "user.update",
+                target=f"user:{user.id}",
+                username=name,
+                disabled=disabled,
+                sessions_ended=disabled,
+            )
+        )
+        console.print(
+            f"disabled {name}: their sessions and devices' tokens ended"
+            if disabled
+            else f"enabled {name}"
+        )
     finally:
         store.close()
 
@@ -145,10 +190,14 @@ def list_devices(db: str = typer.Option(..., help="Database URL or SQLite file p
     names = {u.id: u.username for u in store.list_users()}
     table = Table("device", "user", "name", "last push", "last pull", "revoked")
     for dev in store.list_devices():
-        table.add_row(dev.id, names.get(dev.user_id, dev.user_id), dev.name,
-                      rfc3339(dev.last_push_at) or "-", rfc3339(dev.last_pull_at) or "-",
-                      "yes (wipe)" if dev.revoked_at and dev.wipe
-                      else "yes" if dev.revoked_at else "")
+        table.add_row(
+            dev.id,
+            names.get(dev.user_id, dev.user_id),
+            dev.name,
+            rfc3339(dev.last_push_at) or "-",
+            rfc3339(dev.last_pull_at) or "-",
+            "yes (wipe)" if dev.revoked_at and dev.wipe else "yes" if dev.revoked_at else "",
+        )
     store.close()
     console.print(table)
 
@@ -165,8 +214,11 @@ def revoke(
         device = store.find_device(device_id)
         if device is None or not store.revoke_device(device_id, wipe=wipe):
             fail_usage(f"no device {device_id!r}")
-        store.audit(cli_event("device.revoke", target=f"device:{device_id}", wipe=wipe,
-                              owner=device.user_id))
+        store.audit(
+            cli_event(
+                "device.revoke", target=f"device:{device_id}", wipe=wipe, owner=device.user_id
+            )
+        )
         console.print(f"revoked {device_id}{' (wipe requested)' if wipe else ''}")
     finally:
         store.close()

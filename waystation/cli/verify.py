@@ -27,8 +27,11 @@ from waystation.cli.replica_access import (
 )
 from waystation.client import VerifyResult, VerifyStatus
 
-_STYLE = {VerifyStatus.EQUAL: "green", VerifyStatus.REPAIRED: "yellow",
-          VerifyStatus.DIFFERS: "bold red"}
+_STYLE = {
+    VerifyStatus.EQUAL: "green",
+    VerifyStatus.REPAIRED: "yellow",
+    VerifyStatus.DIFFERS: "bold red",
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -36,14 +39,20 @@ def register(app: typer.Typer) -> None:
 
 
 def verify(
-    replica: Path = typer.Option(..., "--replica", help="The replica file (SQLite) of this "
-                                 "device."),
-    no_repair: bool = typer.Option(False, "--no-repair",
-                                   help="Only compare: leave a collection that differs as it "
-                                   "is (exit 1)."),
-    collection: list[str] | None = typer.Option(None, "--collection", metavar="NAME",
-                                                help="Check only this collection "
-                                                "(repeatable); default: all."),
+    replica: Path = typer.Option(
+        ..., "--replica", help="The replica file (SQLite) of this device."
+    ),
+    no_repair: bool = typer.Option(
+        False,
+        "--no-repair",
+        help="Only compare: leave a collection that differs as it is (exit 1).",
+    ),
+    collection: list[str] | None = typer.Option(
+        None,
+        "--collection",
+        metavar="NAME",
+        help="Check only this collection (repeatable); default: all.",
+    ),
     passphrase_env: str | None = passphrase_env_option(),
     use_keyring: bool = keyring_option(),
     passphrase_prompt: bool = passphrase_prompt_option(),
@@ -56,8 +65,9 @@ def verify(
     rep = open_replica(replica, key, ca_cert=ca_cert, insecure=insecure)
     try:
         if not rep.session.logged_in:
-            fail_usage(f"this replica is not logged in; log in with "
-                       f"`{LOGIN_HINT.format(replica=replica)}`")
+            fail_usage(
+                f"this replica is not logged in; log in with `{LOGIN_HINT.format(replica=replica)}`"
+            )
         result = rep.verify(repair=not no_repair, collections=collection or None)
     finally:
         rep.close()
@@ -65,8 +75,9 @@ def verify(
     if result.needs_login:
         fail_usage(f"{result.error}; log in with `{LOGIN_HINT.format(replica=replica)}`")
     if result.error is not None:
-        err_console.print(f"[bold red]error:[/] verify could not finish "
-                          f"({result.error_code}): {result.error}")
+        err_console.print(
+            f"[bold red]error:[/] verify could not finish ({result.error_code}): {result.error}"
+        )
         raise typer.Exit(1)
     if not result.ok:
         raise typer.Exit(1)
@@ -81,9 +92,14 @@ def print_result(result: VerifyResult) -> None:
     table.add_column("device", justify="right")
     table.add_column("status")
     for check in result.checks:
-        table.add_row(check.collection, str(check.server_count), str(check.local_count),
-                      f"[{_STYLE[check.status]}]{check.status.value}[/]")
+        table.add_row(
+            check.collection,
+            str(check.server_count),
+            str(check.local_count),
+            f"[{_STYLE[check.status]}]{check.status.value}[/]",
+        )
     console.print(table)
-    console.print(f"server cursor {result.server_cursor}, device cursor "
-                  f"{result.local_cursor}" + ("; the replica was re-pulled"
-                                              if result.repulled else ""))
+    console.print(
+        f"server cursor {result.server_cursor}, device cursor "
+        f"{result.local_cursor}" + ("; the replica was re-pulled" if result.repulled else "")
+    )

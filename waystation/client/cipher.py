@@ -101,15 +101,15 @@ def connect(path: Path, keying: Keying | None, *, rows: bool = False) -> sqlite3
     usable from any thread; ``rows``: rows as ``Row`` objects. Raises ``ReplicaLocked``
     when ``keying`` does not open the file."""
     if keying is None:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=30.0)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         if rows:
             conn.row_factory = sqlite3.Row
         return conn
     import sqlcipher3
 
-    cipher_conn = sqlcipher3.connect(str(path), isolation_level=None,
-                                     check_same_thread=False, timeout=30.0)
+    cipher_conn = sqlcipher3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+    )
     try:
         keying.apply(cipher_conn)
         cipher_conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()

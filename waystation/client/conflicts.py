@@ -102,14 +102,14 @@ class ReviewClient:
         """
         if resolution not in RESOLUTIONS:
             raise ValueError(
-                f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+                f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}"
+            )
         body: dict[str, Any] = {"resolution": resolution}
         if fields is not None:
             body["fields"] = dict(fields)
         if target is not None:
             body["target"] = target
-        reply = self.transport.request("POST", f"/v1/conflicts/{conflict_id}/resolve",
-                                       body=body)
+        reply = self.transport.request("POST", f"/v1/conflicts/{conflict_id}/resolve", body=body)
         return _object(reply.body)
 
 

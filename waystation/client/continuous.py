@@ -67,8 +67,9 @@ class Continuous:
         syncs = 0
         listening = threading.Event()
         if self.live:
-            threading.Thread(target=self._listen, args=(listening,), name="waystation-events",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._listen, args=(listening,), name="waystation-events", daemon=True
+            ).start()
         try:
             while not self._stop.is_set():
                 if self.online is False and not transport.healthz():

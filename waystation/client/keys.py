@@ -77,9 +77,13 @@ class _PassphraseKey(ReplicaKey):
 
     def key_for(self, salt: bytes, *, new_file: bool) -> bytes:
         return hash_secret_raw(
-            self._passphrase.encode(), salt, time_cost=ARGON2_TIME_COST,
-            memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM,
-            hash_len=KEY_BYTES, type=Type.ID,
+            self._passphrase.encode(),
+            salt,
+            time_cost=ARGON2_TIME_COST,
+            memory_cost=ARGON2_MEMORY_KIB,
+            parallelism=ARGON2_PARALLELISM,
+            hash_len=KEY_BYTES,
+            type=Type.ID,
         )
 
 

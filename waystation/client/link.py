@@ -44,8 +44,7 @@ class ServerLink:
         self._built_for: tuple[Any, ...] | None = None
         self._retired: list[httpx.Client] = []
 
-    def client(self, server: str,
-               build: Callable[[], httpx.Client] | None = None) -> httpx.Client:
+    def client(self, server: str, build: Callable[[], httpx.Client] | None = None) -> httpx.Client:
         """The shared client for ``server``, built on first use (or after a settings
         change) by ``build`` (default: ``http_client`` with the link's settings; the
         replica passes its overridable ``Replica.http_client``, given per call so the link
@@ -64,11 +63,17 @@ class ServerLink:
                 self._client, self._built_for = client, wanted
             return self._client
 
-    def transport(self, server: str, credentials: Credentials,
-                  build: Callable[[], httpx.Client] | None = None) -> HttpTransport:
+    def transport(
+        self, server: str, credentials: Credentials, build: Callable[[], httpx.Client] | None = None
+    ) -> HttpTransport:
         """A transport over the shared client; closing it leaves the client open."""
-        return HttpTransport(server, credentials, self.client(server, build), owns_http=False,
-                             refresh_lock=self.refreshing)
+        return HttpTransport(
+            server,
+            credentials,
+            self.client(server, build),
+            owns_http=False,
+            refresh_lock=self.refreshing,
+        )
 
     def close(self) -> None:
         """Close the client (and any given up); the next use builds a new one."""
@@ -77,4 +82,3 @@ class ServerLink:
             self._client, self._built_for, self._retired = None, None, []
         for client in clients:
             client.close()
-

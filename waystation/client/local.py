@@ -40,7 +40,10 @@ class LocalReplica:
     """
 
     def __init__(
-        self, path: Path, *, key: ReplicaKey | None = None,
+        self,
+        path: Path,
+        *,
+        key: ReplicaKey | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         """Open (creating when needed) the file. Crash recovery: ops left SYNCING by a sync

@@ -73,8 +73,9 @@ def push_outbox(
         if remaining is not None:
             remaining -= len(batch)
         local.events.emit(
-            SyncEvent.of_run("push", result, pending=local.pending_count(),
-                             to_push=max(to_push, result.pushed))
+            SyncEvent.of_run(
+                "push", result, pending=local.pending_count(), to_push=max(to_push, result.pushed)
+            )
         )
 
 

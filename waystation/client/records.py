@@ -120,19 +120,21 @@ def server_rows(changes: Iterable[Mapping[str, Any]], generation: int) -> list[S
     rows: list[ServerRow] = []
     for change in changes:
         get = change.get
-        rows.append((
-            change["collection"],
-            change["id"],
-            int(change["version"]),
-            str(change["seq"]),
-            1 if get("deleted") else 0,
-            encode(get("fields") or {}).decode(),
-            encode(get("clocks") or {}).decode(),
-            1 if get("conflict") else 0,
-            get("updated_at"),
-            get("deleted_hlc"),
-            generation,
-        ))
+        rows.append(
+            (
+                change["collection"],
+                change["id"],
+                int(change["version"]),
+                str(change["seq"]),
+                1 if get("deleted") else 0,
+                encode(get("fields") or {}).decode(),
+                encode(get("clocks") or {}).decode(),
+                1 if get("conflict") else 0,
+                get("updated_at"),
+                get("deleted_hlc"),
+                generation,
+            )
+        )
     return rows
 
 

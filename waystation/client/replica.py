@@ -109,15 +109,22 @@ class Replica:
         accepts writes and can ``login`` later. ``key``/``passphrase``, ``verify`` and
         ``insecure``: see ``Replica()``; a field app should always give a key.
         """
-        replica = cls(path, key=key, passphrase=passphrase, verify=verify, insecure=insecure,
-                      retry_policy=retry_policy)
+        replica = cls(
+            path,
+            key=key,
+            passphrase=passphrase,
+            verify=verify,
+            insecure=insecure,
+            retry_policy=retry_policy,
+        )
         try:
             if server is not None and username is not None and password is not None:
                 if not replica.session.logged_in:
                     replica.login(server, username, password, device_name=device_name, http=http)
                 else:
                     replica._check_same_login(
-                        normalise_server_url(server, insecure=insecure), username)
+                        normalise_server_url(server, insecure=insecure), username
+                    )
         except BaseException:
             replica.close()
             raise
@@ -141,8 +148,15 @@ class Replica:
         """
         url = normalise_server_url(server, insecure=self.insecure)
         http = http or self._link.client(url, self.http_client)
-        login_replica(self.local, url, username, password, device_name=device_name,
-                      http=http, insecure=self.insecure)
+        login_replica(
+            self.local,
+            url,
+            username,
+            password,
+            device_name=device_name,
+            http=http,
+            insecure=self.insecure,
+        )
 
     def set_server(self, server: str) -> None:
         """Point the replica at another URL of the same server (it moved). Raises
@@ -401,8 +415,9 @@ class Replica:
         integrity digest of each collection with the replica's; with ``repair``, re-pull
         whatever differs and compare again (verify.py). Local edits and the outbox are kept.
         Never raises for network, server or login trouble: the result says what happened."""
-        return verify_replica(self.local, self.transport, transport, repair=repair,
-                              collections=collections)
+        return verify_replica(
+            self.local, self.transport, transport, repair=repair, collections=collections
+        )
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Follow sync progress (``SyncEvent``); returns a function that unsubscribes."""
@@ -422,7 +437,8 @@ class Replica:
         of the record's scopes), oldest first. Needs the network; raises ``Forbidden`` for
         roles that review none. This device's own held ops: ``outbox("CONFLICT")``."""
         return ReviewClient(self.transport()).conflicts(
-            status=status, collection=collection, record_id=record_id, limit=limit)
+            status=status, collection=collection, record_id=record_id, limit=limit
+        )
 
     def resolve(
         self,
@@ -435,8 +451,9 @@ class Replica:
         """Resolve a conflict on the server: ``client_wins``, ``server_wins`` or ``merge``
         (with ``fields``; ``target="existing"`` merges a UNIQUE_VIOLATION into the record
         holding the key). Returns the resolved conflict; ``sync()`` to pull the result."""
-        return ReviewClient(self.transport()).resolve(conflict_id, resolution, fields=fields,
-                                                      target=target)
+        return ReviewClient(self.transport()).resolve(
+            conflict_id, resolution, fields=fields, target=target
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -449,8 +466,9 @@ class Replica:
         self, conn: sqlite3.Connection, server_hlc: str, *, sent_at_ms: int, received_at_ms: int
     ) -> None:
         """Fold a server answer's clock into ours, in the caller's transaction (clock.py)."""
-        self.local.observe_server(conn, server_hlc, sent_at_ms=sent_at_ms,
-                                  received_at_ms=received_at_ms)
+        self.local.observe_server(
+            conn, server_hlc, sent_at_ms=sent_at_ms, received_at_ms=received_at_ms
+        )
 
     def wipe(self) -> None:
         """Erase every record, op, token and setting (a revoked device asked to wipe).
@@ -499,6 +517,11 @@ def sync_once(
             transport = replica.transport()
         except LoginRequired as exc:
             return sync_without_transport(replica.local, exc)
-    return run_sync(replica.local, transport, max_items=max_items,
-                    respect_backoff=respect_backoff, batch_size=batch_size,
-                    page_size=page_size)
+    return run_sync(
+        replica.local,
+        transport,
+        max_items=max_items,
+        respect_backoff=respect_backoff,
+        batch_size=batch_size,
+        page_size=page_size,
+    )

@@ -226,8 +226,10 @@ class HttpTransport:
         reply = self.request("GET", "/v1/sync/digest", params=params)
         body = _object(reply)
         try:
-            found = {str(name): CollectionDigest(int(entry["count"]), str(entry["digest"]))
-                     for name, entry in dict(body["collections"]).items()}
+            found = {
+                str(name): CollectionDigest(int(entry["count"]), str(entry["digest"]))
+                for name, entry in dict(body["collections"]).items()
+            }
             cursor = Cursor(str(body["cursor"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ServerUnavailable(f"the server's digest is malformed ({exc!r})") from exc
@@ -244,9 +246,14 @@ class HttpTransport:
         token = self.credentials.access_token()
         if not token:
             raise LoginRequired("no access token yet: the sync loop logs in first")
-        reply = exchange(self.http, "GET", f"{self.server}/v1/sync/events",
-                         params={"since": str(since), "wait": f"{wait:g}"}, token=token,
-                         timeout=wait + 15.0)
+        reply = exchange(
+            self.http,
+            "GET",
+            f"{self.server}/v1/sync/events",
+            params={"since": str(since), "wait": f"{wait:g}"},
+            token=token,
+            timeout=wait + 15.0,
+        )
         return bool(_object(reply).get("changed"))
 
     def close(self) -> None:

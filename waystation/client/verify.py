@@ -69,7 +69,8 @@ class VerifyResult:
     def ok(self) -> bool:
         """Finished, and every collection is equal (after repair)."""
         return self.error is None and all(
-            check.status is not VerifyStatus.DIFFERS for check in self.checks)
+            check.status is not VerifyStatus.DIFFERS for check in self.checks
+        )
 
     @property
     def differs(self) -> list[CollectionCheck]:
@@ -127,8 +128,14 @@ def verify_replica(
     return result
 
 
-def _run(local: LocalReplica, transport: Transport, result: VerifyResult, repair: bool,
-         collections: Sequence[str] | None, max_attempts: int) -> None:
+def _run(
+    local: LocalReplica,
+    transport: Transport,
+    result: VerifyResult,
+    repair: bool,
+    collections: Sequence[str] | None,
+    max_attempts: int,
+) -> None:
     if not _synced(local, transport, result):
         return
     first = compare(local, transport, collections, result, max_attempts=max_attempts)
@@ -138,8 +145,10 @@ def _run(local: LocalReplica, transport: Transport, result: VerifyResult, repair
     if not first.mismatched or not repair:
         return
     if not local.sync_lock.acquire():
-        result.fail("SYNC_IN_PROGRESS", "another sync of this replica is running; verify "
-                    "again once it is done")
+        result.fail(
+            "SYNC_IN_PROGRESS",
+            "another sync of this replica is running; verify again once it is done",
+        )
         return
     try:
         start_full_repull(local)
@@ -163,8 +172,14 @@ def _synced(local: LocalReplica, transport: Transport, result: VerifyResult) -> 
     return True
 
 
-def compare(local: LocalReplica, transport: Transport, collections: Sequence[str] | None,
-            result: VerifyResult, *, max_attempts: int = MAX_ATTEMPTS) -> Comparison | None:
+def compare(
+    local: LocalReplica,
+    transport: Transport,
+    collections: Sequence[str] | None,
+    result: VerifyResult,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Comparison | None:
     """The server's digest and the replica's, at the same cursor when the replica can get
     there in ``max_attempts`` digests (it syncs between them, and stops early once a sync
     no longer moves its cursor). None when a sync between them failed (the reason is in
@@ -184,16 +199,21 @@ def compare(local: LocalReplica, transport: Transport, collections: Sequence[str
     return Comparison(remote, local_cursor, ours)
 
 
-def local_digest(local: LocalReplica, names: set[str], *, include_others: bool
-                 ) -> tuple[Cursor, dict[str, CollectionDigest]]:
+def local_digest(
+    local: LocalReplica, names: set[str], *, include_others: bool
+) -> tuple[Cursor, dict[str, CollectionDigest]]:
     """The replica's cursor and the digest of its server copies of ``names`` (and, with
     ``include_others``, of any other collection it holds live records of), read in one
     snapshot."""
     with local.db.snapshot() as conn:
         cursor = Cursor(str(get_meta(conn, "cursor", "0")))
         if include_others:
-            names = names | {row[0] for row in conn.execute(
-                "SELECT DISTINCT collection FROM server_records WHERE deleted = 0")}
+            names = names | {
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT collection FROM server_records WHERE deleted = 0"
+                )
+            }
         wanted = sorted(names)
         marks = ",".join("?" * len(wanted))
         rows = conn.execute(
@@ -201,19 +221,27 @@ def local_digest(local: LocalReplica, names: set[str], *, include_others: bool
             f" WHERE deleted = 0 AND collection IN ({marks}) ORDER BY collection, id",
             wanted,
         )
-        found = digest_records(((c, i, int(v), orjson.loads(f)) for c, i, v, f in rows),
-                               wanted)
+        found = digest_records(((c, i, int(v), orjson.loads(f)) for c, i, v, f in rows), wanted)
     return cursor, found
 
 
-def _record(result: VerifyResult, comparison: Comparison, mismatched: set[str],
-            repaired_from: set[str]) -> None:
+def _record(
+    result: VerifyResult, comparison: Comparison, mismatched: set[str], repaired_from: set[str]
+) -> None:
     result.server_cursor = comparison.remote.cursor
     result.local_cursor = comparison.local_cursor
     checks = []
     for name in sorted(comparison.local):
-        status = (VerifyStatus.DIFFERS if name in mismatched else
-                  VerifyStatus.REPAIRED if name in repaired_from else VerifyStatus.EQUAL)
-        checks.append(CollectionCheck(name, status, comparison.remote_of(name).count,
-                                      comparison.local[name].count))
+        status = (
+            VerifyStatus.DIFFERS
+            if name in mismatched
+            else VerifyStatus.REPAIRED
+            if name in repaired_from
+            else VerifyStatus.EQUAL
+        )
+        checks.append(
+            CollectionCheck(
+                name, status, comparison.remote_of(name).count, comparison.local[name].count
+            )
+        )
     result.checks = checks

@@ -71,8 +71,9 @@ def exchange(
     try:
         response = http.send(request)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise Offline(f"cannot reach {request.url.host}:{request.url.port}: {exc}"
-                      f"{_tls_hint(exc)}") from exc
+        raise Offline(
+            f"cannot reach {request.url.host}:{request.url.port}: {exc}{_tls_hint(exc)}"
+        ) from exc
     except httpx.TransportError as exc:
         hint = ""
         # A TLS server drops a plain-HTTP request unanswered: a clean close, or a reset
@@ -109,8 +110,10 @@ def _tls_hint(exc: BaseException) -> str:
         if cause is None:
             break
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return ("; the server's TLS certificate is not trusted: trust the CA that "
-                    "signed it (verify= in the SDK, --ca-cert on the command line)")
+            return (
+                "; the server's TLS certificate is not trusted: trust the CA that "
+                "signed it (verify= in the SDK, --ca-cert on the command line)"
+            )
         cause = cause.__cause__ or cause.__context__
     return ""
 

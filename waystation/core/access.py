@@ -112,8 +112,14 @@ def check_scopes(
         )
 
 
-def ends_sessions(old_role: str, old_scopes: Iterable[str], new_role: str,
-                  new_scopes: Iterable[str], *, password_changed: bool) -> bool:
+def ends_sessions(
+    old_role: str,
+    old_scopes: Iterable[str],
+    new_role: str,
+    new_scopes: Iterable[str],
+    *,
+    password_changed: bool,
+) -> bool:
     """Whether changing a user this way must end their sessions and their devices' tokens:
     a new password (the old one may have leaked), another role, or a scope taken away (a
     device must not keep syncing what its user may no longer see). Adding scopes does not:
@@ -152,9 +158,14 @@ class Sight:
 EVERYTHING = Sight(record=True, existing=True)
 
 
-def conflict_sight(principal: Principal, spec: CollectionSpec, record_id: str,
-                   record_fields: Mapping[str, Any], existing_id: str | None,
-                   existing_fields: Mapping[str, Any] | None) -> Sight | None:
+def conflict_sight(
+    principal: Principal,
+    spec: CollectionSpec,
+    record_id: str,
+    record_fields: Mapping[str, Any],
+    existing_id: str | None,
+    existing_fields: Mapping[str, Any] | None,
+) -> Sight | None:
     """What a reviewer may see of one conflict; None when neither side (the conflict is
     then reported as missing: its existence is itself information about a patient).
 
@@ -164,8 +175,11 @@ def conflict_sight(principal: Principal, spec: CollectionSpec, record_id: str,
     if principal.is_admin:
         return EVERYTHING
     record = principal.can_see(spec.scopes_of(record_id, record_fields))
-    existing = (existing_id is not None and existing_fields is not None
-                and principal.can_see(spec.scopes_of(existing_id, existing_fields)))
+    existing = (
+        existing_id is not None
+        and existing_fields is not None
+        and principal.can_see(spec.scopes_of(existing_id, existing_fields))
+    )
     sight = Sight(record, existing)
     return sight if sight.any else None
 

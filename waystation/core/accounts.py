@@ -42,8 +42,7 @@ class Device:
 
 
 def account_disabled() -> Unauthorized:
-    return Unauthorized("this account is disabled: ask an administrator",
-                        {"reason": "disabled"})
+    return Unauthorized("this account is disabled: ask an administrator", {"reason": "disabled"})
 
 
 def device_revoked(device: Device) -> DeviceRevoked:
@@ -51,17 +50,20 @@ def device_revoked(device: Device) -> DeviceRevoked:
 
 
 def refresh_reused() -> Unauthorized:
-    return Unauthorized("this refresh token was already used, so it may have been copied: "
-                        "every session of this device has ended; log in again",
-                        {"reason": REFRESH_REUSED})
+    return Unauthorized(
+        "this refresh token was already used, so it may have been copied: "
+        "every session of this device has ended; log in again",
+        {"reason": REFRESH_REUSED},
+    )
 
 
 def check_registration(device: Device, user_id: str) -> None:
     """May ``user_id`` register (log in again on) the already registered ``device``?
     Raises Forbidden when it is another user's, DeviceRevoked when it was revoked."""
     if device.user_id != user_id:
-        raise Forbidden(f"device id {device.id} belongs to another user; pick a new one",
-                        {"field": "device_id"})
+        raise Forbidden(
+            f"device id {device.id} belongs to another user; pick a new one", {"field": "device_id"}
+        )
     if device.revoked_at is not None:
         raise device_revoked(device)
 
@@ -79,8 +81,10 @@ def check_refresh(device: Device, presented_hash: str, now_ms: int) -> None:
     if device.refresh_hash != presented_hash:
         raise Unauthorized("refresh token already used or replaced: log in again")
     if device.refresh_expires_at is not None and device.refresh_expires_at <= now_ms:
-        raise Unauthorized("refresh token expired (the device did not sync for too long): "
-                           "log in again", {"reason": "expired"})
+        raise Unauthorized(
+            "refresh token expired (the device did not sync for too long): log in again",
+            {"reason": "expired"},
+        )
 
 
 def check_account(user: User | None) -> User:

@@ -122,8 +122,9 @@ def may_read(principal: Principal, spec: CollectionSpec, state: RecordState) -> 
     return principal.can_see(spec.scopes_of(state.id, state.fields))
 
 
-def visible_version(principal: Principal, spec: CollectionSpec | None,
-                    state: RecordState | None) -> int:
+def visible_version(
+    principal: Principal, spec: CollectionSpec | None, state: RecordState | None
+) -> int:
     """The record's version as the caller may know it: 0 for a record it may not see."""
     if state is None or spec is None or not may_read(principal, spec, state):
         return 0
@@ -237,7 +238,11 @@ def _stale_change(
 
 
 def _held(
-    op: Change, current: RecordState, moved: list[str], shown: list[str], hlc: str,
+    op: Change,
+    current: RecordState,
+    moved: list[str],
+    shown: list[str],
+    hlc: str,
     restamped: bool,
 ) -> Verdict:
     """``manual``: hold the whole op (a dose and a frequency belong together) for review."""

@@ -28,20 +28,20 @@ GENESIS_HASH = "0" * 64
 
 # The actions the server and the CLI record (docs/operations.md, "The audit trail").
 ACTIONS = (
-    "auth.login",        # a login, successful or not (details.username as typed)
-    "auth.refresh",      # a device token refreshed
-    "device.register",   # a device registered (or re-registered) to a user
-    "device.revoke",     # a device revoked by an administrator or the CLI
-    "user.add",          # a user created (CLI, or an admin route)
-    "user.update",       # a user's role, scopes or password changed
-    "user.unlock",       # an operator cleared an account's login lockout
-    "sync.pull",         # a page of changes delivered to a device (scopes: of its records)
-    "sync.push",         # a batch of ops received (details: counts by status)
+    "auth.login",  # a login, successful or not (details.username as typed)
+    "auth.refresh",  # a device token refreshed
+    "device.register",  # a device registered (or re-registered) to a user
+    "device.revoke",  # a device revoked by an administrator or the CLI
+    "user.add",  # a user created (CLI, or an admin route)
+    "user.update",  # a user's role, scopes or password changed
+    "user.unlock",  # an operator cleared an account's login lockout
+    "sync.pull",  # a page of changes delivered to a device (scopes: of its records)
+    "sync.push",  # a batch of ops received (details: counts by status)
     "conflict.resolve",  # a conflict resolved by a reviewer
-    "record.get",        # one record read through GET /v1/records
-    "record.put",        # one record written through PUT /v1/records
-    "stats.read",        # GET /v1/sync/stats
-    "audit.read",        # GET /v1/audit
+    "record.get",  # one record read through GET /v1/records
+    "record.put",  # one record written through PUT /v1/records
+    "stats.read",  # GET /v1/sync/stats
+    "audit.read",  # GET /v1/audit
 )
 
 # ok: done; denied: authentication or authorisation refused; rejected: refused for its
@@ -79,9 +79,18 @@ def entry_hash(prev_hash: str, entry_id: int, at: int, event: AuditEvent) -> str
     Raises TypeError when ``details`` holds something JSON cannot carry.
     """
     encoding = orjson.dumps(
-        [entry_id, at, event.action, event.actor_user_id, event.actor_device_id,
-         event.client_address, event.outcome, event.target, dict(event.details),
-         sorted(event.scopes)],
+        [
+            entry_id,
+            at,
+            event.action,
+            event.actor_user_id,
+            event.actor_device_id,
+            event.client_address,
+            event.outcome,
+            event.target,
+            dict(event.details),
+            sorted(event.scopes),
+        ],
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(prev_hash.encode() + b"\n" + encoding).hexdigest()

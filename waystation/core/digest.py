@@ -92,8 +92,9 @@ def digest_records(
             if collection not in wanted:
                 raise ValueError(f"a record of {collection!r}, which was not asked for")
             if builders and collection < max(builders):
-                raise ValueError(f"collections out of order: {collection!r} after "
-                                 f"{max(builders)!r}")
+                raise ValueError(
+                    f"collections out of order: {collection!r} after {max(builders)!r}"
+                )
             builder = builders[collection] = DigestBuilder()
         builder.add(record_id, version, fields)
     return {name: builders[name].result() if name in builders else EMPTY for name in wanted}
@@ -107,9 +108,13 @@ class DigestEntry(TypedDict):
     """One collection's live records as the caller may see them."""
 
     count: Annotated[int, described("live (not deleted) records of the collection")]
-    digest: Annotated[str, described(
-        "hex sha256 over `id \\n version \\n sha256(fields, keys sorted) \\n` of each live "
-        "record in id order (docs/protocol.md)")]
+    digest: Annotated[
+        str,
+        described(
+            "hex sha256 over `id \\n version \\n sha256(fields, keys sorted) \\n` of each live "
+            "record in id order (docs/protocol.md)"
+        ),
+    ]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -117,13 +122,21 @@ class DigestAnswer(TypedDict):
     """Per collection, a count and a digest of what the caller may see, and the cursor of
     the snapshot they were read in."""
 
-    cursor: Annotated[str, described(
-        "the cursor a pull that is caught up holds at this snapshot: a device whose own "
-        "cursor differs pulls first, then compares")]
-    collections: Annotated[dict[str, DigestEntry], described(
-        "every collection asked for (all by default), even when empty")]
+    cursor: Annotated[
+        str,
+        described(
+            "the cursor a pull that is caught up holds at this snapshot: a device whose own "
+            "cursor differs pulls first, then compares"
+        ),
+    ]
+    collections: Annotated[
+        dict[str, DigestEntry],
+        described("every collection asked for (all by default), even when empty"),
+    ]
 
 
 def digest_answer(cursor: str, digests: Mapping[str, CollectionDigest]) -> DigestAnswer:
-    return {"cursor": cursor,
-            "collections": {name: entry.to_wire() for name, entry in digests.items()}}
+    return {
+        "cursor": cursor,
+        "collections": {name: entry.to_wire() for name, entry in digests.items()},
+    }

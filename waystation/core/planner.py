@@ -54,9 +54,13 @@ class PlanBuilder:
     """The batch so far. ``states`` are the records as read (and, on PostgreSQL, locked),
     ``stored_seqs`` their seqs."""
 
-    def __init__(self, ctx: ApplyContext, received_at: int,
-                 states: Mapping[RecordKey, RecordState],
-                 stored_seqs: Mapping[RecordKey, int]) -> None:
+    def __init__(
+        self,
+        ctx: ApplyContext,
+        received_at: int,
+        states: Mapping[RecordKey, RecordState],
+        stored_seqs: Mapping[RecordKey, int],
+    ) -> None:
         self.ctx = ctx
         self.received_at = received_at
         self._collections = ctx.schema.collections
@@ -149,9 +153,15 @@ class PlanBuilder:
         collections = self._collections
         stored = self._stored
         records = [
-            RecordWrite(t.state, key in stored, t.deleted,
-                        collections[key[0]].scopes_of(key[1], t.state.fields), t.existed,
-                        t.keys, t.old_keys)
+            RecordWrite(
+                t.state,
+                key in stored,
+                t.deleted,
+                collections[key[0]].scopes_of(key[1], t.state.fields),
+                t.existed,
+                t.keys,
+                t.old_keys,
+            )
             for key, t in self._touched.items()
         ]
         principal = self.ctx.principal
@@ -166,19 +176,29 @@ class PlanBuilder:
             clock=self.ctx.clock.last,
         )
 
-    def _open_conflict(self, op: Change, before: RecordState | None, verdict: Verdict
-                       ) -> tuple[OpResult, RecordState | None]:
+    def _open_conflict(
+        self, op: Change, before: RecordState | None, verdict: Verdict
+    ) -> tuple[OpResult, RecordState | None]:
         """Hold the op whole in a new open conflict; a manual one flags the record.
         Returns the answer and the record's state after it."""
         draft = verdict.conflict
         assert draft is not None
         conflict_id = uuid7()
-        self._conflicts.append(HeldConflict(
-            id=conflict_id, collection=op.collection, record_id=op.record_id,
-            kind=draft.code, op_id=op.op_id, op_kind=op.op, hlc=verdict.hlc,
-            base_version=op.base_version, server_fields=draft.server_fields,
-            client_fields=draft.client_fields, existing_id=draft.existing_id,
-        ))
+        self._conflicts.append(
+            HeldConflict(
+                id=conflict_id,
+                collection=op.collection,
+                record_id=op.record_id,
+                kind=draft.code,
+                op_id=op.op_id,
+                op_kind=op.op,
+                hlc=verdict.hlc,
+                base_version=op.base_version,
+                server_fields=draft.server_fields,
+                client_fields=draft.client_fields,
+                existing_id=draft.existing_id,
+            )
+        )
         after = verdict.state
         if draft.code == "MANUAL_REVIEW" and after is not None and not after.conflict:
             after = after.copy()
@@ -193,22 +213,23 @@ class PlanBuilder:
                 "message": draft.message,
                 "details": (
                     {"existing_id": draft.existing_id}
-                    if draft.existing_id and draft.existing_visible else {}
+                    if draft.existing_id and draft.existing_visible
+                    else {}
                 ),
             },
         }
         return result, after
 
-    def _touch(self, spec: CollectionSpec, before: RecordState | None,
-               state: RecordState) -> None:
+    def _touch(self, spec: CollectionSpec, before: RecordState | None, state: RecordState) -> None:
         key = (state.collection, state.id)
         released = live_keys(spec, before)
         deleted = state.is_deleted(spec.counters)
         keys = {} if deleted or not state.exists else spec.unique_keys_of(state.fields)
         entry = self._touched.get(key)
         if entry is None:
-            self._touched[key] = _Touched(before is not None and before.exists, released,
-                                          state, deleted, keys)
+            self._touched[key] = _Touched(
+                before is not None and before.exists, released, state, deleted, keys
+            )
         else:
             entry.state, entry.deleted, entry.keys = state, deleted, keys
         for name, value in released.items():
@@ -236,8 +257,11 @@ def echo_of(op_id: str, first: OpResult) -> OpResult:
 
 def rejected(op_id: str | None, error: WaystationError) -> OpResult:
     """A rejection's answer."""
-    return {"op_id": op_id, "status": "rejected",
-            "error": {"code": error.code, "message": error.message, "details": error.details}}
+    return {
+        "op_id": op_id,
+        "status": "rejected",
+        "error": {"code": error.code, "message": error.message, "details": error.details},
+    }
 
 
 def live_keys(spec: CollectionSpec, state: RecordState | None) -> dict[str, str]:

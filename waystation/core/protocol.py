@@ -37,22 +37,43 @@ class Change(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    op_id: str = Field(pattern=ID_PATTERN, description=(
-        "made on the device (UUIDv7); unique per user: the idempotency key of the op"))
-    collection: str = Field(min_length=1, max_length=64, pattern=NO_NUL,
-                            description="a declared collection")
+    op_id: str = Field(
+        pattern=ID_PATTERN,
+        description=("made on the device (UUIDv7); unique per user: the idempotency key of the op"),
+    )
+    collection: str = Field(
+        min_length=1, max_length=64, pattern=NO_NUL, description="a declared collection"
+    )
     record_id: str = Field(pattern=ID_PATTERN, description="made on the device (UUIDv7)")
     op: OpKind
-    fields: dict[str, Any] = Field(default_factory=dict, description=(
-        "upsert: the fields to set (a create carries the required and scope fields); "
-        "increment: integer deltas of counter fields; delete: absent or {}"))
-    hlc: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description=(
-        "the op's hybrid logical clock: WWWWWWWWWWWWWWW-CCCCC-NODE (wall ms, counter, "
-        "device id), e.g. 001764496800000-00000-d-7f3a"))
-    base_version: int = Field(default=0, ge=0, le=MAX_VERSION, description=(
-        "the record version the device last saw; 0 for a new record"))
-    created_at_client: dt.datetime | None = Field(default=None, description=(
-        "when the user made the change (RFC 3339); kept for audit and delay statistics"))
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "upsert: the fields to set (a create carries the required and scope fields); "
+            "increment: integer deltas of counter fields; delete: absent or {}"
+        ),
+    )
+    hlc: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL,
+        description=(
+            "the op's hybrid logical clock: WWWWWWWWWWWWWWW-CCCCC-NODE (wall ms, counter, "
+            "device id), e.g. 001764496800000-00000-d-7f3a"
+        ),
+    )
+    base_version: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_VERSION,
+        description=("the record version the device last saw; 0 for a new record"),
+    )
+    created_at_client: dt.datetime | None = Field(
+        default=None,
+        description=(
+            "when the user made the change (RFC 3339); kept for audit and delay statistics"
+        ),
+    )
 
 
 _CHANGE = TypeAdapter(Change)
@@ -108,14 +129,29 @@ def parse_changes(raws: Sequence[Any]) -> list[Change | BadChange]:
     return parsed
 
 
-def make_change(*, op_id: str, collection: str, record_id: str, op: OpKind,
-                fields: dict[str, Any], hlc: str, base_version: int) -> Change | BadChange:
+def make_change(
+    *,
+    op_id: str,
+    collection: str,
+    record_id: str,
+    op: OpKind,
+    fields: dict[str, Any],
+    hlc: str,
+    base_version: int,
+) -> Change | BadChange:
     """A change the server makes itself (``PUT /v1/records``, a conflict's resolution),
     built from its values and held to the rules of a pushed op: an id or fields that a push
     would refuse make a BadChange carrying the same error as the push's answer."""
     try:
-        change = Change(op_id=op_id, collection=collection, record_id=record_id, op=op,
-                        fields=fields, hlc=hlc, base_version=base_version)
+        change = Change(
+            op_id=op_id,
+            collection=collection,
+            record_id=record_id,
+            op=op,
+            fields=fields,
+            hlc=hlc,
+            base_version=base_version,
+        )
     except PydanticValidationError as exc:
         return BadChange(op_id, describe_pydantic_error(exc))
     return _shaped(change)
@@ -137,8 +173,9 @@ class PushRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: str = Field(pattern=ID_PATTERN, description="the device of the token")
-    changes: list[Any] = Field(max_length=MAX_CHANGES_PER_PUSH, description=(
-        "the ops, oldest first; may be empty"))
+    changes: list[Any] = Field(
+        max_length=MAX_CHANGES_PER_PUSH, description=("the ops, oldest first; may be empty")
+    )
 
 
 class TokenRequest(BaseModel):
@@ -155,8 +192,12 @@ class RefreshRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=500, pattern=NO_NUL, description=(
-        "the refresh token of the last registration or refresh (single use)"))
+    refresh_token: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=NO_NUL,
+        description=("the refresh token of the last registration or refresh (single use)"),
+    )
 
 
 class DeviceRequest(BaseModel):
@@ -164,10 +205,20 @@ class DeviceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="device", min_length=1, max_length=200, pattern=NO_NUL, description=(
-        "shown to administrators"))
-    device_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
-        "the id the device already stamps its clocks with; the server makes one when absent"))
+    name: str = Field(
+        default="device",
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description=("shown to administrators"),
+    )
+    device_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description=(
+            "the id the device already stamps its clocks with; the server makes one when absent"
+        ),
+    )
 
 
 class RecordWrite(BaseModel):
@@ -189,35 +240,69 @@ class ErrorBody(TypedDict):
 
     code: Annotated[str, described("e.g. VALIDATION_ERROR, FORBIDDEN, UNIQUE_VIOLATION")]
     message: Annotated[str, described("for a person: says what to do; never parse it")]
-    details: Annotated[dict[str, Any], described(
-        "machine-readable context: `field` (the offending input), `existing_id`, `limit`, "
-        "`wipe`, `reason`, `version`/`expected`, ...")]
+    details: Annotated[
+        dict[str, Any],
+        described(
+            "machine-readable context: `field` (the offending input), `existing_id`, `limit`, "
+            "`wipe`, `reason`, `version`/`expected`, ..."
+        ),
+    ]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class OpResult(TypedDict):
     """The outcome of one pushed op, in the order the ops were sent."""
 
-    op_id: Annotated[str | None, described(
-        "the op's id; null when the op was too malformed to have a readable one")]
-    status: Annotated[OpStatus, described(
-        "applied (merged), duplicate (applied before: treat as applied), conflict (held "
-        "whole for review), rejected (invalid or forbidden: resending cannot succeed)")]
+    op_id: Annotated[
+        str | None,
+        described("the op's id; null when the op was too malformed to have a readable one"),
+    ]
+    status: Annotated[
+        OpStatus,
+        described(
+            "applied (merged), duplicate (applied before: treat as applied), conflict (held "
+            "whole for review), rejected (invalid or forbidden: resending cannot succeed)"
+        ),
+    ]
     version: NotRequired[Annotated[int, described("the record's version after this op")]]
     seq: NotRequired[Annotated[str, described("the record's feed position after the batch")]]
-    hlc: NotRequired[Annotated[str, described(
-        "the op's effective clock: adopt it when it differs from the one sent")]]
-    restamped: NotRequired[Annotated[bool, described(
-        "true when the server replaced the op's clock (it ran too far ahead)")]]
-    superseded: NotRequired[Annotated[list[str], described(
-        "fields of the op that did not take effect because a newer or authoritative value "
-        "stands; `_deleted` for a delete that did not delete")]]
+    hlc: NotRequired[
+        Annotated[
+            str, described("the op's effective clock: adopt it when it differs from the one sent")
+        ]
+    ]
+    restamped: NotRequired[
+        Annotated[
+            bool, described("true when the server replaced the op's clock (it ran too far ahead)")
+        ]
+    ]
+    superseded: NotRequired[
+        Annotated[
+            list[str],
+            described(
+                "fields of the op that did not take effect because a newer or authoritative value "
+                "stands; `_deleted` for a delete that did not delete"
+            ),
+        ]
+    ]
     conflict_id: NotRequired[Annotated[str, described("the open conflict holding the op")]]
-    error: NotRequired[Annotated[ErrorBody, described(
-        "why the op conflicted or was rejected: VALIDATION_ERROR, FORBIDDEN, NOT_FOUND, "
-        "UNIQUE_VIOLATION, MANUAL_REVIEW")]]
-    duplicate: NotRequired[Annotated[bool, described(
-        "true on a re-send of an op whose first outcome was a conflict or a rejection")]]
+    error: NotRequired[
+        Annotated[
+            ErrorBody,
+            described(
+                "why the op conflicted or was rejected: VALIDATION_ERROR, FORBIDDEN, NOT_FOUND, "
+                "UNIQUE_VIOLATION, MANUAL_REVIEW"
+            ),
+        ]
+    ]
+    duplicate: NotRequired[
+        Annotated[
+            bool,
+            described(
+                "true on a re-send of an op whose first outcome was a conflict or a rejection"
+            ),
+        ]
+    ]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -230,9 +315,17 @@ class PulledChange(TypedDict):
     seq: Annotated[str, described("its position in the change feed")]
     deleted: Annotated[bool, described("true for a tombstone: delete the local record")]
     fields: Annotated[dict[str, Any], described("the record's fields; {} when deleted")]
-    clocks: Annotated[dict[str, str], described(
-        "the HLC of each field's last write (counters: of their last increment)")]
-    deleted_hlc: NotRequired[Annotated[str, described(
-        "the tombstone's clock, once the record has been deleted (also after it came back)")]]
+    clocks: Annotated[
+        dict[str, str],
+        described("the HLC of each field's last write (counters: of their last increment)"),
+    ]
+    deleted_hlc: NotRequired[
+        Annotated[
+            str,
+            described(
+                "the tombstone's clock, once the record has been deleted (also after it came back)"
+            ),
+        ]
+    ]
     conflict: Annotated[bool, described("true while the record has an open MANUAL_REVIEW conflict")]
     updated_at: Annotated[str, described("server time of the record's last change (RFC 3339)")]

@@ -41,8 +41,10 @@ from waystation.core.record import RecordState
 
 # One answer whether the record holding the key was deleted or is outside the reviewer's
 # scopes: it never names that record (docs/security.md).
-EXISTING_GONE = ("the record that held the key is gone or outside your scopes; merge into the "
-                 "held record instead (target \"record\")")
+EXISTING_GONE = (
+    "the record that held the key is gone or outside your scopes; merge into the "
+    'held record instead (target "record")'
+)
 
 Resolution = Literal["client_wins", "server_wins", "merge"]
 Target = Literal["record", "existing"]
@@ -128,14 +130,22 @@ def plan_resolution(
     return [_upsert(held.record_id, merged, record)]
 
 
-def stamp_changes(collection: str, planned: Sequence[PlannedChange], clock: Clock
-                  ) -> list[Change | BadChange]:
+def stamp_changes(
+    collection: str, planned: Sequence[PlannedChange], clock: Clock
+) -> list[Change | BadChange]:
     """The planned changes as ops for the push path: each with a fresh op id and a fresh
     clock of the server's, in order. Fields a push would refuse (a merge's ``fields`` nested
     too deep, say) make a BadChange, which the push path rejects."""
     return [
-        make_change(op_id=uuid7(), collection=collection, record_id=c.record_id, op=c.op,
-                    fields=c.fields, hlc=str(clock.send()), base_version=c.base_version)
+        make_change(
+            op_id=uuid7(),
+            collection=collection,
+            record_id=c.record_id,
+            op=c.op,
+            fields=c.fields,
+            hlc=str(clock.send()),
+            base_version=c.base_version,
+        )
         for c in planned
     ]
 
@@ -150,7 +160,7 @@ def _check_shape(held: HeldOp, request: ResolveRequest) -> None:
         if request.resolution == "client_wins" and held.kind == "UNIQUE_VIOLATION":
             raise ValidationError(
                 "client_wins cannot resolve a UNIQUE_VIOLATION: another record holds the "
-                "key. Merge into it (merge with target \"existing\"), keep both by changing "
+                'key. Merge into it (merge with target "existing"), keep both by changing '
                 "the key (merge with the new key in fields), or discard (server_wins)",
                 {"field": "resolution"},
             )
@@ -203,8 +213,6 @@ def _reassert(
             return [_upsert(held.record_id, {k: record.fields.get(k) for k in live}, record)]
         return []
     beaten = {
-        k: record.fields.get(k)
-        for k in held.client_fields
-        if k in live and live[k] < held.hlc
+        k: record.fields.get(k) for k in held.client_fields if k in live and live[k] < held.hlc
     }
     return [_upsert(held.record_id, beaten, record)] if beaten else []

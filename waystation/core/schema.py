@@ -73,12 +73,12 @@ class FieldSpec(BaseModel):
             raise ValueError("an object declares its members under 'fields'")
         if self.type in ("array", "object", "boolean") and self.enum is not None:
             raise ValueError(f"'enum' does not apply to {self.type} fields")
-        if self.type != "array" and (self.max_items is not None
-                                     or self.max_item_length is not None):
+        if self.type != "array" and (
+            self.max_items is not None or self.max_item_length is not None
+        ):
             raise ValueError("'max_items' and 'max_item_length' are only for arrays")
         if self.type == "array" and self.max_length is not None and self.max_items is not None:
-            raise ValueError("give arrays 'max_items' ('max_length' is its older name), "
-                             "not both")
+            raise ValueError("give arrays 'max_items' ('max_length' is its older name), not both")
         if self.max_delta is not None and self.type != "counter":
             raise ValueError("'max_delta' is only for counters")
         if self.type == "counter" and (self.min is not None or self.max is not None):
@@ -87,8 +87,9 @@ class FieldSpec(BaseModel):
             raise ValueError("counters take no min/max: offline decrements always count")
         for name, member in (self.fields or {}).items():
             if member.type == "counter" or member.monotonic:
-                raise ValueError(f"member {name!r}: counters and monotonic flags must be "
-                                 "top-level fields")
+                raise ValueError(
+                    f"member {name!r}: counters and monotonic flags must be top-level fields"
+                )
         return self
 
     @property

@@ -162,11 +162,13 @@ def validate_upsert(spec: CollectionSpec, fields: Mapping[str, Any], *, creating
     for name, value in fields.items():
         field = declared.get(name)
         if field is None:
-            raise _fail(f"fields.{name}",
-                        f"unknown field of {spec.name}; declared: {sorted(spec.fields)}")
+            raise _fail(
+                f"fields.{name}", f"unknown field of {spec.name}; declared: {sorted(spec.fields)}"
+            )
         if field.type == "counter":
-            raise _fail(f"fields.{name}",
-                        "is a counter: change it with an 'increment' op, not 'upsert'")
+            raise _fail(
+                f"fields.{name}", "is a counter: change it with an 'increment' op, not 'upsert'"
+            )
         if value is None:
             if name in spec.required:
                 raise _fail(f"fields.{name}", "is required and cannot be null")
@@ -181,8 +183,9 @@ def validate_upsert(spec: CollectionSpec, fields: Mapping[str, Any], *, creating
             )
 
 
-def validate_increment(spec: CollectionSpec, fields: Mapping[str, Any],
-                       current: Mapping[str, Any]) -> None:
+def validate_increment(
+    spec: CollectionSpec, fields: Mapping[str, Any], current: Mapping[str, Any]
+) -> None:
     """An increment names counter fields only, each with an integer delta within the
     counter's ``max_delta``, and leaves the total (``current`` + delta) within the safe
     integer range. The total depends on what arrived before: the server, the authority,
@@ -197,12 +200,17 @@ def validate_increment(spec: CollectionSpec, fields: Mapping[str, Any],
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise _fail(path, "the delta must be an integer")
         if abs(delta) > field.delta_limit:
-            raise _fail(path, f"a delta of {delta} is beyond this counter's limit of "
-                        f"+/-{field.delta_limit} per increment")
+            raise _fail(
+                path,
+                f"a delta of {delta} is beyond this counter's limit of "
+                f"+/-{field.delta_limit} per increment",
+            )
         total = current.get(name) or 0
         if abs(total + delta) > MAX_SAFE_INTEGER:
-            raise _fail(path, f"would take the counter from {total} past the integer range "
-                        f"+/-{MAX_SAFE_INTEGER}")
+            raise _fail(
+                path,
+                f"would take the counter from {total} past the integer range +/-{MAX_SAFE_INTEGER}",
+            )
 
 
 def check_stored_numbers(spec: CollectionSpec, fields: Mapping[str, Any]) -> None:
@@ -211,9 +219,12 @@ def check_stored_numbers(spec: CollectionSpec, fields: Mapping[str, Any]) -> Non
     for name in spec.integer_fields:
         value = fields.get(name)
         if isinstance(value, int) and _out_of_range(value) is not None:
-            raise _fail(f"fields.{name}", f"the record holds {value}, outside the integer "
-                        f"range +/-{MAX_SAFE_INTEGER} (stored before limits were enforced); "
-                        "an administrator must repair it before it can change")
+            raise _fail(
+                f"fields.{name}",
+                f"the record holds {value}, outside the integer "
+                f"range +/-{MAX_SAFE_INTEGER} (stored before limits were enforced); "
+                "an administrator must repair it before it can change",
+            )
 
 
 def check_record_size(spec: CollectionSpec, fields: Mapping[str, Any]) -> None:
@@ -221,5 +232,8 @@ def check_record_size(spec: CollectionSpec, fields: Mapping[str, Any]) -> None:
     small upserts cannot grow a record past it either."""
     size = len(orjson.dumps(fields))
     if size > spec.max_record_bytes:
-        raise _fail("fields", f"the record would hold {size} bytes of fields, over the "
-                    f"{spec.max_record_bytes} bytes {spec.name} allows")
+        raise _fail(
+            "fields",
+            f"the record would hold {size} bytes of fields, over the "
+            f"{spec.max_record_bytes} bytes {spec.name} allows",
+        )

@@ -62,8 +62,9 @@ class DeviceAnswer(TypedDict):
     access_token: Annotated[str, described("the device token: push, pull and events need it")]
     token_type: Literal["bearer"]
     expires_in: Annotated[int, described("seconds until the access token expires")]
-    refresh_token: Annotated[str, described(
-        "trade it for new tokens with POST /v1/auth/refresh; it works once")]
+    refresh_token: Annotated[
+        str, described("trade it for new tokens with POST /v1/auth/refresh; it works once")
+    ]
 
 
 @with_config(_STRICT)
@@ -71,8 +72,9 @@ class PushAnswer(TypedDict):
     """One result per op, in order; one bad op never fails its batch."""
 
     results: list[OpResult]
-    server_hlc: Annotated[str, described(
-        "the server's clock after the push: fold it into the device clock")]
+    server_hlc: Annotated[
+        str, described("the server's clock after the push: fold it into the device clock")
+    ]
 
 
 @with_config(_STRICT)
@@ -80,8 +82,9 @@ class PullPage(TypedDict):
     """Changes after ``since`` in feed order, newest state of each record only."""
 
     changes: list[PulledChange]
-    cursor: Annotated[str, described(
-        "send it back as `since` for the next page (with the same `collections`)")]
+    cursor: Annotated[
+        str, described("send it back as `since` for the next page (with the same `collections`)")
+    ]
     has_more: Annotated[bool, described("pull again with `cursor` while true")]
 
 
@@ -90,8 +93,10 @@ class EventsAnswer(TypedDict):
     """The long-poll form of ``GET /v1/sync/events``."""
 
     changed: Annotated[bool, described("true: changes after `since` exist; pull them")]
-    seq: Annotated[str | None, described(
-        "a hint (the newest change known), never a cursor; null when nothing changed")]
+    seq: Annotated[
+        str | None,
+        described("a hint (the newest change known), never a cursor; null when nothing changed"),
+    ]
 
 
 @with_config(_STRICT)
@@ -151,17 +156,29 @@ class Conflict(TypedDict):
     op: Annotated[OpKind, described("the held op's kind")]
     hlc: Annotated[str, described("the held op's effective clock")]
     base_version: int
-    server_fields: Annotated[dict[str, Any] | None, described(
-        "the server's values when the conflict opened (UNIQUE_VIOLATION: the fields of "
-        "`existing_id`); `_deleted: true` when the record had been deleted; null when "
-        "that side is hidden")]
-    client_fields: Annotated[dict[str, Any] | None, described(
-        "the held op's fields (`_deleted: true` for a held delete); null when its record "
-        "is hidden")]
-    existing_id: Annotated[str | None, described(
-        "UNIQUE_VIOLATION: the record holding the key; null when hidden or not one")]
-    hidden: Annotated[list[Literal["record", "existing"]], described(
-        "the sides outside the caller's scopes, shown without ids or fields")]
+    server_fields: Annotated[
+        dict[str, Any] | None,
+        described(
+            "the server's values when the conflict opened (UNIQUE_VIOLATION: the fields of "
+            "`existing_id`); `_deleted: true` when the record had been deleted; null when "
+            "that side is hidden"
+        ),
+    ]
+    client_fields: Annotated[
+        dict[str, Any] | None,
+        described(
+            "the held op's fields (`_deleted: true` for a held delete); null when its record "
+            "is hidden"
+        ),
+    ]
+    existing_id: Annotated[
+        str | None,
+        described("UNIQUE_VIOLATION: the record holding the key; null when hidden or not one"),
+    ]
+    hidden: Annotated[
+        list[Literal["record", "existing"]],
+        described("the sides outside the caller's scopes, shown without ids or fields"),
+    ]
     device_id: Annotated[str | None, described("the device that sent the op; null for none")]
     user_id: str
     status: Literal["open", "resolved"]
@@ -230,8 +247,9 @@ class StatsAnswer(TypedDict):
     conflicts: int
     rejected: int
     open_conflicts: int
-    sync_rate: Annotated[float | None, described(
-        "(applied + duplicate) / total; null when nothing was received")]
+    sync_rate: Annotated[
+        float | None, described("(applied + duplicate) / total; null when nothing was received")
+    ]
     by_device: list[DeviceStats]
     delay_ms: Delays
 
@@ -251,32 +269,55 @@ class ReadyAnswer(TypedDict):
 class AuditEntry(TypedDict):
     """One link of the hash-chained audit trail: who did what, when, to what."""
 
-    id: Annotated[str, described("1, 2, 3, ... without gaps; page on with `after` = the "
-                                 "last id of a page")]
+    id: Annotated[
+        str, described("1, 2, 3, ... without gaps; page on with `after` = the last id of a page")
+    ]
     at: Time
-    action: Annotated[str, described(
-        f"what was done: {', '.join(ACTIONS)}, ... (docs/operations.md, section 7)")]
-    user_id: Annotated[str | None, described(
-        "the acting user (`cli` for the admin commands run on the server's machine); null "
-        "when unknown (a login with a name no user has)")]
+    action: Annotated[
+        str, described(f"what was done: {', '.join(ACTIONS)}, ... (docs/operations.md, section 7)")
+    ]
+    user_id: Annotated[
+        str | None,
+        described(
+            "the acting user (`cli` for the admin commands run on the server's machine); null "
+            "when unknown (a login with a name no user has)"
+        ),
+    ]
     device_id: Annotated[str | None, described("the acting device; null for a user token")]
     client_address: Annotated[str | None, described("the caller's IP address")]
-    outcome: Annotated[str, described(
-        "ok; denied (authentication or authorisation refused); rejected (refused for its "
-        "content); conflict (a write held for review)")]
-    target: Annotated[str | None, described(
-        "what was acted on, as `kind:id`: record:patients/p-2, device:d-7f3a, "
-        "conflict:<id>, user:<id>; null when nothing in particular")]
-    details: Annotated[dict[str, Any], described(
-        "what the action carries: a pull's cursor range and count, a push's counts by "
-        "status, the filters of a read, a refusal's reason")]
-    scopes: Annotated[list[str], described(
-        "the scopes of the records concerned (a pull's: of every record it delivered)")]
-    prev_hash: Annotated[str, described("the `hash` of the entry before (64 zeros for "
-                                        "the first)")]
-    hash: Annotated[str, described(
-        "SHA-256 (hex) over `prev_hash` and this entry: an edited, deleted or inserted "
-        "entry breaks the chain (`waystation audit verify`)")]
+    outcome: Annotated[
+        str,
+        described(
+            "ok; denied (authentication or authorisation refused); rejected (refused for its "
+            "content); conflict (a write held for review)"
+        ),
+    ]
+    target: Annotated[
+        str | None,
+        described(
+            "what was acted on, as `kind:id`: record:patients/p-2, device:d-7f3a, "
+            "conflict:<id>, user:<id>; null when nothing in particular"
+        ),
+    ]
+    details: Annotated[
+        dict[str, Any],
+        described(
+            "what the action carries: a pull's cursor range and count, a push's counts by "
+            "status, the filters of a read, a refusal's reason"
+        ),
+    ]
+    scopes: Annotated[
+        list[str],
+        described("the scopes of the records concerned (a pull's: of every record it delivered)"),
+    ]
+    prev_hash: Annotated[str, described("the `hash` of the entry before (64 zeros for the first)")]
+    hash: Annotated[
+        str,
+        described(
+            "SHA-256 (hex) over `prev_hash` and this entry: an edited, deleted or inserted "
+            "entry breaks the chain (`waystation audit verify`)"
+        ),
+    ]
 
 
 @with_config(_STRICT)

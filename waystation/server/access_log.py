@@ -49,16 +49,18 @@ class AccessLog:
             await self.app(scope, receive, counting_send)
         finally:
             client = scope.get("client")
-            line = orjson.dumps({
-                "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                "pid": os.getpid(),
-                "client": client[0] if client else None,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": answer["status"],
-                "bytes": answer["bytes"],
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            })
+            line = orjson.dumps(
+                {
+                    "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                    "pid": os.getpid(),
+                    "client": client[0] if client else None,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": answer["status"],
+                    "bytes": answer["bytes"],
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            )
             os.write(self._fd, line + b"\n")
 
 

@@ -34,8 +34,10 @@ from waystation.server.settings import Settings
 from waystation.server.static import mount_web
 from waystation.store.port import Store
 
-ROUTERS = tuple(module.router for module in (health, auth, sync, events, records, conflicts,
-                                            stats, audit, digest))
+ROUTERS = tuple(
+    module.router
+    for module in (health, auth, sync, events, records, conflicts, stats, audit, digest)
+)
 
 
 def api_routes() -> list[BaseRoute]:
@@ -55,8 +57,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     )
     settings = settings or Settings()
     app.state.services = Services(store, settings)
-    app.state.login_gate = LoginGate(settings.max_concurrent_logins,
-                                     settings.max_waiting_logins)
+    app.state.login_gate = LoginGate(settings.max_concurrent_logins, settings.max_waiting_logins)
     # Live change notices for GET /v1/sync/events (LISTEN/NOTIFY on PostgreSQL).
     app.state.broadcaster = Broadcaster(store.change_source)
     install_error_handlers(app)

@@ -21,11 +21,18 @@ from waystation.core.audit import AuditEvent
 from waystation.server.context import services
 
 
-def audit_event(request: Request, action: str, principal: Principal | None = None, *,
-                user_id: str | None = None, device_id: str | None = None,
-                outcome: str = "ok", target: str | None = None,
-                details: Mapping[str, Any] | None = None,
-                scopes: Iterable[str] = ()) -> AuditEvent:
+def audit_event(
+    request: Request,
+    action: str,
+    principal: Principal | None = None,
+    *,
+    user_id: str | None = None,
+    device_id: str | None = None,
+    outcome: str = "ok",
+    target: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    scopes: Iterable[str] = (),
+) -> AuditEvent:
     """An event of ``action`` by ``principal`` from the request's client address. Without a
     principal (a login, a refresh: the caller has no token yet) the actor is ``user_id``
     and ``device_id`` when known, else anonymous (a failed login)."""

@@ -54,7 +54,8 @@ _hasher = PasswordHasher()
 # kind, subject (a device id or user id: both [A-Za-z0-9_-]{1,64}), generation (absent in
 # tokens issued before generations: 0), expiry, 22-char MAC
 _TOKEN = re.compile(
-    r"([du])\.([A-Za-z0-9_-]{1,64})\.(?:([0-9]{1,9})\.)?([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
+    r"([du])\.([A-Za-z0-9_-]{1,64})\.(?:([0-9]{1,9})\.)?([0-9]{1,12})\.([A-Za-z0-9_-]{22})"
+)
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAC_BYTES = 16
 
@@ -100,8 +101,7 @@ def _mac(signing_key: str, signed: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def issue_token(store: Store, user_id: str, device_id: str | None, ttl_s: int, *,
-                gen: int) -> str:
+def issue_token(store: Store, user_id: str, device_id: str | None, ttl_s: int, *, gen: int) -> str:
     """A device token when ``device_id`` is given (sync needs one), else a user token;
     ``gen`` is the device's (or user's) current session generation."""
     kind, subject = ("d", device_id) if device_id is not None else ("u", user_id)
@@ -112,8 +112,9 @@ def issue_token(store: Store, user_id: str, device_id: str | None, ttl_s: int, *
 
 
 def _expired() -> Unauthorized:
-    return Unauthorized("token expired: refresh it (POST /v1/auth/refresh) or log in again",
-                        {"reason": "expired"})
+    return Unauthorized(
+        "token expired: refresh it (POST /v1/auth/refresh) or log in again", {"reason": "expired"}
+    )
 
 
 class TokenClaims(NamedTuple):
@@ -149,8 +150,9 @@ def _verify_legacy_jwt(signing_key: str, token: str) -> TokenClaims:
     """HS256 JWTs as issued before the compact format (``sub`` = user id, ``dev`` = device
     id). Remove once every JWT has expired (one token lifetime after the upgrade)."""
     try:
-        claims = jwt.decode(token, signing_key, algorithms=["HS256"],
-                            options={"require": ["sub", "exp"]})
+        claims = jwt.decode(
+            token, signing_key, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+        )
     except jwt.ExpiredSignatureError:
         raise _expired() from None
     except jwt.InvalidTokenError:
@@ -160,8 +162,11 @@ def _verify_legacy_jwt(signing_key: str, token: str) -> TokenClaims:
 
 
 def session_ended() -> Unauthorized:
-    return Unauthorized("this session has ended (password or access changed, or the "
-                        "account was disabled): log in again", {"reason": "session_ended"})
+    return Unauthorized(
+        "this session has ended (password or access changed, or the "
+        "account was disabled): log in again",
+        {"reason": "session_ended"},
+    )
 
 
 def authenticate(store: Store, request: Request) -> Principal:

@@ -30,8 +30,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, gunzipped when ``Content-Encoding: gzip``, never over ``limit``;
     raises RequestTimeout when it stalls for longer than the body timeout."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() \
-            and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     idle = request.app.state.services.settings.body_timeout_s
     chunks: list[bytes] = []
@@ -52,8 +51,9 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit or inflater.unconsumed_tail:
             raise _too_large(limit)
     elif encoding != "identity":
-        raise ValidationError(f"unsupported Content-Encoding {encoding!r}; use gzip",
-                              {"field": "content-encoding"})
+        raise ValidationError(
+            f"unsupported Content-Encoding {encoding!r}; use gzip", {"field": "content-encoding"}
+        )
     return body
 
 
@@ -68,7 +68,8 @@ async def _chunks(request: Request, idle_s: float) -> AsyncIterator[bytes]:
         except TimeoutError:
             raise RequestTimeout(
                 f"the request body sent nothing for {idle_s:g} s; send it again",
-                {"timeout_s": idle_s}) from None
+                {"timeout_s": idle_s},
+            ) from None
         yield chunk
 
 

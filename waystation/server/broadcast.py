@@ -32,8 +32,9 @@ class Heard:
 class Subscription:
     """One listener: a device's event stream or long poll. Use on the event loop."""
 
-    def __init__(self, hub: Broadcaster, scopes: frozenset[str] | None,
-                 collections: frozenset[str] | None) -> None:
+    def __init__(
+        self, hub: Broadcaster, scopes: frozenset[str] | None, collections: frozenset[str] | None
+    ) -> None:
         self._hub = hub
         self.scopes = scopes  # None: every scope (admins)
         self.collections = collections  # None: every collection
@@ -79,8 +80,9 @@ class Broadcaster:
         self._everywhere: set[Subscription] = set()
         self._lock = threading.Lock()
 
-    def subscribe(self, scopes: frozenset[str] | None,
-                  collections: frozenset[str] | None) -> Subscription:
+    def subscribe(
+        self, scopes: frozenset[str] | None, collections: frozenset[str] | None
+    ) -> Subscription:
         """A new subscription (call on the event loop); starts the source the first time."""
         with self._lock:
             if self._source is None:

@@ -25,8 +25,7 @@ class LoginGate:
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the check slots; raises RateLimited when the queue is full."""
         if self._inside >= self._capacity:
-            raise RateLimited("too many logins at once; try again in a second",
-                              {"retry_after": 1})
+            raise RateLimited("too many logins at once; try again in a second", {"retry_after": 1})
         self._inside += 1
         try:
             async with self._slots:

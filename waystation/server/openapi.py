@@ -77,8 +77,14 @@ def build_openapi(schema: Schema, routes: Sequence[BaseRoute]) -> dict[str, Any]
     """The document of the server with these routes over this deployment's schema (pure:
     tests build it without a server). Raises UndocumentedOperation when a route and the
     table of operations differ."""
-    doc = get_openapi(title=TITLE, version=__version__, summary=SUMMARY, description=INTRO,
-                      routes=routes, tags=TAGS)
+    doc = get_openapi(
+        title=TITLE,
+        version=__version__,
+        summary=SUMMARY,
+        description=INTRO,
+        routes=routes,
+        tags=TAGS,
+    )
     components = _components()
     add_collections(components, schema, REF)
     collections = sorted(schema.collections)
@@ -87,8 +93,9 @@ def build_openapi(schema: Schema, routes: Sequence[BaseRoute]) -> dict[str, Any]
         for method, inferred in methods.items():
             operation = OPERATIONS.get((method, path))
             if operation is None:
-                raise UndocumentedOperation(f"{method.upper()} {path} is not in "
-                                            "server/openapi_operations.py")
+                raise UndocumentedOperation(
+                    f"{method.upper()} {path} is not in server/openapi_operations.py"
+                )
             seen.add((method, path))
             methods[method] = _operation(operation, inferred, collections, components)
     missing = set(OPERATIONS) - seen
@@ -96,10 +103,14 @@ def build_openapi(schema: Schema, routes: Sequence[BaseRoute]) -> dict[str, Any]
         raise UndocumentedOperation(f"described but not routed: {sorted(missing)}")
     doc["components"] = {
         "schemas": components,
-        "securitySchemes": {"bearer": {
-            "type": "http", "scheme": "bearer",
-            "description": "a user token (POST /v1/auth/token) or a device token "
-                           "(POST /v1/devices, POST /v1/auth/refresh)"}},
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "a user token (POST /v1/auth/token) or a device token "
+                "(POST /v1/devices, POST /v1/auth/refresh)",
+            }
+        },
         "headers": HEADERS,
         "examples": _error_examples(),
     }
@@ -116,8 +127,9 @@ def _components() -> dict[str, Any]:
     return components
 
 
-def _operation(op: Operation, inferred: dict[str, Any], collections: list[str],
-               components: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    op: Operation, inferred: dict[str, Any], collections: list[str], components: dict[str, Any]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "tags": [op.tag],
         "summary": op.summary,
@@ -125,8 +137,7 @@ def _operation(op: Operation, inferred: dict[str, Any], collections: list[str],
         "operationId": op.operation_id,
         "security": [] if op.auth is Auth.NONE else [{"bearer": []}],
     }
-    parameters = [_parameter(p, op.parameters, collections)
-                  for p in inferred.get("parameters", [])]
+    parameters = [_parameter(p, op.parameters, collections) for p in inferred.get("parameters", [])]
     parameters += [dict(p) for p in op.headers]
     if parameters:
         out["parameters"] = parameters
@@ -138,13 +149,15 @@ def _operation(op: Operation, inferred: dict[str, Any], collections: list[str],
     answers = dict(op.answers)
     if op.auth is not Auth.NONE:
         answers.setdefault(401, AUTH_ERRORS)
-    out["responses"] = {str(status): _response(answer, components)
-                        for status, answer in sorted(answers.items())}
+    out["responses"] = {
+        str(status): _response(answer, components) for status, answer in sorted(answers.items())
+    }
     return out
 
 
-def _parameter(inferred: dict[str, Any], described: dict[str, str],
-               collections: list[str]) -> dict[str, Any]:
+def _parameter(
+    inferred: dict[str, Any], described: dict[str, str], collections: list[str]
+) -> dict[str, Any]:
     """A parameter FastAPI found in the route's signature, with its description; optional
     ones lose the ``null`` branch FastAPI gives them (absent is how a query says none)."""
     param = copy.deepcopy(inferred)
@@ -165,14 +178,12 @@ def _parameter(inferred: dict[str, Any], described: dict[str, str],
 def _response(answer: Answer, components: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"description": answer.describe()}
     if answer.headers:
-        out["headers"] = {name: {"$ref": f"#/components/headers/{name}"}
-                          for name in answer.headers}
+        out["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in answer.headers}
     content: dict[str, Any] = {}
     if answer.codes:
         content[JSON] = {
             "schema": {"$ref": REF.format(model=_error_component(answer.codes, components))},
-            "examples": {code: {"$ref": f"#/components/examples/{code}"}
-                         for code in answer.codes},
+            "examples": {code: {"$ref": f"#/components/examples/{code}"} for code in answer.codes},
         }
     elif answer.body is not None:
         media: dict[str, Any] = {"schema": {"$ref": REF.format(model=answer.body.__name__)}}
@@ -201,5 +212,6 @@ def _error_component(codes: tuple[str, ...], components: dict[str, Any]) -> str:
 
 
 def _error_examples() -> dict[str, Any]:
-    return {code: {"summary": code, "value": {"error": body}}
-            for code, body in ERROR_EXAMPLES.items()}
+    return {
+        code: {"summary": code, "value": {"error": body}} for code, body in ERROR_EXAMPLES.items()
+    }

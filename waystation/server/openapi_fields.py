@@ -41,9 +41,14 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
                 out["items"]["maxLength"] = spec.item_length_limit
         return out
     if spec.type == "object":
-        return {"type": "object", "additionalProperties": False,
-                "properties": {name: _nullable(field_schema(member))
-                               for name, member in (spec.fields or {}).items()}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                name: _nullable(field_schema(member))
+                for name, member in (spec.fields or {}).items()
+            },
+        }
     out = _scalar(spec.type)
     if spec.enum is not None:
         out["enum"] = list(spec.enum)
@@ -54,8 +59,11 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
     if spec.type == "string":
         out["maxLength"] = spec.length_limit
     if spec.type == "counter":
-        out |= {"minimum": -spec.delta_limit, "maximum": spec.delta_limit,
-                "description": "a counter: only `increment` changes it, by this delta"}
+        out |= {
+            "minimum": -spec.delta_limit,
+            "maximum": spec.delta_limit,
+            "description": "a counter: only `increment` changes it, by this delta",
+        }
     elif spec.monotonic:
         out["description"] = "monotonic: once true, stays true"
     return out
@@ -86,9 +94,9 @@ def fields_schema(spec: CollectionSpec) -> dict[str, Any]:
     return {
         "title": f"{spec.name} fields",
         "description": f"Fields of a `{spec.name}` record (policy `{spec.policy}`). A create "
-                       f"needs {required}; an update sends only the fields it changes; "
-                       "`null` clears a field. An upsert may not set a counter; an "
-                       "increment sends only counters.",
+        f"needs {required}; an update sends only the fields it changes; "
+        "`null` clears a field. An upsert may not set a counter; an "
+        "increment sends only counters.",
         "type": "object",
         "additionalProperties": False,
         "properties": properties,
@@ -108,8 +116,10 @@ def add_collections(components: dict[str, Any], schema: Schema, ref: str) -> Non
         components[variant] = {
             "title": f"a change of {name}",
             "allOf": [{"$ref": ref.format(model="Change")}],
-            "properties": {"collection": {"const": name},
-                           "fields": {"$ref": ref.format(model=f"Fields-{name}")}},
+            "properties": {
+                "collection": {"const": name},
+                "fields": {"$ref": ref.format(model=f"Fields-{name}")},
+            },
         }
         variants[name] = ref.format(model=variant)
     components["PushRequest"]["properties"]["changes"]["items"] = {

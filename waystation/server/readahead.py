@@ -37,13 +37,13 @@ T = TypeVar("T")
 class ReadAhead(Generic[T]):
     """Results built ahead of the request that will ask for them, by key."""
 
-    def __init__(self, *, workers: int = 2, max_entries: int = 16,
-                 max_age_s: float = 30.0) -> None:
+    def __init__(self, *, workers: int = 2, max_entries: int = 16, max_age_s: float = 30.0) -> None:
         self.workers = workers
         self.max_entries = max_entries
         self.max_age_s = max_age_s
-        self._pool = ThreadPoolExecutor(max_workers=workers,
-                                        thread_name_prefix="waystation-readahead")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="waystation-readahead"
+        )
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[float, Future[T]]] = OrderedDict()
         # What became of the pages taken: built ahead and used, or not (for tests and

@@ -78,14 +78,22 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request its parser refuses, as a JSON error body."""
-        body = orjson.dumps({"error": {"code": "VALIDATION_ERROR",
-                                       "message": f"invalid HTTP request: {msg}",
-                                       "details": {}}})
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "VALIDATION_ERROR",
+                    "message": f"invalid HTTP request: {msg}",
+                    "details": {},
+                }
+            }
+        )
         head = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head += [b"content-type: application/json\r\n",
-                 b"content-length: " + str(len(body)).encode() + b"\r\n",
-                 b"connection: close\r\n\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()

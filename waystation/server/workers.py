@@ -51,8 +51,12 @@ class WorkerConfig:
         data = orjson.loads(text)
         settings = dict(data["settings"])
         settings["login_throttle"] = ThrottlePolicy(**settings["login_throttle"])
-        return cls(db=data["db"], schema_path=data["schema_path"],
-                   settings=Settings(**settings), log_level=data["log_level"])
+        return cls(
+            db=data["db"],
+            schema_path=data["schema_path"],
+            settings=Settings(**settings),
+            log_level=data["log_level"],
+        )
 
     def schema(self) -> Schema:
         return health_schema() if self.schema_path is None else load_schema(self.schema_path)
@@ -62,7 +66,11 @@ def app_from_environ() -> FastAPI:
     """The app of one worker process (uvicorn calls this in each worker)."""
     config = WorkerConfig.from_env(os.environ[CONFIG_ENV])
     # The parent process created or upgraded the database before starting the workers.
-    store = open_store(config.db, config.schema(), migrate=False,
-                       max_clock_skew_ms=config.settings.max_clock_skew_ms)
+    store = open_store(
+        config.db,
+        config.schema(),
+        migrate=False,
+        max_clock_skew_ms=config.settings.max_clock_skew_ms,
+    )
     atexit.register(store.close)
     return create_served_app(store, config.settings, config.log_level)

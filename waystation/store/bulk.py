@@ -50,8 +50,9 @@ def executemany(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> 
     except driver_error as error:
         # wrapped as SQLAlchemy wraps its own statements' errors, so that callers (the
         # lost-race retry of Database.transact) see one kind of error whatever the path
-        raise exc.DBAPIError.instance(copy, None, error, driver_error,
-                                      dialect=conn.dialect) from error
+        raise exc.DBAPIError.instance(
+            copy, None, error, driver_error, dialect=conn.dialect
+        ) from error
     finally:
         cursor.close()
 

@@ -26,4 +26,3 @@ def state_from_row(row: Any) -> RecordState:
         field_devices=meta["d"],
         conflict=bool(row.conflict),
     )
-

@@ -79,8 +79,11 @@ def conflict_body(row: Any, sight: Sight = EVERYTHING) -> dict[str, Any]:
         resolution, target = "merge", "existing"
     unique = row.kind == "UNIQUE_VIOLATION"
     server_visible = sight.existing if unique else sight.record
-    hidden = [side for side, seen in (("record", sight.record), ("existing", sight.existing))
-              if not seen and (side == "record" or row.existing_id is not None)]
+    hidden = [
+        side
+        for side, seen in (("record", sight.record), ("existing", sight.existing))
+        if not seen and (side == "record" or row.existing_id is not None)
+    ]
     return {
         "id": row.id,
         "collection": row.collection,
@@ -134,8 +137,11 @@ def list_conflicts(
         sights = _sights(conn, schema, principal, rows)
         # Filtering by a record id the caller may not see would confirm which conflict
         # holds it: such conflicts are left out, as a missing record's would be.
-        found.extend(conflict_body(row, sights[row.id]) for row in rows
-                     if row.id in sights and (record_id is None or sights[row.id].record))
+        found.extend(
+            conflict_body(row, sights[row.id])
+            for row in rows
+            if row.id in sights and (record_id is None or sights[row.id].record)
+        )
         cursor = rows[-1].id
         if len(rows) < _SCAN:
             break
@@ -186,8 +192,12 @@ def resolve_conflict(
         raise AlreadyResolved(
             f"conflict {conflict_id} was already resolved ({public['resolution']}) by "
             f"{row.resolved_by} at {public['resolved_at']}",
-            {"resolution": public["resolution"], "target": public["target"],
-             "resolved_by": row.resolved_by, "resolved_at": public["resolved_at"]},
+            {
+                "resolution": public["resolution"],
+                "target": public["target"],
+                "resolved_by": row.resolved_by,
+                "resolved_at": public["resolved_at"],
+            },
         )
     spec = schema.get(row.collection)
     if spec is None:
@@ -196,8 +206,15 @@ def resolve_conflict(
             "only be discarded by an administrator in the database",
             {"field": "collection"},
         )
-    held = HeldOp(row.kind, row.collection, row.record_id, row.op_kind, row.hlc,
-                  orjson.loads(row.client_fields), row.existing_id)
+    held = HeldOp(
+        row.kind,
+        row.collection,
+        row.record_id,
+        row.op_kind,
+        row.hlc,
+        orjson.loads(row.client_fields),
+        row.existing_id,
+    )
     check_decision(request, sight)
     wanted = {row.record_id}
     if request.target == "existing" and row.existing_id is not None:
@@ -211,8 +228,9 @@ def resolve_conflict(
         raise needs_other_reviewer()
     # Resolutions are the server's changes: no device, so a reviewer's own tablet never
     # counts them as its consecutive edits, and they stand out in the op log.
-    reviewer = Principal(principal.user_id, principal.username, principal.role,
-                         principal.scopes, None)
+    reviewer = Principal(
+        principal.user_id, principal.username, principal.role, principal.scopes, None
+    )
     ctx = ApplyContext(schema, reviewer, clock, max_clock_skew_ms)
     changes = stamp_changes(row.collection, plan, clock)
     results: list[OpResult] = []
@@ -224,15 +242,25 @@ def resolve_conflict(
     conn.execute(
         sa.update(conflicts)
         .where(conflicts.c.id == row.id, conflicts.c.status == "open")
-        .values(status="resolved", resolution=stored_resolution(request),
-                resolved_by=principal.user_id, resolved_at=now)
+        .values(
+            status="resolved",
+            resolution=stored_resolution(request),
+            resolved_by=principal.user_id,
+            resolved_at=now,
+        )
     )
     written = {c.record_id for c in plan}
     _settle_flag(tx, row.collection, row.record_id, row.record_id in written, now)
     body = conflict_body(_find(conn, row.id, lock=False), sight)
     body["changes"] = [
-        {"collection": row.collection, "record_id": planned.record_id, "op": planned.op,
-         "version": result.get("version"), "seq": result.get("seq"), "hlc": result.get("hlc")}
+        {
+            "collection": row.collection,
+            "record_id": planned.record_id,
+            "op": planned.op,
+            "version": result.get("version"),
+            "seq": result.get("seq"),
+            "hlc": result.get("hlc"),
+        }
         for planned, result in zip(plan, results, strict=True)
     ]
     return body
@@ -254,8 +282,11 @@ def _raise_unless_applied(result: OpResult) -> None:
         return
     error = result.get("error") or {"code": "INTERNAL", "message": "", "details": {}}
     if result["status"] == "conflict":
-        hint = ("choose another key, or merge into that record"
-                if error["details"].get("existing_id") else "choose another key")
+        hint = (
+            "choose another key, or merge into that record"
+            if error["details"].get("existing_id")
+            else "choose another key"
+        )
         raise UniqueViolation(
             f"the resolution cannot be applied: {error['message']}; {hint}",
             dict(error["details"]),
@@ -271,18 +302,17 @@ def _find(conn: Connection, conflict_id: str, *, lock: bool) -> Any:
     return conn.execute(query).first()
 
 
-def _state(conn: Connection, collection: str, record_id: str, *, lock: bool
-           ) -> RecordState | None:
-    query = sa.select(records).where(records.c.collection == collection,
-                                     records.c.id == record_id)
+def _state(conn: Connection, collection: str, record_id: str, *, lock: bool) -> RecordState | None:
+    query = sa.select(records).where(records.c.collection == collection, records.c.id == record_id)
     if lock:
         query = query.with_for_update()
     row = conn.execute(query).first()
     return state_from_row(row) if row is not None else None
 
 
-def _sights(conn: Connection, schema: Schema, principal: Principal,
-            rows: Iterable[Any]) -> dict[str, Sight]:
+def _sights(
+    conn: Connection, schema: Schema, principal: Principal, rows: Iterable[Any]
+) -> dict[str, Sight]:
     """What the caller may see of each conflict among ``rows``, for those it may review at
     all: a side is visible when its record meets the caller's grants — the held op's
     record as the server has it (or as the op would create it), and the record holding the
@@ -300,44 +330,54 @@ def _sights(conn: Connection, schema: Schema, principal: Principal,
             continue
         current = fields.get((row.collection, row.record_id))
         sight = conflict_sight(
-            principal, spec, row.record_id,
+            principal,
+            spec,
+            row.record_id,
             current if current is not None else orjson.loads(row.client_fields),
             row.existing_id,
-            fields.get((row.collection, row.existing_id)) if row.existing_id else None)
+            fields.get((row.collection, row.existing_id)) if row.existing_id else None,
+        )
         if sight is not None:
             seen[row.id] = sight
     return seen
 
 
-def _record_fields(conn: Connection, keys: list[tuple[str, str]]
-                   ) -> dict[tuple[str, str], dict[str, Any]]:
+def _record_fields(
+    conn: Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
     by_collection: dict[str, set[str]] = defaultdict(set)
     for collection, record_id in keys:
         by_collection[collection].add(record_id)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for collection, ids in by_collection.items():
         query = sa.select(records.c.id, records.c.fields).where(
-            records.c.collection == collection, records.c.id.in_(sorted(ids)))
+            records.c.collection == collection, records.c.id.in_(sorted(ids))
+        )
         for row in conn.execute(query):
             found[(collection, row.id)] = orjson.loads(row.fields)
     return found
 
 
-def _settle_flag(tx: Transaction, collection: str, record_id: str, written: bool,
-                 now: int) -> None:
+def _settle_flag(tx: Transaction, collection: str, record_id: str, written: bool, now: int) -> None:
     """Clear the record's ``conflict`` flag once no MANUAL_REVIEW conflict of it is open;
     give it a new seq unless the resolution just wrote it (so the change travels)."""
     conn = tx.conn
     still_open = conn.execute(
-        sa.select(sa.func.count()).select_from(conflicts).where(
-            conflicts.c.collection == collection, conflicts.c.record_id == record_id,
-            conflicts.c.status == "open", conflicts.c.kind == "MANUAL_REVIEW")
+        sa.select(sa.func.count())
+        .select_from(conflicts)
+        .where(
+            conflicts.c.collection == collection,
+            conflicts.c.record_id == record_id,
+            conflicts.c.status == "open",
+            conflicts.c.kind == "MANUAL_REVIEW",
+        )
     ).scalar_one()
     if still_open:
         return
     flagged = conn.execute(
-        sa.select(records.c.conflict).where(records.c.collection == collection,
-                                            records.c.id == record_id)
+        sa.select(records.c.conflict).where(
+            records.c.collection == collection, records.c.id == record_id
+        )
     ).scalar_one_or_none()
     if not flagged:
         return
@@ -345,11 +385,9 @@ def _settle_flag(tx: Transaction, collection: str, record_id: str, written: bool
     if written:
         conn.execute(sa.update(records).where(*where).values(conflict=False))
         return
-    scope_rows = (record_scopes.c.collection == collection,
-                  record_scopes.c.record_id == record_id)
+    scope_rows = (record_scopes.c.collection == collection, record_scopes.c.record_id == record_id)
     scopes = set(conn.execute(sa.select(record_scopes.c.scope).where(*scope_rows)).scalars())
     seq = allocate_seqs(tx, 1)[0]  # reads done: it serialises writers until commit
     tx.notes.note_changes({collection}, scopes)
-    conn.execute(sa.update(records).where(*where).values(conflict=False, seq=seq,
-                                                          updated_at=now))
+    conn.execute(sa.update(records).where(*where).values(conflict=False, seq=seq, updated_at=now))
     conn.execute(sa.update(record_scopes).where(*scope_rows).values(seq=seq))

@@ -92,14 +92,19 @@ class Database:
             _install_sqlite_pragmas(self.engine)
         else:
             self.engine = sa.create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
                 isolation_level="READ COMMITTED",
             )
         # Opens a write transaction (store/transaction.py): a function of the engine, so
         # that the group commit (SQLite) is handed how to begin and nothing of Database.
         self._begin: Callable[[], AbstractContextManager[Transaction]] = (
             partial(begin_sqlite, self.engine, self._write_lock, self.listeners)
-            if self.is_sqlite else partial(begin_postgres, self.engine))
+            if self.is_sqlite
+            else partial(begin_postgres, self.engine)
+        )
         self._group_commit = GroupCommit(self._begin)
 
     @contextmanager
@@ -110,8 +115,7 @@ class Database:
         with self._begin() as tx:
             yield tx.conn
 
-    def transact(self, work: Callable[[Transaction], T], *,
-                 attempts: int = WRITE_ATTEMPTS) -> T:
+    def transact(self, work: Callable[[Transaction], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
         """Run ``work`` in a write transaction; the changes it notes on the ``Transaction``
         are announced once committed. On SQLite, perhaps one shared with other
         callers' work (``store/group_commit.py``); on PostgreSQL, run it again (up to
@@ -133,8 +137,11 @@ class Database:
                 if attempt >= attempts or not _lost_race(error):
                     raise
                 self.lost_races[_sqlstate(error) or "?"] += 1
-                log.info("write transaction lost a race (%s); running it again (attempt %d)",
-                         _sqlstate(error), attempt + 1)
+                log.info(
+                    "write transaction lost a race (%s); running it again (attempt %d)",
+                    _sqlstate(error),
+                    attempt + 1,
+                )
                 time.sleep(random.uniform(0, 0.002 * attempt))
 
     @contextmanager
@@ -144,8 +151,9 @@ class Database:
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN")
             else:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ",
-                                              postgresql_readonly=True)
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
             try:
                 yield conn
             finally:
@@ -168,9 +176,13 @@ def _create_private_sqlite_file(url: str) -> None:
     except FileExistsError:
         mode = stat.S_IMODE(path.stat().st_mode)
         if os.name == "posix" and mode & 0o077:
-            log.warning("the database %s is readable by other users (mode %o) but holds "
-                        "every record and the token signing key: chmod 600 it and its -wal "
-                        "and -shm files", path, mode)
+            log.warning(
+                "the database %s is readable by other users (mode %o) but holds "
+                "every record and the token signing key: chmod 600 it and its -wal "
+                "and -shm files",
+                path,
+                mode,
+            )
     except FileNotFoundError:
         pass  # no such directory: SQLite says so when it opens the file
 

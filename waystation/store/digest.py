@@ -41,10 +41,9 @@ def read_digest(conn: Connection, principal: Principal, collections: Sequence[st
     sees them, in the snapshot of ``conn`` (a read transaction)."""
     names = sorted(set(collections))
     cursor = caught_up_cursor(conn, principal)
-    query = (
-        sa.select(records.c.collection, records.c.id, records.c.version, records.c.fields)
-        .where(records.c.collection.in_(names), records.c.deleted == sa.false())
-    )
+    query = sa.select(
+        records.c.collection, records.c.id, records.c.version, records.c.fields
+    ).where(records.c.collection.in_(names), records.c.deleted == sa.false())
     if not principal.is_admin:
         visible = readable_seqs(principal).where(record_scopes.c.collection.in_(names))
         query = query.where(records.c.seq.in_(visible.scalar_subquery()))
@@ -55,8 +54,10 @@ def read_digest(conn: Connection, principal: Principal, collections: Sequence[st
     else:
         query = query.order_by(records.c.collection, records.c.id)
     result = conn.execution_options(yield_per=STREAM_ROWS).execute(query)
-    rows = ((collection, record_id, version, orjson.loads(fields))
-            for collection, record_id, version, fields in result)
+    rows = (
+        (collection, record_id, version, orjson.loads(fields))
+        for collection, record_id, version, fields in result
+    )
     return Digest(cursor, digest_records(rows, names))
 
 

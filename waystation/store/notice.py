@@ -36,20 +36,25 @@ class ChangeNotice:
     def precise(self) -> bool:
         return self.seq > 0 and self.collections is not None and self.scopes is not None
 
-    def may_concern(self, scopes: frozenset[str] | None,
-                    collections: frozenset[str] | None) -> bool:
+    def may_concern(
+        self, scopes: frozenset[str] | None, collections: frozenset[str] | None
+    ) -> bool:
         """Whether a listener of ``scopes`` (None: all) and ``collections`` (None: all) may
         have something new to pull."""
         if scopes is not None and self.scopes is not None and scopes.isdisjoint(self.scopes):
             return False
-        return not (collections is not None and self.collections is not None
-                    and collections.isdisjoint(self.collections))
+        return not (
+            collections is not None
+            and self.collections is not None
+            and collections.isdisjoint(self.collections)
+        )
 
     def payload(self) -> str:
-        body = {"seq": self.seq,
-                "collections": sorted(self.collections) if self.collections is not None
-                else None,
-                "scopes": sorted(self.scopes) if self.scopes is not None else None}
+        body = {
+            "seq": self.seq,
+            "collections": sorted(self.collections) if self.collections is not None else None,
+            "scopes": sorted(self.scopes) if self.scopes is not None else None,
+        }
         text = orjson.dumps(body).decode()
         if len(text.encode()) <= MAX_PAYLOAD:
             return text
@@ -66,8 +71,11 @@ class ChangeNotice:
             body = orjson.loads(payload)
             seq = int(body["seq"])
             collections, scopes = body.get("collections"), body.get("scopes")
-            return cls(seq, frozenset(collections) if collections is not None else None,
-                       frozenset(scopes) if scopes is not None else None)
+            return cls(
+                seq,
+                frozenset(collections) if collections is not None else None,
+                frozenset(scopes) if scopes is not None else None,
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return ANYTHING
 

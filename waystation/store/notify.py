@@ -26,8 +26,15 @@ from waystation.store.tables import record_scopes, records
 
 # The server's broadcaster imports the notice and its delivery type from here, with the
 # sources that produce them.
-__all__ = ["ChangeNotice", "Deliver", "LocalSource", "NoticeSource", "PostgresSource",
-           "newest_change", "source_for"]
+__all__ = [
+    "ChangeNotice",
+    "Deliver",
+    "LocalSource",
+    "NoticeSource",
+    "PostgresSource",
+    "newest_change",
+    "source_for",
+]
 
 log = logging.getLogger("waystation.notify")
 
@@ -78,8 +85,9 @@ class PostgresSource:
         self.connected = threading.Event()
 
     def start(self, deliver: Deliver) -> None:
-        self._thread = threading.Thread(target=self._run, args=(deliver,),
-                                        name="waystation-listen", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(deliver,), name="waystation-listen", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -94,8 +102,9 @@ class PostgresSource:
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True,
-                                     application_name="waystation-listen") as conn:
+                with psycopg.connect(
+                    self.conninfo, autocommit=True, application_name="waystation-listen"
+                ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
                     deliver(ANYTHING)
@@ -107,8 +116,11 @@ class PostgresSource:
                 self.connected.clear()
                 if self._stop.is_set():
                     return
-                log.warning("change notifications: LISTEN connection lost (%s); "
-                            "reconnecting in %.1fs", exc, backoff)
+                log.warning(
+                    "change notifications: LISTEN connection lost (%s); reconnecting in %.1fs",
+                    exc,
+                    backoff,
+                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -124,8 +136,9 @@ def source_for(db: Database) -> NoticeSource:
 # -- what a listener re-checks -----------------------------------------------------------
 
 
-def newest_change(conn: Connection, principal: Principal, after: int,
-                  collections: Sequence[str] | None = None) -> int:
+def newest_change(
+    conn: Connection, principal: Principal, after: int, collections: Sequence[str] | None = None
+) -> int:
     """The highest seq above ``after`` that a pull by ``principal`` would return (0: none).
 
     Reads the same indexes as a pull: ``records (seq)`` for an admin, ``record_scopes

@@ -39,9 +39,23 @@ from waystation.store.notify import ChangeNotice, NoticeSource
 from waystation.store.pull import Cursor, FeedState, Page
 
 # The values the port speaks, importable from here by the server.
-__all__ = ["AuditFilter", "AuditPage", "BrokenChain", "ChangeNotice", "ConflictPage",
-           "Cursor", "Device", "Digest", "FeedState", "NoticeSource", "Page", "Readiness", "Store",
-           "StoredRecord", "User"]
+__all__ = [
+    "AuditFilter",
+    "AuditPage",
+    "BrokenChain",
+    "ChangeNotice",
+    "ConflictPage",
+    "Cursor",
+    "Device",
+    "Digest",
+    "FeedState",
+    "NoticeSource",
+    "Page",
+    "Readiness",
+    "Store",
+    "StoredRecord",
+    "User",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,29 +98,41 @@ class Store(Protocol):
 
     # -- sync ----------------------------------------------------------------------------
 
-    def push(self, principal: Principal, changes: Sequence[Any], *,
-             audit: AuditEvent | None = None) -> list[OpResult]:
+    def push(
+        self, principal: Principal, changes: Sequence[Any], *, audit: AuditEvent | None = None
+    ) -> list[OpResult]:
         """Apply a batch of ops in one transaction; one result per op, in order (a bad op
         is rejected alone, in its result). With ``audit`` (a ``sync.push`` event), the
         same transaction appends it with the op counts. Raises BrokenChain when the audit
         trail's head was tampered with (nothing is written)."""
 
-    def put_record(self, principal: Principal, collection: str, record_id: str,
-                   fields: dict[str, Any], expected_version: int | None, *,
-                   audit: AuditEvent | None = None) -> OpResult:
+    def put_record(
+        self,
+        principal: Principal,
+        collection: str,
+        record_id: str,
+        fields: dict[str, Any],
+        expected_version: int | None,
+        *,
+        audit: AuditEvent | None = None,
+    ) -> OpResult:
         """A server-side upsert stamped with the server's clock (``PUT /v1/records``); the
         op's result (refusals are results). Raises StaleUpdate when ``expected_version``
         (If-Match) is given and the record moved on; BrokenChain as ``push`` does."""
 
-    def pull(self, principal: Principal, cursor: Cursor, limit: int,
-             collections: Sequence[str] | None = None) -> Page:
+    def pull(
+        self,
+        principal: Principal,
+        cursor: Cursor,
+        limit: int,
+        collections: Sequence[str] | None = None,
+    ) -> Page:
         """The next page of changes after ``cursor`` that ``principal`` may read, read in
         one snapshot (and the device's last pull noted, at most once a minute). Raises
         ValidationError for a cursor this server never issued, CursorExpired for one below
         the tombstone horizon."""
 
-    def digest(self, principal: Principal, collections: Sequence[str] | None = None
-               ) -> Digest:
+    def digest(self, principal: Principal, collections: Sequence[str] | None = None) -> Digest:
         """The integrity digest of ``collections`` (default: every collection of the
         schema) over the live records ``principal`` may see (the pull's rule), with the
         cursor of the same read transaction. The caller checks that the names exist;
@@ -116,8 +142,14 @@ class Store(Protocol):
         """Where the change feed stands now (a read-ahead page is served only while it is
         unchanged)."""
 
-    def newest_change(self, principal: Principal, cursor: Cursor,
-                      collections: Sequence[str] | None, *, check: bool) -> int:
+    def newest_change(
+        self,
+        principal: Principal,
+        cursor: Cursor,
+        collections: Sequence[str] | None,
+        *,
+        check: bool,
+    ) -> int:
         """The newest seq after ``cursor`` that ``principal`` may pull (``cursor.seq``
         when none), read in one snapshot. With ``check``, first refuses the cursor as a
         pull would: ValidationError (never issued here), CursorExpired (below the
@@ -143,23 +175,24 @@ class Store(Protocol):
 
     # -- accounts and sessions -------------------------------------------------------------
 
-    def find_user(self, *, username: str | None = None, user_id: str | None = None
-                  ) -> User | None:
+    def find_user(self, *, username: str | None = None, user_id: str | None = None) -> User | None:
         """The user by name or id, None when there is none."""
 
     def find_device(self, device_id: str) -> Device | None:
         """The registered device, None when there is none."""
 
-    def register_device(self, user_id: str, device_id: str, name: str, refresh_hash: str,
-                        *, refresh_expires_at: int) -> int:
+    def register_device(
+        self, user_id: str, device_id: str, name: str, refresh_hash: str, *, refresh_expires_at: int
+    ) -> int:
         """Register ``device_id`` for ``user_id`` with a new refresh secret, or, for a
         device the user already registered, log it in again (every token issued to it
         before stops). Returns the device's session generation, for its access token.
         Raises Forbidden when the id is another user's, DeviceRevoked when the device was
         revoked (core/accounts.py, ``check_registration``)."""
 
-    def refresh_device(self, device_id: str, presented_hash: str, new_hash: str, *,
-                       expires_at: int) -> Device:
+    def refresh_device(
+        self, device_id: str, presented_hash: str, new_hash: str, *, expires_at: int
+    ) -> Device:
         """Trade the device's refresh secret (its hash ``presented_hash``) for a new one
         (``new_hash``, valid until ``expires_at``); returns the device. Raises
         Unauthorized for an unknown device, or a secret that is not the current one or has
@@ -171,8 +204,9 @@ class Store(Protocol):
     def login_attempts(self, keys: list[str]) -> dict[str, Attempts]:
         """The failed-login counts of these throttle keys (absent: none)."""
 
-    def record_login_failure(self, account_key: str, address_key: str,
-                             policy: ThrottlePolicy, now: int) -> None:
+    def record_login_failure(
+        self, account_key: str, address_key: str, policy: ThrottlePolicy, now: int
+    ) -> None:
         """Count a failed login against its account and its address (one transaction)."""
 
     def clear_login_failures(self, account_key: str) -> None:
@@ -180,9 +214,16 @@ class Store(Protocol):
 
     # -- conflicts and stats ---------------------------------------------------------------
 
-    def list_conflicts(self, principal: Principal, *, status: str = "open",
-                       collection: str | None = None, record_id: str | None = None,
-                       limit: int = 100, after: str | None = None) -> ConflictPage:
+    def list_conflicts(
+        self,
+        principal: Principal,
+        *,
+        status: str = "open",
+        collection: str | None = None,
+        record_id: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> ConflictPage:
         """Conflicts with ``status`` the caller may review, oldest first, each showing only
         the sides the caller may see. Raises Forbidden for roles that review none."""
 
@@ -190,9 +231,14 @@ class Store(Protocol):
         """One conflict as the caller may see it. Raises Forbidden for roles that review
         none, NotFound for a conflict that does not exist or that they may not review."""
 
-    def resolve_conflict(self, principal: Principal, conflict_id: str,
-                         request: ResolveRequest, *, audit: AuditEvent | None = None
-                         ) -> dict[str, Any]:
+    def resolve_conflict(
+        self,
+        principal: Principal,
+        conflict_id: str,
+        request: ResolveRequest,
+        *,
+        audit: AuditEvent | None = None,
+    ) -> dict[str, Any]:
         """Apply a reviewer's decision as new changes in one transaction; returns the
         resolved conflict with the changes made. Raises Forbidden (role, or a side outside
         the reviewer's scopes), NotFound, AlreadyResolved, ValidationError (a decision
@@ -200,8 +246,13 @@ class Store(Protocol):
         live record holds), BrokenChain as ``push`` does; nothing is written when it
         raises."""
 
-    def sync_stats(self, *, user_id: str | None = None, device_id: str | None = None,
-                   since_ms: int | None = None) -> dict[str, Any]:
+    def sync_stats(
+        self,
+        *,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        since_ms: int | None = None,
+    ) -> dict[str, Any]:
         """Counts of ops by status and of conflicts, for one user, device or everyone."""
 
     # -- audit trail -----------------------------------------------------------------------
@@ -210,8 +261,7 @@ class Store(Protocol):
         """Append ``event`` to the audit trail in a transaction of its own; returns its id.
         Raises BrokenChain when the chain's head was tampered with."""
 
-    def list_audit(self, filters: AuditFilter, *, after: int = 0, limit: int = 100
-                   ) -> AuditPage:
+    def list_audit(self, filters: AuditFilter, *, after: int = 0, limit: int = 100) -> AuditPage:
         """Audit entries matching ``filters`` after entry id ``after``, oldest first."""
 
     # -- upkeep ----------------------------------------------------------------------------

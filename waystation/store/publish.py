@@ -21,8 +21,10 @@ from waystation.store.notice import CHANNEL, ChangeNotice, Deliver
 
 def send_before_commit(conn: Connection, notice: ChangeNotice) -> None:
     """PostgreSQL: queue the notice; the server delivers it when (if) the transaction commits."""
-    conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
-                 {"channel": CHANNEL, "payload": notice.payload()})
+    conn.execute(
+        sa.text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": CHANNEL, "payload": notice.payload()},
+    )
 
 
 class LocalListeners:

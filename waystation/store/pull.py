@@ -132,12 +132,18 @@ class Page:
         rows = self.rows
         yield b'{"changes":['
         for start in range(0, len(rows), rows_per_piece):
-            text = orjson.dumps([_wire_change(row) for row in rows[start:start + rows_per_piece]])
+            text = orjson.dumps([_wire_change(row) for row in rows[start : start + rows_per_piece]])
             if start:
                 yield b","
             yield text[1:-1]  # the changes without the list's brackets
-        yield b"".join((b'],"cursor":', orjson.dumps(str(self.cursor)), b',"has_more":',
-                        b"true}" if self.has_more else b"false}"))
+        yield b"".join(
+            (
+                b'],"cursor":',
+                orjson.dumps(str(self.cursor)),
+                b',"has_more":',
+                b"true}" if self.has_more else b"false}",
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +162,14 @@ class FeedState:
 
 def feed_state(conn: Connection) -> FeedState:
     """Both counters in one query (a pull reads them before every page)."""
-    values = {name: value for name, value in conn.execute(
-        sa.select(counters.c.name, counters.c.value).where(
-            counters.c.name.in_(("seq", "purged_seq"))))}
+    values = {
+        name: value
+        for name, value in conn.execute(
+            sa.select(counters.c.name, counters.c.value).where(
+                counters.c.name.in_(("seq", "purged_seq"))
+            )
+        )
+    }
     return FeedState(int(values["seq"]), int(values["purged_seq"]))
 
 
@@ -193,7 +204,8 @@ def readable_seqs(principal: Principal) -> sa.Select[tuple[int]]:
     ``principal.is_admin`` first. The pull and the integrity digest (store/digest.py) both
     filter with it, so they cannot disagree on what a caller sees."""
     return sa.select(record_scopes.c.seq).where(
-        record_scopes.c.scope.in_(sorted(principal.readable_scopes())))
+        record_scopes.c.scope.in_(sorted(principal.readable_scopes()))
+    )
 
 
 def changes_since(
@@ -235,8 +247,9 @@ def changes_since(
     return Page(rows, Cursor(last, cursor.filter_tag), has_more, state, scopes)
 
 
-def page_scopes(conn: Connection, principal: Principal, after: int, last: int,
-                collections: Sequence[str] | None) -> tuple[str, ...]:
+def page_scopes(
+    conn: Connection, principal: Principal, after: int, last: int, collections: Sequence[str] | None
+) -> tuple[str, ...]:
     """Every distinct scope of the records a page delivered: those of the caller's view
     (as ``changes_since`` selects them) with ``after < seq <= last``, sorted.
 
@@ -254,7 +267,9 @@ def page_scopes(conn: Connection, principal: Principal, after: int, last: int,
         readable = record_scopes.alias("readable")  # the subquery's own, not correlated
         visible = sa.select(readable.c.seq).where(
             readable.c.scope.in_(sorted(principal.readable_scopes())),
-            readable.c.seq > after, readable.c.seq <= last)
+            readable.c.seq > after,
+            readable.c.seq <= last,
+        )
         query = query.where(record_scopes.c.seq.in_(visible.scalar_subquery()))
     if collections:
         query = query.where(record_scopes.c.collection.in_(collections))
@@ -305,8 +320,9 @@ def rfc3339_ms(ms: int) -> str:
 
 def _wire_change(row: Any) -> dict[str, Any]:
     """A row as its pulled change, with the stored JSON spliced in undecoded (Page.json)."""
-    collection, id_, version, seq, deleted, conflict, fields, clocks, deleted_clock, \
-        updated_at = row
+    collection, id_, version, seq, deleted, conflict, fields, clocks, deleted_clock, updated_at = (
+        row
+    )
     change: dict[str, Any] = {
         "collection": collection,
         "id": id_,

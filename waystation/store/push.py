@@ -60,8 +60,7 @@ _CHUNK = 500
 _FIND_KEY = (
     "SELECT record_id FROM unique_keys WHERE collection = ? AND key_name = ? AND key_value = ?"
 )
-_STATE_COLUMNS = ("collection, id, version, conflict, fields, clocks, deleted_clock,"
-                  " field_meta, seq")
+_STATE_COLUMNS = "collection, id, version, conflict, fields, clocks, deleted_clock, field_meta, seq"
 
 
 def plan_batch(
@@ -95,8 +94,7 @@ def plan_batch(
         state = plan.state_of((item.collection, item.record_id))
         if expected_version is not None:
             # as the caller may know it: a hidden record's version is never revealed
-            current_version = visible_version(ctx.principal, ctx.schema.get(item.collection),
-                                              state)
+            current_version = visible_version(ctx.principal, ctx.schema.get(item.collection), state)
             if current_version != expected_version:
                 raise StaleUpdate(
                     f"{item.collection}/{item.record_id} is at version {current_version},"
@@ -117,11 +115,13 @@ def _decide_or_reject(ctx: ApplyContext, op: Change, state: RecordState | None) 
     try:
         return decide(ctx, op, state)
     except Exception:
-        log.exception("op %s (%s/%s) could not be decided", op.op_id, op.collection,
-                      op.record_id)
-        return Verdict.rejected(WaystationError(
-            "the server could not apply this op (a defect, logged on the server); it stays "
-            "on the device with this reason so it can be fixed or sent again later"))
+        log.exception("op %s (%s/%s) could not be decided", op.op_id, op.collection, op.record_id)
+        return Verdict.rejected(
+            WaystationError(
+                "the server could not apply this op (a defect, logged on the server); it stays "
+                "on the device with this reason so it can be fixed or sent again later"
+            )
+        )
 
 
 def _first_outcomes(conn: Connection, op_ids: list[str]) -> dict[str, Earlier]:
@@ -165,7 +165,9 @@ def _load_states(
 
 
 def _prefetch_keys(
-    conn: Connection, ctx: ApplyContext, ops: list[Change],
+    conn: Connection,
+    ctx: ApplyContext,
+    ops: list[Change],
     states: dict[RecordKey, RecordState],
 ) -> dict[KeySlot, str | None]:
     """Who holds the unique keys the batch's upserts would claim: one query per collection
@@ -187,8 +189,10 @@ def _prefetch_keys(
             chunk = ordered[start : start + _CHUNK]
             # the whole primary key (collection, key_name, key_value): index lookups only
             among, params = bulk.one_of("key_value", chunk)
-            sql = ("SELECT key_value, record_id FROM unique_keys WHERE collection = ?"
-                   f" AND key_name = ? AND {among}")
+            sql = (
+                "SELECT key_value, record_id FROM unique_keys WHERE collection = ?"
+                f" AND key_name = ? AND {among}"
+            )
             for value, holder in bulk.fetch(conn, sql, (collection, name, *params)):
                 known[(collection, name, value)] = holder
         for value in values:
@@ -229,11 +233,15 @@ def _check_unique(
             visible = principal.can_see(spec.scopes_of(holder, existing))
             # The key's values are the pusher's own; the holder's id only if it may see it.
             where = f" ({holder})" if visible else ", outside your scopes,"
-            message = (f"another {op.collection} record{where} already has {name} = "
-                       f"{value.replace(chr(31), ', ')}")
+            message = (
+                f"another {op.collection} record{where} already has {name} = "
+                f"{value.replace(chr(31), ', ')}"
+            )
             if not visible:
-                message += ("; a reviewer of that record's scopes can resolve this, or change "
-                            "the key (e.g. the date) of yours")
+                message += (
+                    "; a reviewer of that record's scopes can resolve this, or change "
+                    "the key (e.g. the date) of yours"
+                )
             return Verdict(
                 "conflict",
                 state=before,

@@ -29,9 +29,11 @@ def collect_tombstones(conn: Connection, horizon_ms: int) -> int:
     for start in range(0, len(found), _BATCH):
         chunk = found[start : start + _BATCH]
         keys = [{"collection": r.collection, "id": r.id} for r in chunk]
-        for table, id_column in ((record_scopes, record_scopes.c.record_id),
-                                 (unique_keys, unique_keys.c.record_id),
-                                 (records, records.c.id)):
+        for table, id_column in (
+            (record_scopes, record_scopes.c.record_id),
+            (unique_keys, unique_keys.c.record_id),
+            (records, records.c.id),
+        ):
             conn.execute(
                 sa.delete(table).where(
                     table.c.collection == sa.bindparam("collection"),

@@ -33,10 +33,13 @@ from waystation.store.tables import counters, meta
 from waystation.store.transaction import Transaction
 
 _BUMP = sa.text("UPDATE counters SET value = value + :n WHERE name = :name RETURNING value")
-_INSERT_META = sa.text("INSERT INTO meta (key, value) VALUES (:key, :value)"
-                       " ON CONFLICT (key) DO NOTHING")
-_UPSERT_META = sa.text("INSERT INTO meta (key, value) VALUES (:key, :value)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+_INSERT_META = sa.text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"
+)
+_UPSERT_META = sa.text(
+    "INSERT INTO meta (key, value) VALUES (:key, :value)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 log = logging.getLogger("waystation.store")
 
@@ -63,8 +66,10 @@ def _allocate_committed_at_once(conn: Connection, n: int) -> int:
     global _warned
     if not _warned:
         _warned = True
-        log.warning("WAYSTATION_UNSAFE_NAIVE_SEQ=1: seqs are allocated without ordering "
-                    "commits; pulls WILL skip changes (a test setting, never for production)")
+        log.warning(
+            "WAYSTATION_UNSAFE_NAIVE_SEQ=1: seqs are allocated without ordering "
+            "commits; pulls WILL skip changes (a test setting, never for production)"
+        )
     with conn.engine.connect() as other:
         top = int(other.execute(_BUMP, {"n": n, "name": "seq"}).scalar_one())
         other.commit()
@@ -72,8 +77,9 @@ def _allocate_committed_at_once(conn: Connection, n: int) -> int:
 
 
 def read_counter(conn: Connection, name: str) -> int:
-    return int(conn.execute(sa.select(counters.c.value).where(counters.c.name == name))
-               .scalar_one())
+    return int(
+        conn.execute(sa.select(counters.c.value).where(counters.c.name == name)).scalar_one()
+    )
 
 
 def set_counter(conn: Connection, name: str, value: int) -> None:

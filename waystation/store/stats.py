@@ -55,8 +55,9 @@ def sync_stats(
     }
 
 
-def _filters(user_id: str | None, device_id: str | None, since_ms: int | None
-             ) -> list[sa.ColumnElement[bool]]:
+def _filters(
+    user_id: str | None, device_id: str | None, since_ms: int | None
+) -> list[sa.ColumnElement[bool]]:
     filters: list[sa.ColumnElement[bool]] = []
     if user_id is not None:
         filters.append(op_log.c.user_id == user_id)
@@ -67,8 +68,12 @@ def _filters(user_id: str | None, device_id: str | None, since_ms: int | None
     return filters
 
 
-def _by_device(conn: Connection, filters: list[sa.ColumnElement[bool]],
-               user_id: str | None, device_id: str | None) -> list[dict[str, Any]]:
+def _by_device(
+    conn: Connection,
+    filters: list[sa.ColumnElement[bool]],
+    user_id: str | None,
+    device_id: str | None,
+) -> list[dict[str, Any]]:
     """One entry per registered device matching the user/device filters (a device that
     sent nothing in the window is listed with zeros: it may be the one that is behind)."""
     counts: dict[str, dict[str, int]] = {}
@@ -87,28 +92,30 @@ def _by_device(conn: Connection, filters: list[sa.ColumnElement[bool]],
     out: list[dict[str, Any]] = []
     for row in conn.execute(device_query):
         mine = counts.get(row.id, dict.fromkeys(_STATUSES, 0))
-        out.append({
-            "device_id": row.id,
-            "user_id": row.user_id,
-            "total": sum(mine.values()),
-            "applied": mine["applied"],
-            "duplicate": mine["duplicate"],
-            "conflicts": mine["conflict"],
-            "rejected": mine["rejected"],
-            "last_push_at": rfc3339(row.last_push_at),
-            "last_pull_at": rfc3339(row.last_pull_at),
-            "revoked": row.revoked_at is not None,
-        })
+        out.append(
+            {
+                "device_id": row.id,
+                "user_id": row.user_id,
+                "total": sum(mine.values()),
+                "applied": mine["applied"],
+                "duplicate": mine["duplicate"],
+                "conflicts": mine["conflict"],
+                "rejected": mine["rejected"],
+                "last_push_at": rfc3339(row.last_push_at),
+                "last_pull_at": rfc3339(row.last_pull_at),
+                "revoked": row.revoked_at is not None,
+            }
+        )
     return out
 
 
 def _delays(conn: Connection, filters: list[sa.ColumnElement[bool]]) -> dict[str, int | None]:
     raw = op_log.c.received_at - op_log.c.created_at_client
     delay = sa.case((raw < 0, 0), else_=raw)
-    where = [op_log.c.created_at_client.is_not(None), op_log.c.duplicate == sa.false(),
-             *filters]
-    count = int(conn.execute(sa.select(sa.func.count()).select_from(op_log).where(*where))
-                .scalar_one())
+    where = [op_log.c.created_at_client.is_not(None), op_log.c.duplicate == sa.false(), *filters]
+    count = int(
+        conn.execute(sa.select(sa.func.count()).select_from(op_log).where(*where)).scalar_one()
+    )
     out: dict[str, int | None] = {}
     for name, fraction in (("p50", 0.50), ("p95", 0.95)):
         if count == 0:

@@ -74,8 +74,12 @@ unique_keys = sa.Table(
 op_log = sa.Table(
     "op_log",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("op_id", sa.String(128), nullable=False),
     sa.Column("user_id", sa.String(64), nullable=False),
     sa.Column("device_id", sa.String(64)),
@@ -180,8 +184,12 @@ login_throttle = sa.Table(
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("at", sa.BigInteger, nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("actor_user_id", sa.String(64)),

@@ -79,8 +79,9 @@ class Transaction:
 
 
 @contextmanager
-def begin_sqlite(engine: Engine, lock: threading.Lock,
-                 listeners: LocalListeners) -> Iterator[Transaction]:
+def begin_sqlite(
+    engine: Engine, lock: threading.Lock, listeners: LocalListeners
+) -> Iterator[Transaction]:
     """A SQLite write transaction: committed on success, rolled back on any exception;
     once committed, its notice goes to ``listeners`` (still under ``lock``: they hear
     commits in order)."""

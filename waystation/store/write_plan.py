@@ -22,8 +22,10 @@ from waystation.store.codec import dumps
 from waystation.store.sequence import advance_hlc, allocate_seqs
 from waystation.store.transaction import Transaction
 
-_RECORD_COLUMNS = ("collection, id, seq, version, deleted, conflict, fields, clocks,"
-                   " deleted_clock, field_meta, updated_at")
+_RECORD_COLUMNS = (
+    "collection, id, seq, version, deleted, conflict, fields, clocks,"
+    " deleted_clock, field_meta, updated_at"
+)
 _UPSERT_RECORD = (
     f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq,"
@@ -33,9 +35,7 @@ _UPSERT_RECORD = (
     " updated_at = excluded.updated_at"
 )
 # A record this batch creates: no upsert, so a concurrent creation is an error, not lost.
-_INSERT_RECORD = (
-    f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_RECORD = f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _DELETE_SCOPES = "DELETE FROM record_scopes WHERE collection = ? AND record_id = ?"
 _INSERT_SCOPE = "INSERT INTO record_scopes (collection, record_id, scope, seq) VALUES (?, ?, ?, ?)"
 _DELETE_KEYS = "DELETE FROM unique_keys WHERE collection = ? AND record_id = ?"
@@ -79,9 +79,17 @@ def write_plan(tx: Transaction, plan: BatchPlan) -> list[OpResult]:
         collection, record_id = key = (state.collection, state.id)
         new_seqs[key] = seq
         row = (
-            collection, record_id, seq, state.version, record.deleted, state.conflict,
-            dumps(state.fields), dumps(state.clocks), state.deleted_clock,
-            dumps({"v": state.field_versions, "d": state.field_devices}), received_at,
+            collection,
+            record_id,
+            seq,
+            state.version,
+            record.deleted,
+            state.conflict,
+            dumps(state.fields),
+            dumps(state.clocks),
+            state.deleted_clock,
+            dumps({"v": state.field_versions, "d": state.field_devices}),
+            received_at,
         )
         (record_rows if record.stored else new_rows).append(row)
         if record.replace_scopes:
@@ -91,8 +99,7 @@ def write_plan(tx: Transaction, plan: BatchPlan) -> list[OpResult]:
         if record.unique_keys != record.old_keys:
             if record.old_keys:
                 key_deletes.append(key)
-            key_rows.extend((collection, n, v, record_id)
-                            for n, v in record.unique_keys.items())
+            key_rows.extend((collection, n, v, record_id) for n, v in record.unique_keys.items())
     results = _answers(plan, new_seqs)
     if records:
         tx.notes.note_changes({r.state.collection for r in records}, changed_scopes)
@@ -103,16 +110,29 @@ def write_plan(tx: Transaction, plan: BatchPlan) -> list[OpResult]:
     bulk.executemany(conn, _DELETE_KEYS, key_deletes)
     bulk.executemany(conn, _INSERT_KEY, key_rows)
     if plan.conflicts:
-        conn.execute(_INSERT_CONFLICT, [
-            {"id": c.id, "collection": c.collection, "record_id": c.record_id,
-             "kind": c.kind, "op_id": c.op_id, "op_kind": c.op_kind, "hlc": c.hlc,
-             "base_version": c.base_version, "server_fields": dumps(c.server_fields),
-             "client_fields": dumps(c.client_fields), "existing_id": c.existing_id,
-             "device_id": plan.device_id, "user_id": plan.user_id, "created_at": received_at}
-            for c in plan.conflicts
-        ])
-    bulk.executemany(conn, _INSERT_LOG,
-                     [_log_tuple(plan, entry, results) for entry in plan.op_log])
+        conn.execute(
+            _INSERT_CONFLICT,
+            [
+                {
+                    "id": c.id,
+                    "collection": c.collection,
+                    "record_id": c.record_id,
+                    "kind": c.kind,
+                    "op_id": c.op_id,
+                    "op_kind": c.op_kind,
+                    "hlc": c.hlc,
+                    "base_version": c.base_version,
+                    "server_fields": dumps(c.server_fields),
+                    "client_fields": dumps(c.client_fields),
+                    "existing_id": c.existing_id,
+                    "device_id": plan.device_id,
+                    "user_id": plan.user_id,
+                    "created_at": received_at,
+                }
+                for c in plan.conflicts
+            ],
+        )
+    bulk.executemany(conn, _INSERT_LOG, [_log_tuple(plan, entry, results) for entry in plan.op_log])
     advance_hlc(conn, "last_hlc", plan.clock)
     return results
 

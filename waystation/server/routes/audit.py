@@ -48,22 +48,38 @@ async def list_audit(
     """``{"entries": [...], "has_more"}``; 403 FORBIDDEN for anyone but an admin."""
     svc = services(request)
     principal = await caller(request)
-    asked = given(user_id=user_id, device_id=device_id, scope=scope, action=action,
-                  since=since, until=until, after=after,
-                  limit=min(limit, MAX_LIMIT) if "limit" in request.query_params else None)
+    asked = given(
+        user_id=user_id,
+        device_id=device_id,
+        scope=scope,
+        action=action,
+        since=since,
+        until=until,
+        after=after,
+        limit=min(limit, MAX_LIMIT) if "limit" in request.query_params else None,
+    )
     if not principal.is_admin:
-        await record(request, audit_event(request, "audit.read", principal, outcome="denied",
-                                          details={"filters": asked}))
+        await record(
+            request,
+            audit_event(
+                request, "audit.read", principal, outcome="denied", details={"filters": asked}
+            ),
+        )
         raise Forbidden("the audit trail is for administrators")
-    filters = AuditFilter(user_id, device_id, scope, action, parse_since(since),
-                          parse_since(until, "until"))
+    filters = AuditFilter(
+        user_id, device_id, scope, action, parse_since(since), parse_since(until, "until")
+    )
     if after is not None and (not _ENTRY_ID.fullmatch(after) or int(after) > MAX_ENTRY_ID):
-        raise ValidationError(f"after={after!r} is not an entry id; use the id of the last "
-                              "entry of the previous page", {"field": "after"})
+        raise ValidationError(
+            f"after={after!r} is not an entry id; use the id of the last "
+            "entry of the previous page",
+            {"field": "after"},
+        )
     # Recorded before the read: a read of who saw what that cannot be recorded is refused.
-    await record(request, audit_event(request, "audit.read", principal,
-                                      details={"filters": asked}))
-    page = await run_in_threadpool(svc.store.list_audit, filters, after=int(after or 0),
-                                   limit=min(limit, MAX_LIMIT))
-    return OrjsonResponse({"entries": page.entries, "has_more": page.has_more},
-                          headers={"Cache-Control": "no-store"})
+    await record(request, audit_event(request, "audit.read", principal, details={"filters": asked}))
+    page = await run_in_threadpool(
+        svc.store.list_audit, filters, after=int(after or 0), limit=min(limit, MAX_LIMIT)
+    )
+    return OrjsonResponse(
+        {"entries": page.entries, "has_more": page.has_more}, headers={"Cache-Control": "no-store"}
+    )

@@ -60,24 +60,35 @@ async def token(request: Request) -> Response:
         except Unauthorized as exc:
             await record(request, _login_event(request, svc, body.username, exc))
             raise
-    await record(request, audit_event(request, "auth.login", user_id=user.id,
-                                      details={"username": user.username}))
+    await record(
+        request,
+        audit_event(request, "auth.login", user_id=user.id, details={"username": user.username}),
+    )
     return OrjsonResponse(_login_answer(svc, user))
 
 
-def _login_event(request: Request, svc: Services, username: str,
-                 refused: Unauthorized) -> AuditEvent:
+def _login_event(
+    request: Request, svc: Services, username: str, refused: Unauthorized
+) -> AuditEvent:
     """A refused login. A name no user has is kept as its hash only (throttle key): people
     type passwords into the username field."""
     user = svc.store.find_user(username=username)
     reason = refused.details.get("reason", "password")
     if user is None:
-        return audit_event(request, "auth.login", outcome="denied",
-                           details={"reason": "unknown_user",
-                                    "account": _throttle_keys(username, "")[0]})
-    return audit_event(request, "auth.login", user_id=user.id, outcome="denied",
-                       target=f"user:{user.id}",
-                       details={"username": user.username, "reason": reason})
+        return audit_event(
+            request,
+            "auth.login",
+            outcome="denied",
+            details={"reason": "unknown_user", "account": _throttle_keys(username, "")[0]},
+        )
+    return audit_event(
+        request,
+        "auth.login",
+        user_id=user.id,
+        outcome="denied",
+        target=f"user:{user.id}",
+        details={"username": user.username, "reason": reason},
+    )
 
 
 def _throttle_keys(username: str, address: str) -> tuple[str, str]:
@@ -88,11 +99,13 @@ def _refuse_if_throttled(svc: Services, keys: tuple[str, str]) -> None:
     """429 before any password is hashed, for an account or address that failed too
     often (known and unknown usernames alike)."""
     now = wall_ms()
-    wait = max((retry_after_s(a, now) for a in svc.store.login_attempts(list(keys)).values()),
-               default=0.0)
+    wait = max(
+        (retry_after_s(a, now) for a in svc.store.login_attempts(list(keys)).values()), default=0.0
+    )
     if wait > 0:
-        raise RateLimited(f"too many failed logins; try again in {wait:.0f} s",
-                          {"retry_after": wait})
+        raise RateLimited(
+            f"too many failed logins; try again in {wait:.0f} s", {"retry_after": wait}
+        )
 
 
 def _check_password(svc: Services, body: TokenRequest, keys: tuple[str, str]) -> User:
@@ -112,8 +125,12 @@ def _login_answer(svc: Services, user: User) -> dict[str, object]:
         "access_token": issue_token(svc.store, user.id, None, ttl, gen=user.token_gen),
         "token_type": "bearer",
         "expires_in": ttl,
-        "user": {"id": user.id, "username": user.username, "role": user.role,
-                 "scopes": list(user.scopes)},
+        "user": {
+            "id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "scopes": list(user.scopes),
+        },
     }
 
 
@@ -122,20 +139,36 @@ async def register_device(request: Request) -> Response:
     svc = services(request)
     principal = await caller(request)
     if principal.device_id is not None:
-        raise Forbidden("a device token cannot register devices: log in with "
-                        "POST /v1/auth/token and register with that user token")
+        raise Forbidden(
+            "a device token cannot register devices: log in with "
+            "POST /v1/auth/token and register with that user token"
+        )
     body = await read_json(request, DeviceRequest, _SMALL_BODY)
     try:
         answer = await run_in_threadpool(_register, svc, principal.user_id, body)
     except (Forbidden, DeviceRevoked) as exc:
-        await record(request, audit_event(
-            request, "device.register", principal, outcome="denied",
-            target=f"device:{body.device_id}" if body.device_id else None,
-            details={"name": body.name, "reason": exc.code}))
+        await record(
+            request,
+            audit_event(
+                request,
+                "device.register",
+                principal,
+                outcome="denied",
+                target=f"device:{body.device_id}" if body.device_id else None,
+                details={"name": body.name, "reason": exc.code},
+            ),
+        )
         raise
-    await record(request, audit_event(request, "device.register", principal,
-                                      target=f"device:{answer['device_id']}",
-                                      details={"name": body.name}))
+    await record(
+        request,
+        audit_event(
+            request,
+            "device.register",
+            principal,
+            target=f"device:{answer['device_id']}",
+            details={"name": body.name},
+        ),
+    )
     return OrjsonResponse(answer)
 
 
@@ -144,12 +177,17 @@ def _register(svc: Services, user_id: str, body: DeviceRequest) -> dict[str, Any
     Forbidden for another user's id, DeviceRevoked for a revoked device)."""
     device_id = body.device_id or f"d-{secrets.token_hex(8)}"
     refresh, refresh_hash = new_refresh_token(device_id)
-    gen = svc.store.register_device(user_id, device_id, body.name, refresh_hash,
-                                    refresh_expires_at=_refresh_expiry(svc))
+    gen = svc.store.register_device(
+        user_id, device_id, body.name, refresh_hash, refresh_expires_at=_refresh_expiry(svc)
+    )
     ttl = svc.settings.token_ttl_s
-    return {"device_id": device_id,
-            "access_token": issue_token(svc.store, user_id, device_id, ttl, gen=gen),
-            "token_type": "bearer", "expires_in": ttl, "refresh_token": refresh}
+    return {
+        "device_id": device_id,
+        "access_token": issue_token(svc.store, user_id, device_id, ttl, gen=gen),
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh,
+    }
 
 
 def _refresh_expiry(svc: Services) -> int:
@@ -167,13 +205,27 @@ async def refresh(request: Request) -> Response:
     try:
         answer = await run_in_threadpool(_refresh, svc, body.refresh_token)
     except Unauthorized as exc:  # DeviceRevoked too
-        await record(request, audit_event(
-            request, "auth.refresh", device_id=device_id, outcome="denied",
-            target=f"device:{device_id}" if device_id else None,
-            details={"reason": exc.details.get("reason", exc.code.lower())}))
+        await record(
+            request,
+            audit_event(
+                request,
+                "auth.refresh",
+                device_id=device_id,
+                outcome="denied",
+                target=f"device:{device_id}" if device_id else None,
+                details={"reason": exc.details.get("reason", exc.code.lower())},
+            ),
+        )
         raise
-    await record(request, audit_event(request, "auth.refresh", device_id=answer["device_id"],
-                                      target=f"device:{answer['device_id']}"))
+    await record(
+        request,
+        audit_event(
+            request,
+            "auth.refresh",
+            device_id=answer["device_id"],
+            target=f"device:{answer['device_id']}",
+        ),
+    )
     return OrjsonResponse(answer)
 
 
@@ -187,10 +239,19 @@ def _refresh(svc: Services, refresh_token: str) -> dict[str, Any]:
     if match is None:
         raise Unauthorized("unknown refresh token: log in again")
     new_token, new_hash = new_refresh_token(match.group(1))
-    device = svc.store.refresh_device(match.group(1), hash_refresh_secret(match.group(2)),
-                                      new_hash, expires_at=_refresh_expiry(svc))
+    device = svc.store.refresh_device(
+        match.group(1),
+        hash_refresh_secret(match.group(2)),
+        new_hash,
+        expires_at=_refresh_expiry(svc),
+    )
     ttl = svc.settings.token_ttl_s
-    return {"device_id": device.id,
-            "access_token": issue_token(svc.store, device.user_id, device.id, ttl,
-                                        gen=device.token_gen),
-            "token_type": "bearer", "expires_in": ttl, "refresh_token": new_token}
+    return {
+        "device_id": device.id,
+        "access_token": issue_token(
+            svc.store, device.user_id, device.id, ttl, gen=device.token_gen
+        ),
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "refresh_token": new_token,
+    }

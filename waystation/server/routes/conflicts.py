@@ -36,8 +36,13 @@ async def list_conflicts(
     svc = services(request)
     principal = await caller(request)
     page = await run_in_threadpool(
-        svc.store.list_conflicts, principal, status=status, collection=collection,
-        record_id=record_id, limit=min(limit, MAX_LIMIT), after=after,
+        svc.store.list_conflicts,
+        principal,
+        status=status,
+        collection=collection,
+        record_id=record_id,
+        limit=min(limit, MAX_LIMIT),
+        after=after,
     )
     return OrjsonResponse({"conflicts": page.conflicts, "has_more": page.has_more})
 
@@ -58,6 +63,7 @@ async def resolve_conflict(request: Request, conflict_id: ConflictId) -> Respons
     principal = await caller(request)
     body = await read_json(request, ResolveRequest, svc.settings.max_body_bytes)
     event = audit_event(request, "conflict.resolve", principal, target=f"conflict:{conflict_id}")
-    resolved = await run_in_threadpool(svc.store.resolve_conflict, principal, conflict_id,
-                                       body, audit=event)
+    resolved = await run_in_threadpool(
+        svc.store.resolve_conflict, principal, conflict_id, body, audit=event
+    )
     return OrjsonResponse(resolved)

@@ -65,23 +65,28 @@ async def events(
     )
     try:
         # refuses cursors never issued (400) or expired (410) as a pull would
-        newest = await run_in_threadpool(svc.store.newest_change, principal, cursor, wanted,
-                                         check=True)
+        newest = await run_in_threadpool(
+            svc.store.newest_change, principal, cursor, wanted, check=True
+        )
     except BaseException:
         subscription.close()
         raise
     if "text/event-stream" in request.headers.get("accept", ""):
         stream = _stream(subscription, svc.store, principal, cursor, wanted, newest)
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     try:
-        seq = await _long_poll(subscription, svc.store, principal, cursor, wanted, newest,
-                               wait or DEFAULT_WAIT_S)
+        seq = await _long_poll(
+            subscription, svc.store, principal, cursor, wanted, newest, wait or DEFAULT_WAIT_S
+        )
     finally:
         subscription.close()
-    return OrjsonResponse({"changed": seq > cursor.seq,
-                           "seq": str(seq) if seq > cursor.seq else None})
+    return OrjsonResponse(
+        {"changed": seq > cursor.seq, "seq": str(seq) if seq > cursor.seq else None}
+    )
 
 
 def _collections(store: Store, text: str | None) -> list[str] | None:
@@ -94,9 +99,14 @@ def _collections(store: Store, text: str | None) -> list[str] | None:
     return names or None
 
 
-async def _heard_seq(subscription: Subscription, store: Store, principal: Principal,
-                     cursor: Cursor, wanted: Sequence[str] | None,
-                     timeout: float) -> int | None:
+async def _heard_seq(
+    subscription: Subscription,
+    store: Store,
+    principal: Principal,
+    cursor: Cursor,
+    wanted: Sequence[str] | None,
+    timeout: float,
+) -> int | None:
     """The newest seq learnt within ``timeout`` (None: nothing heard). A notice that does
     not say whose changes it carries costs one look at the database."""
     heard = await subscription.next(timeout)
@@ -104,14 +114,22 @@ async def _heard_seq(subscription: Subscription, store: Store, principal: Princi
         return None
     seq = heard.seq
     if heard.recheck:
-        seq = max(seq, await run_in_threadpool(store.newest_change, principal, cursor,
-                                               wanted, check=False))
+        seq = max(
+            seq,
+            await run_in_threadpool(store.newest_change, principal, cursor, wanted, check=False),
+        )
     return seq
 
 
-async def _long_poll(subscription: Subscription, store: Store, principal: Principal,
-                     cursor: Cursor, wanted: Sequence[str] | None, newest: int,
-                     wait: float) -> int:
+async def _long_poll(
+    subscription: Subscription,
+    store: Store,
+    principal: Principal,
+    cursor: Cursor,
+    wanted: Sequence[str] | None,
+    newest: int,
+    wait: float,
+) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while newest <= cursor.seq and (left := deadline - loop.time()) > 0:
@@ -128,9 +146,14 @@ def _event(seq: int, tag: str) -> bytes:
     return f"event: changes\nid: {position}\ndata: {data}\n\n".encode()
 
 
-async def _stream(subscription: Subscription, store: Store, principal: Principal,
-                  cursor: Cursor, wanted: Sequence[str] | None,
-                  newest: int) -> AsyncIterator[bytes]:
+async def _stream(
+    subscription: Subscription,
+    store: Store,
+    principal: Principal,
+    cursor: Cursor,
+    wanted: Sequence[str] | None,
+    newest: int,
+) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + MAX_STREAM_S
     told = cursor.seq
@@ -142,8 +165,9 @@ async def _stream(subscription: Subscription, store: Store, principal: Principal
         while (left := deadline - loop.time()) > 0:
             position = Cursor(told, cursor.filter_tag)
             try:
-                seq = await _heard_seq(subscription, store, principal, position, wanted,
-                                       min(HEARTBEAT_S, left))
+                seq = await _heard_seq(
+                    subscription, store, principal, position, wanted, min(HEARTBEAT_S, left)
+                )
             except Exception:  # the database is unreachable: end; the client reconnects
                 log.warning("event stream ended: re-check failed", exc_info=True)
                 return

@@ -26,6 +26,9 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:  # a readiness probe reports, it does not raise
         return error_response(503, "NOT_READY", f"database unreachable: {type(exc).__name__}")
     if not found.ready:
-        return error_response(503, "NOT_READY", f"database at revision {found.revision}, "
-                              f"expected {found.head}: run the migrations")
+        return error_response(
+            503,
+            "NOT_READY",
+            f"database at revision {found.revision}, expected {found.head}: run the migrations",
+        )
     return OrjsonResponse({"status": "ready", "revision": found.revision})

@@ -30,12 +30,17 @@ async def stats(
     principal = await caller(request)
     filters = given(user_id=user_id, device_id=device_id, since=since)
     if not principal.is_admin:
-        await record(request, audit_event(request, "stats.read", principal, outcome="denied",
-                                          details={"filters": filters}))
+        await record(
+            request,
+            audit_event(
+                request, "stats.read", principal, outcome="denied", details={"filters": filters}
+            ),
+        )
         raise Forbidden("sync stats are for administrators")
     since_ms = parse_since(since)
-    await record(request, audit_event(request, "stats.read", principal,
-                                      details={"filters": filters}))
+    await record(
+        request, audit_event(request, "stats.read", principal, details={"filters": filters})
+    )
     body = await run_in_threadpool(
         svc.store.sync_stats, user_id=user_id, device_id=device_id, since_ms=since_ms
     )

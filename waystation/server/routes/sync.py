@@ -44,10 +44,13 @@ async def push(request: Request) -> Response:
     device_id = require_device(principal)
     body = await read_json(request, PushRequest, svc.settings.max_body_bytes)
     if body.device_id != device_id:
-        raise Forbidden(f"device_id {body.device_id} is not this token's device ({device_id})",
-                        {"field": "device_id"})
-    results = await run_in_threadpool(svc.store.push, principal, body.changes,
-                                      audit=audit_event(request, "sync.push", principal))
+        raise Forbidden(
+            f"device_id {body.device_id} is not this token's device ({device_id})",
+            {"field": "device_id"},
+        )
+    results = await run_in_threadpool(
+        svc.store.push, principal, body.changes, audit=audit_event(request, "sync.push", principal)
+    )
     return OrjsonResponse({"results": results, "server_hlc": str(svc.store.clock.send())})
 
 
@@ -64,11 +67,22 @@ async def pull(
     wanted = _collections(svc, collections)
     cursor = Cursor.parse(since, wanted)
     size = min(limit or svc.settings.pull_limit_default, svc.settings.pull_limit_max)
-    key = _PullKey(principal, cursor, size, tuple(wanted) if wanted else None,
-                   accepts_gzip(request.headers.get("accept-encoding")))
+    key = _PullKey(
+        principal,
+        cursor,
+        size,
+        tuple(wanted) if wanted else None,
+        accepts_gzip(request.headers.get("accept-encoding")),
+    )
     etags = _etags(request.headers.get("if-none-match"))
-    answer = await run_in_threadpool(_serve, svc, _read_ahead(request, svc), key, etags,
-                                     audit_event(request, "sync.pull", principal))
+    answer = await run_in_threadpool(
+        _serve,
+        svc,
+        _read_ahead(request, svc),
+        key,
+        etags,
+        audit_event(request, "sync.pull", principal),
+    )
     if answer.etag in etags:
         return Response(status_code=304, headers={"ETag": answer.etag})
     headers = {"ETag": answer.etag}
@@ -110,8 +124,13 @@ def _read_ahead(request: Request, svc: Services) -> ReadAhead[_PullAnswer] | Non
     return ahead
 
 
-def _serve(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey,
-           etags: set[str], delivered: AuditEvent) -> _PullAnswer:
+def _serve(
+    svc: Services,
+    ahead: ReadAhead[_PullAnswer] | None,
+    key: _PullKey,
+    etags: set[str],
+    delivered: AuditEvent,
+) -> _PullAnswer:
     """The answer to ``key`` (on a worker thread), recorded in the audit trail when it
     delivers changes: ``delivered`` completed with the cursor range, the count and the
     scopes of the page's records. An empty page, or one the device already has (304),
@@ -119,8 +138,12 @@ def _serve(svc: Services, ahead: ReadAhead[_PullAnswer] | None, key: _PullKey,
     page is sent: a page that cannot be recorded is not delivered (the request fails)."""
     answer = _answer(svc, ahead, key)
     if answer.count and answer.etag not in etags:
-        details: dict[str, object] = {"since": str(key.cursor), "cursor": str(answer.cursor),
-                                      "count": answer.count, "has_more": answer.has_more}
+        details: dict[str, object] = {
+            "since": str(key.cursor),
+            "cursor": str(answer.cursor),
+            "count": answer.count,
+            "has_more": answer.has_more,
+        }
         if key.collections:
             details["collections"] = list(key.collections)
         svc.store.audit(replace(delivered, details=details, scopes=answer.scopes))
@@ -160,8 +183,9 @@ def _build(svc: Services, key: _PullKey) -> _PullAnswer:
     compared: a 304 for a page that is not empty is rare (a client repeating a request),
     and an empty one is small and never compressed.
     """
-    page = svc.store.pull(key.principal, key.cursor, key.size,
-                          list(key.collections) if key.collections else None)
+    page = svc.store.pull(
+        key.principal, key.cursor, key.size, list(key.collections) if key.collections else None
+    )
     gzipped = key.gzip and len(page.rows) >= _PIPELINE_FROM_ROWS
     if gzipped:
         body = gzip_pieces(page.json_pieces(), PULL_GZIP_LEVEL)
@@ -169,8 +193,16 @@ def _build(svc: Services, key: _PullKey) -> _PullAnswer:
         body = page.json()
         if key.gzip and len(body) >= GZIP_MIN_SIZE:
             body, gzipped = gzip_bytes(body, PULL_GZIP_LEVEL), True
-    return _PullAnswer(body, pull_etag(page, body), gzipped, page.cursor, page.has_more,
-                       page.state, len(page.rows), page.scopes)
+    return _PullAnswer(
+        body,
+        pull_etag(page, body),
+        gzipped,
+        page.cursor,
+        page.has_more,
+        page.state,
+        len(page.rows),
+        page.scopes,
+    )
 
 
 def pull_etag(page: Page, body: bytes) -> str:
@@ -230,7 +262,11 @@ def _status(svc: Services, principal: Principal) -> dict[str, object]:
         "protocol_version": PROTOCOL_VERSION,
         "cursor": str(store.current_cursor()),
         "collections": store.schema.describe(),
-        "user": {"id": principal.user_id, "username": principal.username,
-                 "role": principal.role, "scopes": sorted(principal.scopes)},
+        "user": {
+            "id": principal.user_id,
+            "username": principal.username,
+            "role": principal.role,
+            "scopes": sorted(principal.scopes),
+        },
         "device": device,
     }

@@ -19,14 +19,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("token_gen", sa.Integer(), nullable=False,
-                                      server_default="0"))
+        batch_op.add_column(
+            sa.Column("token_gen", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.add_column(sa.Column("disabled_at", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("devices", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("token_gen", sa.Integer(), nullable=False,
-                                      server_default="0"))
-        batch_op.add_column(sa.Column("prev_refresh_hash", sa.String(length=128),
-                                      nullable=True))
+        batch_op.add_column(
+            sa.Column("token_gen", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(sa.Column("prev_refresh_hash", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("refresh_expires_at", sa.BigInteger(), nullable=True))
     op.create_table(
         "login_throttle",

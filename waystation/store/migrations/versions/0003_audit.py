@@ -25,8 +25,12 @@ def upgrade() -> None:
     """Upgrade schema."""
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  autoincrement=False, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("at", sa.BigInteger(), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("actor_user_id", sa.String(length=64), nullable=True),

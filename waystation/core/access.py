@@ -8,7 +8,7 @@ facility; a health worker cannot hand a record to another patient). Admins see a
 everything.
 
 Conflicts held for review are reviewed by admins and by health workers holding a scope of
-the record (design.md, "Who may see and write what"); patients and pharmacists review none.
+the record (docs/protocol.md, "Who sees and writes what"); patients and pharmacists review none.
 A reviewer sees each side of a conflict only when its record meets their grants.
 """
 

@@ -103,10 +103,12 @@ def verify_digest(rep: Replica, path: Path, findings: Findings) -> None:
 
 
 def read_log(path: Path) -> tuple[set[int], set[int]]:
-    """(logged write numbers, numbers a kill may have left unlogged)."""
+    """(logged write numbers, numbers a kill may have left unlogged). A client killed
+    before it opened its log has none."""
     logged: set[int] = set()
     allowed: set[int] = set()
-    for line in path.read_bytes().splitlines():
+    text = path.read_bytes() if path.exists() else b""
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:

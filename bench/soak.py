@@ -55,6 +55,15 @@ def _access_lines(paths: list[Path]) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in paths if p.exists())
 
 
+def _settled_lines(paths: list[Path], expected: int, timeout_s: float = 30.0) -> int:
+    """The access logs' line count once it reaches ``expected`` (a server writes a line
+    just after its answer, so the last ones may lag the client), or after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (lines := _access_lines(paths)) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling, not a wait for the condition
+    return lines
+
+
 class Clients:
     """The client processes, each restarted after a kill on the same replica and log."""
 
@@ -109,16 +118,37 @@ def _sync_clean(rep: Replica, attempts: int = 50) -> None:
     raise RuntimeError(f"{rep.path}: no clean sync in {attempts} attempts")
 
 
+START_TIMEOUT_S = 120.0  # a loaded 2-core machine starts a server slowly; bounded still
+
+
 @contextlib.contextmanager
-def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
+def _serving(work: Path, db_url: str | None, count: int) -> Iterator[list[LiveServer]]:
+    """``count`` servers on ``db_url`` (None: one SQLite file in ``work``), each with its
+    access log ``access-<i>.log``; stopped on the way out."""
+    servers = [LiveServer(work, db_url=db_url, name=f"server{i}" if count > 1 else "server",
+                          extra_args=["--access-log", str(work / f"access-{i}.log")])
+               for i in range(count)]
+    try:
+        for server in servers:
+            server.start(timeout=START_TIMEOUT_S)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@contextlib.contextmanager
+def _servers(work: Path, postgres: bool, postgres_url: str | None
+             ) -> Iterator[list[LiveServer]]:
+    """One server on SQLite; or two on one PostgreSQL database: ``postgres_url`` (an empty
+    database), else a throwaway cluster started here."""
     if not postgres:
-        log = work / "access-0.log"
-        servers = [LiveServer(work, extra_args=["--access-log", str(log)])]
-        servers[0].start()
-        try:
+        with _serving(work, None, 1) as servers:
             yield servers
-        finally:
-            servers[0].stop()
+        return
+    if postgres_url is not None:
+        with _serving(work, postgres_url, 2) as servers:
+            yield servers
         return
     from tests.pg import LocalCluster, find_pg_bin
 
@@ -128,17 +158,8 @@ def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
     cluster = LocalCluster(bin_dir)
     cluster.start(durable=True)
     try:
-        url = cluster.new_database("soak")
-        servers = [LiveServer(work, db_url=url, name=f"server{i}",
-                              extra_args=["--access-log", str(work / f"access-{i}.log")])
-                   for i in range(2)]
-        for server in servers:
-            server.start()
-        try:
+        with _serving(work, cluster.new_database("soak"), 2) as servers:
             yield servers
-        finally:
-            for server in servers:
-                server.stop()
     finally:
         cluster.stop()
 
@@ -161,7 +182,7 @@ def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
             victim.kill()
             figures.server_kills += 1
             time.sleep(rng.uniform(0.0, 0.3))
-            victim.start(timeout=120)  # a loaded machine starts slowly
+            victim.start(timeout=START_TIMEOUT_S)
         if figures.client_kills < client_kills or rng.random() < 0.3:
             i = rng.randrange(len(team.procs))
             team.kill(i)
@@ -170,14 +191,17 @@ def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
     if time.monotonic() >= deadline:
         print(f"deadline reached: {figures}", file=sys.stderr)
 
+
 def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
-         requests: int, postgres: bool, seed: int, deadline_s: float) -> tuple[Figures,
-                                                                               Findings]:
-    """One run; returns its figures and what the checker found."""
+         requests: int, postgres: bool, seed: int, deadline_s: float,
+         postgres_url: str | None = None) -> tuple[Figures, Findings]:
+    """One run; returns its figures and what the checker found. With ``postgres``, the
+    servers use ``postgres_url`` (an empty database) if given, else a cluster of their
+    own."""
     rng = random.Random(seed)
     figures = Figures(seed=seed, clients=clients)
     started = time.monotonic()
-    with _servers(work, postgres) as servers:
+    with _servers(work, postgres, postgres_url) as servers:
         access = [work / f"access-{i}.log" for i in range(len(servers))]
         with FaultProxy([s.port for s in servers], RATES, seed=seed) as proxy:
             proxy.enabled = False
@@ -195,8 +219,15 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
                 for i in range(clients):
                     team.kill(i)
             # The clean phase: no faults, no kills; its requests must all reach a server.
+            # The servers are restarted first, so no request of the fault phase (one a
+            # killed client left running on a server, or the proxy was still delaying)
+            # can land in an access log after the count below.
             proxy.enabled = False
-            time.sleep(0.5)  # answers in flight land in the access logs
+            for server in servers:
+                server.kill()
+            time.sleep(2 * RATES.max_delay_s)  # delayed requests meet no server
+            for server in servers:
+                server.start(timeout=START_TIMEOUT_S)  # its /healthz waits are logged too
             before_proxy, before_server = proxy.counts["requests"], _access_lines(access)
             for _ in range(2):  # push everything, then everyone pulls everything
                 for path in team.replicas:
@@ -204,9 +235,9 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
                         _sync_clean(rep)
             # The checker's digests go through the proxy too (faults still off).
             findings = check(servers[0].db_url, team.replicas, team.logs)
-            time.sleep(0.5)
             figures.clean_proxy_requests = proxy.counts["requests"] - before_proxy
-            figures.clean_server_requests = _access_lines(access) - before_server
+            figures.clean_server_requests = _settled_lines(
+                access, before_server + figures.clean_proxy_requests) - before_server
             figures.proxy = dict(proxy.counts)
         figures.server_requests = _access_lines(access)
     if figures.clean_proxy_requests != figures.clean_server_requests:

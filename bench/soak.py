@@ -118,6 +118,10 @@ def _sync_clean(rep: Replica, attempts: int = 50) -> None:
     raise RuntimeError(f"{rep.path}: no clean sync in {attempts} attempts")
 
 
+# A restarted server serves this long (seconds, at random) before the next kill: killed
+# the moment it answered, a lone SQLite server would spend the fault phase starting, and
+# the requests through the proxy would meet no server.
+SERVER_UPTIME_S = (1.0, 4.0)
 START_TIMEOUT_S = 120.0  # a loaded 2-core machine starts a server slowly; bounded still
 
 
@@ -171,18 +175,21 @@ def _run_faults(team: Clients, servers: list[LiveServer], proxy: FaultProxy,
     targets are met or the deadline passes."""
     for i in range(len(team.procs)):
         team.start(i)
+    serving_until = 0.0  # no server is killed before it has served a while
     while time.monotonic() < deadline and not (
             figures.server_kills >= server_kills
             and figures.client_kills >= client_kills
             and proxy.counts["requests"] >= requests):
         time.sleep(rng.uniform(0.05, 0.6))
         team.check_alive()
-        if figures.server_kills < server_kills and rng.random() < 0.5:
+        if (figures.server_kills < server_kills and time.monotonic() >= serving_until
+                and rng.random() < 0.5):
             victim = rng.choice(servers)  # one at a time: the other goes on serving
             victim.kill()
             figures.server_kills += 1
             time.sleep(rng.uniform(0.0, 0.3))
             victim.start(timeout=START_TIMEOUT_S)
+            serving_until = time.monotonic() + rng.uniform(*SERVER_UPTIME_S)
         if figures.client_kills < client_kills or rng.random() < 0.3:
             i = rng.randrange(len(team.procs))
             team.kill(i)

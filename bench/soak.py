@@ -51,15 +51,21 @@ class Figures:
     wall_s: float = 0.0
 
 
-def _access_lines(paths: list[Path]) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in paths if p.exists())
+def _access_lines(paths: list[Path], *, probes: bool = True) -> int:
+    """Lines in the servers' access logs; without ``probes``, ``/healthz`` ones left out
+    (a server's start is awaited on /healthz straight, not through the proxy, and its
+    line may land after the start returned)."""
+    return sum(1 for p in paths if p.exists() for line in p.read_bytes().splitlines()
+               if probes or b'"path":"/healthz"' not in line)
 
 
 def _settled_lines(paths: list[Path], expected: int, timeout_s: float = 30.0) -> int:
-    """The access logs' line count once it reaches ``expected`` (a server writes a line
-    just after its answer, so the last ones may lag the client), or after ``timeout_s``."""
+    """The access logs' line count (probes left out) once it reaches ``expected`` (a
+    server writes a line just after its answer, so the last ones may lag the client), or
+    after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while (lines := _access_lines(paths)) < expected and time.monotonic() < deadline:
+    while ((lines := _access_lines(paths, probes=False)) < expected
+           and time.monotonic() < deadline):
         time.sleep(0.05)  # polling, not a wait for the condition
     return lines
 
@@ -225,7 +231,8 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
             finally:
                 for i in range(clients):
                     team.kill(i)
-            # The clean phase: no faults, no kills; its requests must all reach a server.
+            # The clean phase: no faults, no kills; its requests must all reach a server
+            # (probes apart: see _access_lines).
             # The servers are restarted first, so no request of the fault phase (one a
             # killed client left running on a server, or the proxy was still delaying)
             # can land in an access log after the count below.
@@ -235,14 +242,16 @@ def soak(work: Path, *, clients: int, server_kills: int, client_kills: int,
             time.sleep(2 * RATES.max_delay_s)  # delayed requests meet no server
             for server in servers:
                 server.start(timeout=START_TIMEOUT_S)  # its /healthz waits are logged too
-            before_proxy, before_server = proxy.counts["requests"], _access_lines(access)
+            before_proxy = proxy.counts["requests"] - proxy.counts["healthz"]
+            before_server = _access_lines(access, probes=False)
             for _ in range(2):  # push everything, then everyone pulls everything
                 for path in team.replicas:
                     with Replica(path, retry_policy=SOAK_RETRIES) as rep:
                         _sync_clean(rep)
             # The checker's digests go through the proxy too (faults still off).
             findings = check(servers[0].db_url, team.replicas, team.logs)
-            figures.clean_proxy_requests = proxy.counts["requests"] - before_proxy
+            figures.clean_proxy_requests = (proxy.counts["requests"] - proxy.counts["healthz"]
+                                            - before_proxy)
             figures.clean_server_requests = _settled_lines(
                 access, before_server + figures.clean_proxy_requests) - before_server
             figures.proxy = dict(proxy.counts)

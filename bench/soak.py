@@ -54,11 +54,31 @@ class Figures:
     server_requests: int = 0
     clean_proxy_requests: int = 0
     clean_server_requests: int = 0
+    setup_s: float = 0.0  # servers up, user and replicas set up
     wall_s: float = 0.0
 
 
-def _access_lines(paths: list[Path]) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in paths if p.exists())
+def _access_lines(paths: list[Path], *, probes: bool = True) -> int:
+    """Lines in the servers' access logs; without ``probes``, ``/healthz`` ones left out
+    (a server's start is awaited on /healthz straight, not through the proxy, and its
+    line may land after the start returned)."""
+    return sum(
+        1
+        for p in paths
+        if p.exists()
+        for line in p.read_bytes().splitlines()
+        if probes or b'"path":"/healthz"' not in line
+    )
+
+
+def _settled_lines(paths: list[Path], expected: int, timeout_s: float = 30.0) -> int:
+    """The access logs' line count (probes left out) once it reaches ``expected`` (a
+    server writes a line just after its answer, so the last ones may lag the client), or
+    after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (lines := _access_lines(paths, probes=False)) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling, not a wait for the condition
+    return lines
 
 
 class Clients:
@@ -130,16 +150,46 @@ def _sync_clean(rep: Replica, attempts: int = 50) -> None:
     raise RuntimeError(f"{rep.path}: no clean sync in {attempts} attempts")
 
 
+# A restarted server serves this long (seconds, at random) before the next kill: killed
+# the moment it answered, a lone SQLite server would spend the fault phase starting, and
+# the requests through the proxy would meet no server.
+SERVER_UPTIME_S = (1.0, 4.0)
+START_TIMEOUT_S = 120.0  # a loaded 2-core machine starts a server slowly; bounded still
+
+
 @contextlib.contextmanager
-def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
+def _serving(work: Path, db_url: str | None, count: int) -> Iterator[list[LiveServer]]:
+    """``count`` servers on ``db_url`` (None: one SQLite file in ``work``), each with its
+    access log ``access-<i>.log``; stopped on the way out."""
+    servers = [
+        LiveServer(
+            work,
+            db_url=db_url,
+            name=f"server{i}" if count > 1 else "server",
+            extra_args=["--access-log", str(work / f"access-{i}.log")],
+        )
+        for i in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start(timeout=START_TIMEOUT_S)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@contextlib.contextmanager
+def _servers(work: Path, postgres: bool, postgres_url: str | None) -> Iterator[list[LiveServer]]:
+    """One server on SQLite; or two on one PostgreSQL database: ``postgres_url`` (an empty
+    database), else a throwaway cluster started here."""
     if not postgres:
-        log = work / "access-0.log"
-        servers = [LiveServer(work, extra_args=["--access-log", str(log)])]
-        servers[0].start()
-        try:
+        with _serving(work, None, 1) as servers:
             yield servers
-        finally:
-            servers[0].stop()
+        return
+    if postgres_url is not None:
+        with _serving(work, postgres_url, 2) as servers:
+            yield servers
         return
     from tests.pg import LocalCluster, find_pg_bin
 
@@ -149,23 +199,8 @@ def _servers(work: Path, postgres: bool) -> Iterator[list[LiveServer]]:
     cluster = LocalCluster(bin_dir)
     cluster.start(durable=True)
     try:
-        url = cluster.new_database("soak")
-        servers = [
-            LiveServer(
-                work,
-                db_url=url,
-                name=f"server{i}",
-                extra_args=["--access-log", str(work / f"access-{i}.log")],
-            )
-            for i in range(2)
-        ]
-        for server in servers:
-            server.start()
-        try:
+        with _serving(work, cluster.new_database("soak"), 2) as servers:
             yield servers
-        finally:
-            for server in servers:
-                server.stop()
     finally:
         cluster.stop()
 
@@ -185,6 +220,7 @@ def _run_faults(
     targets are met or the deadline passes."""
     for i in range(len(team.procs)):
         team.start(i)
+    serving_until = 0.0  # no server is killed before it has served a while
     while time.monotonic() < deadline and not (
         figures.server_kills >= server_kills
         and figures.client_kills >= client_kills
@@ -192,12 +228,17 @@ def _run_faults(
     ):
         time.sleep(rng.uniform(0.05, 0.6))
         team.check_alive()
-        if figures.server_kills < server_kills and rng.random() < 0.5:
+        if (
+            figures.server_kills < server_kills
+            and time.monotonic() >= serving_until
+            and rng.random() < 0.5
+        ):
             victim = rng.choice(servers)  # one at a time: the other goes on serving
             victim.kill()
             figures.server_kills += 1
             time.sleep(rng.uniform(0.0, 0.3))
-            victim.start(timeout=120)  # a loaded machine starts slowly
+            victim.start(timeout=START_TIMEOUT_S)
+            serving_until = time.monotonic() + rng.uniform(*SERVER_UPTIME_S)
         if figures.client_kills < client_kills or rng.random() < 0.3:
             i = rng.randrange(len(team.procs))
             team.kill(i)
@@ -217,12 +258,15 @@ def soak(
     postgres: bool,
     seed: int,
     deadline_s: float,
+    postgres_url: str | None = None,
 ) -> tuple[Figures, Findings]:
-    """One run; returns its figures and what the checker found."""
+    """One run; returns its figures and what the checker found. With ``postgres``, the
+    servers use ``postgres_url`` (an empty database) if given, else a cluster of their
+    own."""
     rng = random.Random(seed)
     figures = Figures(seed=seed, clients=clients)
     started = time.monotonic()
-    with _servers(work, postgres) as servers:
+    with _servers(work, postgres, postgres_url) as servers:
         access = [work / f"access-{i}.log" for i in range(len(servers))]
         with FaultProxy([s.port for s in servers], RATES, seed=seed) as proxy:
             proxy.enabled = False
@@ -230,13 +274,16 @@ def soak(
             _setup(servers, team, proxy.url)
             proxy.enabled = True
             try:
+                # The deadline bounds the fault phase alone: starting a PostgreSQL
+                # cluster and the servers on a loaded machine must not eat into it.
+                figures.setup_s = round(time.monotonic() - started, 1)
                 _run_faults(
                     team,
                     servers,
                     proxy,
                     figures,
                     rng,
-                    started + deadline_s,
+                    time.monotonic() + deadline_s,
                     server_kills,
                     client_kills,
                     requests,
@@ -244,20 +291,33 @@ def soak(
             finally:
                 for i in range(clients):
                     team.kill(i)
-            # The clean phase: no faults, no kills; its requests must all reach a server.
+            # The clean phase: no faults, no kills; its requests must all reach a server
+            # (probes apart: see _access_lines).
+            # The servers are restarted first, so no request of the fault phase (one a
+            # killed client left running on a server, or the proxy was still delaying)
+            # can land in an access log after the count below.
             proxy.enabled = False
-            time.sleep(0.5)  # answers in flight land in the access logs
-            before_proxy, before_server = proxy.counts["requests"], _access_lines(access)
+            for server in servers:
+                server.kill()
+            time.sleep(2 * RATES.max_delay_s)  # delayed requests meet no server
+            for server in servers:
+                server.start(timeout=START_TIMEOUT_S)  # its /healthz waits are logged too
+            before_proxy = proxy.counts["requests"] - proxy.counts["healthz"]
+            before_server = _access_lines(access, probes=False)
             for _ in range(2):  # push everything, then everyone pulls everything
                 for path in team.replicas:
                     with Replica(path, retry_policy=SOAK_RETRIES) as rep:
                         _sync_clean(rep)
-            time.sleep(0.5)
-            figures.clean_proxy_requests = proxy.counts["requests"] - before_proxy
-            figures.clean_server_requests = _access_lines(access) - before_server
+            # The checker's digests go through the proxy too (faults still off).
+            findings = check(servers[0].db_url, team.replicas, team.logs)
+            figures.clean_proxy_requests = (
+                proxy.counts["requests"] - proxy.counts["healthz"] - before_proxy
+            )
+            figures.clean_server_requests = (
+                _settled_lines(access, before_server + figures.clean_proxy_requests) - before_server
+            )
             figures.proxy = dict(proxy.counts)
         figures.server_requests = _access_lines(access)
-        findings = check(servers[0].db_url, team.replicas, team.logs)
     if figures.clean_proxy_requests != figures.clean_server_requests:
         findings.problems.append(
             f"clean phase: the proxy forwarded {figures.clean_proxy_requests} requests, "
@@ -281,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", action="store_true", help="two servers on one PostgreSQL database"
     )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--deadline", type=float, default=1800.0, help="seconds")
+    parser.add_argument(
+        "--deadline", type=float, default=1800.0, help="seconds the fault phase may last"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
@@ -302,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"writes: {findings.logged_writes} logged, {findings.unlogged_writes} unlogged "
         f"(killed before the log line), {findings.server_records} server records"
+    )
+    print(
+        f"digests: {findings.replicas_digest_equal} of {args.clients} replicas equal, "
+        f"{findings.collections_verified} collections, "
+        f"{findings.records_verified} records verified"
     )
     for problem in findings.problems:
         print(f"PROBLEM: {problem}")

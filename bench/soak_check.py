@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from bench.soak_client import delta, inventory_id, village
-from waystation.client import Replica
+from waystation.client import Replica, VerifyStatus
 
 
 @dataclass
@@ -31,6 +31,9 @@ class Findings:
     logged_writes: int = 0
     unlogged_writes: int = 0
     server_records: int = 0
+    replicas_digest_equal: int = 0  # replicas whose every collection's digest is equal
+    collections_verified: int = 0  # (replica, collection) pairs compared by digest
+    records_verified: int = 0  # live records those digests covered, summed
 
     @property
     def ok(self) -> bool:
@@ -58,10 +61,10 @@ def check_replicas(
     findings: Findings,
 ) -> None:
     """Each replica's copy of the server (its ``server_records``, read from its file) must
-    equal the server's records, and its outbox must be empty.
-
-    Where ``Replica.verify()`` (the digest of ``GET /v1/sync/digest``) lands, it is to be
-    called here too: ``digest equal`` for every replica."""
+    equal the server's records, its outbox must be empty, and its integrity digest must
+    equal the server's for every collection (``Replica.verify(repair=False)``: the
+    server's ``GET /v1/sync/digest`` against the replica's own; it needs the servers up,
+    so call this with the proxy still forwarding and its faults off)."""
     for path in replica_paths:
         with Replica(path) as rep:
             pending = rep.pending_count()
@@ -70,6 +73,7 @@ def check_replicas(
                     "SELECT collection, id, version, deleted, fields FROM server_records"
                 ).fetchall()
             left = rep.status()
+            verify_digest(rep, path, findings)
         copy = {(r[0], r[1]): (int(r[2]), bool(r[3]), orjson.loads(r[4])) for r in rows}
         if pending or left["failed"] or left["rejected"] or left["conflicts"]:
             findings.problems.append(
@@ -87,11 +91,41 @@ def check_replicas(
             )
 
 
+def verify_digest(rep: Replica, path: Path, findings: Findings) -> None:
+    """The replica's digest against the server's, without repair: every collection must
+    be ``equal`` (a repair would hide the very difference the soak looks for)."""
+    result = rep.verify(repair=False)
+    if result.error is not None:
+        findings.problems.append(
+            f"{path.name}: verify did not finish: {result.error_code}: {result.error}"
+        )
+        return
+    findings.collections_verified += len(result.checks)
+    findings.records_verified += sum(c.server_count for c in result.checks)
+    unequal = [c for c in result.checks if c.status is not VerifyStatus.EQUAL]
+    if unequal or not result.checks:
+        findings.problems.append(
+            f"{path.name}: digest not equal: "
+            + (
+                ", ".join(
+                    f"{c.collection} {c.status.value} (server {c.server_count}, "
+                    f"replica {c.local_count})"
+                    for c in unequal
+                )
+                or "no collection compared"
+            )
+        )
+    else:
+        findings.replicas_digest_equal += 1
+
+
 def read_log(path: Path) -> tuple[set[int], set[int]]:
-    """(logged write numbers, numbers a kill may have left unlogged)."""
+    """(logged write numbers, numbers a kill may have left unlogged). A client killed
+    before it opened its log has none."""
     logged: set[int] = set()
     allowed: set[int] = set()
-    for line in path.read_bytes().splitlines():
+    text = path.read_bytes() if path.exists() else b""
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:

@@ -157,8 +157,8 @@ class FaultProxy:
     """``FaultProxy(upstream_port, rates, seed=1)``, then ``start()``; clients use ``url``.
 
     ``upstream_port`` may be several ports (servers sharing one database): each client
-    connection goes to the next, in turn. ``counts`` tells what happened: ``requests`` and
-    one entry per fault injected."""
+    connection goes to the next, in turn. ``counts`` tells what happened: ``requests``
+    (``healthz`` of them probes) and one entry per fault injected."""
 
     def __init__(
         self,
@@ -221,11 +221,13 @@ class FaultProxy:
         self._server = await asyncio.start_server(self._serve, LOOPBACK, self.port, limit=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def _pick(self) -> tuple[str | None, float, float]:
+    def _pick(self, request: bytes) -> tuple[str | None, float, float]:
         """The fault for the next request, and the random numbers it needs (drawn under a
         lock, in request order, so a run with one client replays exactly)."""
         with self._lock:
             self.counts["requests"] += 1
+            if request.split(b" ", 2)[1:2] == [b"/healthz"]:
+                self.counts["healthz"] += 1  # probes, told apart from the sync requests
             fault = self.rates.pick(self.rng) if self.enabled else None
             if fault is not None:
                 self.counts[fault] += 1
@@ -237,7 +239,7 @@ class FaultProxy:
             try:
                 while True:
                     request = await _read_request(client_r)
-                    fault, a, b = self._pick()
+                    fault, a, b = self._pick(request)
                     if fault == "drop":
                         return
                     if fault == "bad_gateway":

@@ -256,3 +256,43 @@ def test_hole_ctrl_c_while_continuous_sync_starts_up_stops_it(
     assert "Traceback" not in err and "pushed" not in out, (out, err)
     with Replica(str(path)) as reopened:
         assert reopened.status()["pending"] == 1  # stopped before its first sync
+
+
+def test_hole_sigint_to_a_scripted_background_sync_is_never_lost(
+    shared_server: LiveServer, make_replica: MakeReplica
+) -> None:
+    """A shell script's background job starts with SIGINT ignored; a SIGINT sent while the
+    command was still importing (before `sync --continuous` installs its handler, ~0.5 s)
+    was lost and the loop then ran for good (issue 13, reproduced with `waystation sync
+    --continuous & sleep 0.1; kill -INT $!`). The command restores the handler first."""
+    rep = make_replica(shared_server, new_user(shared_server))
+    path = rep.path.resolve()
+    rep.close()
+    # The command's own imports, then the SIGINT lands, then the command runs: the same
+    # order as a signal arriving during start-up, made deterministic.
+    child_code = (
+        "import sys, time\n"
+        "import waystation.cli\n"
+        "print('imported', flush=True)\n"
+        "time.sleep(10)\n"
+        f"sys.argv = ['waystation', 'sync', '--replica', {str(path)!r}, '--continuous',"
+        " '--interval', '1']\n"
+        "waystation.cli.main()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", child_code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as `cmd &` does
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "imported"
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            pytest.fail("the SIGINT was lost and the continuous sync ran on")
+    assert child.returncode != 0 and "syncing every" not in err, err

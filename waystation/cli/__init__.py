@@ -8,6 +8,15 @@ error.
 
 from __future__ import annotations
 
+import signal
+
+# First thing, before the imports below (~0.5 s): a shell script's background job starts
+# with SIGINT ignored, and `sync --continuous` and `serve` install their own handlers only
+# after those imports, so a SIGINT in between was lost and the loop then ran for good. The
+# command restores Python's own handler at once: SIGINT stops it at any moment.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import typer
 
 from waystation.cli import audit, conflicts, serve, sync, users, verify

@@ -17,9 +17,12 @@ import signal
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-import typer
+try:
+    import typer
 
-from waystation.cli import audit, conflicts, serve, sync, users, verify
+    from waystation.cli import audit, conflicts, serve, sync, users, verify
+except KeyboardInterrupt:  # Ctrl-C while starting: stop quietly, with the shell's code
+    raise SystemExit(130) from None
 
 app = typer.Typer(
     name="waystation",

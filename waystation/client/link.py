@@ -20,7 +20,6 @@ from waystation.client.transport import (
     Credentials,
     HttpTransport,
     TlsVerify,
-    http_client,
     trim_default_headers,
 )
 
@@ -44,17 +43,17 @@ class ServerLink:
         self._built_for: tuple[Any, ...] | None = None
         self._retired: list[httpx.Client] = []
 
-    def client(self, server: str, build: Callable[[], httpx.Client] | None = None) -> httpx.Client:
+    def client(self, server: str, build: Callable[[], httpx.Client]) -> httpx.Client:
         """The shared client for ``server``, built on first use (or after a settings
-        change) by ``build`` (default: ``http_client`` with the link's settings; the
-        replica passes its overridable ``Replica.http_client``, given per call so the link
-        keeps no reference back to the replica). Raises FileNotFoundError or
-        ``ssl.SSLError`` for a CA file that is missing or not PEM certificates."""
+        change) by ``build``: the replica's overridable ``Replica.http_client``, given per
+        call so the link keeps no reference back to the replica. Raises what ``build``
+        raises (FileNotFoundError or ``ssl.SSLError`` for a CA file that is missing or not
+        PEM certificates)."""
         # Compared by value (an SSLContext by identity; the key keeps it alive).
         wanted = (server, self.verify, self.timeout)
         with self._lock:
             if self._client is None or self._built_for != wanted:
-                client = build() if build else http_client(self.timeout, self.verify)
+                client = build()
                 # Here, under the lock: trimming edits the headers in place, which must not
                 # race with a transport of another thread doing the same.
                 trim_default_headers(client)
@@ -64,7 +63,7 @@ class ServerLink:
             return self._client
 
     def transport(
-        self, server: str, credentials: Credentials, build: Callable[[], httpx.Client] | None = None
+        self, server: str, credentials: Credentials, build: Callable[[], httpx.Client]
     ) -> HttpTransport:
         """A transport over the shared client; closing it leaves the client open."""
         return HttpTransport(

@@ -17,13 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 ITEMS = 30
 OPS = 3000
 KILLS = 5
+BATCH = 50  # 60 pushes of one round trip and one commit each: each kill lands mid-sync
 
 
 def _sync_and_kill(replica: Path, batches: int, delay: float) -> list[str]:
-    """Start a syncing client process; SIGKILL it ``delay`` seconds after it reported
-    ``batches`` pushed batches (mid-request, mid-commit or between batches)."""
+    """Start a syncing client process pushing ``BATCH`` ops a request; SIGKILL it
+    ``delay`` seconds after it reported ``batches`` pushed batches (mid-request, mid-commit
+    or between batches)."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.client.sync_child", str(replica)],
+        [sys.executable, "-m", "tests.client.sync_child", str(replica), "--batch-size", str(BATCH)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -57,7 +59,7 @@ def test_killed_mid_sync_then_every_op_arrives_exactly_once(
     rng = random.Random()
     seen = []
     for _ in range(KILLS):
-        seen.append(_sync_and_kill(path, rng.randint(0, 1), rng.uniform(0.0, 0.12)))
+        seen.append(_sync_and_kill(path, rng.randint(0, 1), rng.uniform(0.0, 0.05)))
     assert sum("result ok" not in run for run in seen) >= KILLS - 1, seen  # died mid-sync
 
     with Replica(path) as reopened:

@@ -248,7 +248,7 @@ def _pull_and_kill(path: Path, pages: int, delay: float) -> str:
     """Start a client pulling 10 records a page; SIGKILL it ``delay`` seconds after it
     reported ``pages`` applied pages (mid-request, mid-apply, mid-commit)."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.client.sync_child", str(path), "10"],
+        [sys.executable, "-m", "tests.client.sync_child", str(path), "--page-size", "10"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -15,7 +15,7 @@ import { DEFAULT_NAME, LocalDB, deleteDatabase, openDatabase, readClearMeta, req
 import { createKeyring, unlockKeyring } from "./crypto.js";
 import { SyncResult, syncOnce } from "./engine.js";
 import {
-  DeviceRevoked, NoReplica, ReplicaExists, ValidationError, WrongPassword,
+  DeviceRevoked, NoReplica, ReplicaExists, WrongPassword,
 } from "./errors.js";
 import { formatHlc, parseHlc } from "./hlc.js";
 import { newDeviceId, uuid7 } from "./ids.js";
@@ -24,15 +24,16 @@ import { LocalReplica, tokenFields } from "./local.js";
 import { newEntry } from "./outbox.js";
 import { readPullState, repullEverything } from "./pull.js";
 import { HttpTransport, login, registerDevice } from "./transport.js";
+import { WriteBatch, deleteWrite, incrementWrite, putWrite } from "./writes.js";
 
 export { OpStatus } from "./outbox.js";
 export { RetryPolicy } from "./backoff.js";
 export { HttpTransport } from "./transport.js";
 export { SyncResult, syncOnce } from "./engine.js";
 export { DEFAULT_NAME } from "./db.js";
+export { WriteBatch } from "./writes.js";
 
-const RECORD_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-const COLLECTION = /^[A-Za-z0-9_]{1,64}$/;
+/** @typedef {import("./writes.js").Write} Write */
 
 /**
  * @typedef {object} OpenOptions
@@ -69,36 +70,6 @@ function normaliseServer(server) {
     throw new TypeError(`server must be an http:// or https:// URL, got ${JSON.stringify(server)}`);
   }
   return url.href.replace(/\/+$/, "");
-}
-
-/**
- * Field values as they travel: JSON only; Date objects become ISO strings, undefined
- * values are left out (as JSON.stringify does). Throws TypeError for anything else.
- * @param {any} fields
- * @returns {Record<string, any>}
- */
-function normaliseFields(fields) {
-  if (!fields || typeof fields !== "object" || Array.isArray(fields)) {
-    throw new TypeError("fields must be a plain object");
-  }
-  /** @param {any} value @param {string} path @returns {any} */
-  const clean = (value, path) => {
-    if (value === null || typeof value === "string" || typeof value === "boolean") return value;
-    if (typeof value === "number") {
-      if (!Number.isFinite(value)) throw new TypeError(`${path}: ${value} cannot travel as JSON`);
-      return value;
-    }
-    if (value instanceof Date) return value.toISOString();
-    if (Array.isArray(value)) return value.map((v, n) => clean(v, `${path}[${n}]`));
-    if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-      /** @type {Record<string, any>} */
-      const out = {};
-      for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = clean(v, `${path}.${k}`);
-      return out;
-    }
-    throw new TypeError(`${path}: a ${typeof value} cannot travel as JSON`);
-  };
-  return clean(fields, "fields");
 }
 
 /**
@@ -300,15 +271,9 @@ export class Replica {
    * @returns {Promise<string>}
    */
   async put(collection, fields, id) {
-    const values = normaliseFields(fields);
-    const embedded = values.id;
-    delete values.id;
-    if (embedded !== undefined && id !== undefined && embedded !== id) {
-      throw new TypeError(`fields carry id ${JSON.stringify(embedded)} but id ${JSON.stringify(id)} was given`);
-    }
-    const recordId = id ?? embedded ?? uuid7();
-    await this.write(collection, recordId, "upsert", values);
-    return recordId;
+    const write = putWrite(collection, fields, id);
+    await this.commitWrites([write]);
+    return write.recordId;
   }
 
   /**
@@ -317,7 +282,7 @@ export class Replica {
    * @param {string} id
    */
   async delete(collection, id) {
-    await this.write(collection, id, "delete", {});
+    await this.commitWrites([deleteWrite(collection, id)]);
   }
 
   /**
@@ -328,34 +293,50 @@ export class Replica {
    * @param {number} delta an integer
    */
   async increment(collection, id, field, delta) {
-    if (typeof delta !== "number" || !Number.isInteger(delta)) throw new TypeError("delta must be an integer");
-    if (typeof field !== "string" || !field) throw new TypeError("field must be a non-empty string");
-    await this.write(collection, id, "increment", { [field]: delta });
+    await this.commitWrites([incrementWrite(collection, id, field, delta)]);
   }
 
   /**
-   * @param {string} collection
-   * @param {string} recordId
-   * @param {"upsert"|"delete"|"increment"} op
-   * @param {Record<string, any>} fields
+   * Group writes: all of them land in the replica and the outbox in one IndexedDB
+   * transaction, or none (a dispensing and the stock it takes; a tab closed between two
+   * separate writes would keep one without the other). `build` queues them on the batch
+   * it is given (`put` returns the new id at once); it may be async, e.g. to read first.
+   * A write the batch refuses throws there and nothing of the batch is stored; so does
+   * an exception from `build`. Sync sees the writes only once they are all stored.
+   * @template T
+   * @param {(batch: WriteBatch) => T | Promise<T>} build
+   * @returns {Promise<T>} what `build` returned
    */
-  async write(collection, recordId, op, fields) {
-    if (typeof collection !== "string" || !COLLECTION.test(collection)) {
-      throw new ValidationError(`invalid collection name ${JSON.stringify(collection)}`, { field: "collection" });
+  async atomic(build) {
+    const batch = new WriteBatch();
+    let value;
+    try {
+      value = await build(batch);
+    } finally {
+      batch.closed = true;
     }
-    if (typeof recordId !== "string" || !RECORD_ID.test(recordId)) {
-      throw new ValidationError(`invalid record id ${JSON.stringify(recordId)}: use [A-Za-z0-9_.:-]{1,128}`, { field: "id" });
-    }
+    await this.commitWrites(batch.writes);
+    return value;
+  }
+
+  /**
+   * Store writes and their outbox entries in one mutation (one IndexedDB transaction).
+   * @param {Write[]} writes
+   */
+  async commitWrites(writes) {
+    if (!writes.length) return;
     const local = this.local;
     await local.mutate(async (m) => {
-      const stored = await m.record(collection, recordId);
       const collections = await m.meta("collections", null);
-      const info = collections && collections.byName ? collections.byName[collection] : null;
-      m.addEntry(newEntry({
-        opId: uuid7(), collection, recordId, op, fields, hlc: await local.stamp(m),
-        baseVersion: stored && stored.body.s ? stored.body.s.version : 0,
-        priority: info ? info.priority : 0,
-      }));
+      for (const { collection, recordId, op, fields } of writes) {
+        const stored = await m.record(collection, recordId);
+        const info = collections && collections.byName ? collections.byName[collection] : null;
+        m.addEntry(newEntry({
+          opId: uuid7(), collection, recordId, op, fields, hlc: await local.stamp(m),
+          baseVersion: stored && stored.body.s ? stored.body.s.version : 0,
+          priority: info ? info.priority : 0,
+        }));
+      }
     });
   }
 

@@ -153,12 +153,24 @@ async def _relay_answer(
     return False
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection, waiting a bounded while for it to go: on Python 3.11 a
+    connection reset mid-close can leave ``wait_closed`` pending for ever, and the
+    handler (holding a connection slot) would then be lost to the garbage collector."""
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
 class FaultProxy:
     """``FaultProxy(upstream_port, rates, seed=1)``, then ``start()``; clients use ``url``.
 
     ``upstream_port`` may be several ports (servers sharing one database): each client
-    connection goes to the next, in turn. ``counts`` tells what happened: ``requests``
-    (``healthz`` of them probes) and one entry per fault injected."""
+    connection goes to the next, in turn. ``faulty_paths`` (path prefixes, e.g.
+    ``["/v1/"]``) limits the faults to those requests: a browser's page and scripts, which
+    a real app keeps in its service worker's cache, then load whole. ``counts`` tells what
+    happened: ``requests`` (``healthz`` of them probes), one entry per fault injected, and
+    ``spared``: faults drawn for a request outside ``faulty_paths`` and not injected."""
 
     def __init__(
         self,
@@ -168,6 +180,7 @@ class FaultProxy:
         seed: int = 1,
         port: int = 0,
         max_connections: int = 256,
+        faulty_paths: Sequence[str] | None = None,
     ) -> None:
         self.upstream_ports = (
             [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
@@ -179,12 +192,16 @@ class FaultProxy:
         self.max_connections = max_connections
         self.counts: Counter[str] = Counter()
         self.enabled = True
+        self.faulty_paths = (
+            None if faulty_paths is None else tuple(p.encode() for p in faulty_paths)
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, daemon=True, name="fault-proxy"
         )
         self._server: asyncio.Server | None = None
         self._slots = asyncio.Semaphore(max_connections)
+        self._handlers: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
 
     @property
@@ -226,14 +243,25 @@ class FaultProxy:
         lock, in request order, so a run with one client replays exactly)."""
         with self._lock:
             self.counts["requests"] += 1
-            if request.split(b" ", 2)[1:2] == [b"/healthz"]:
+            path = b"".join(request.split(b" ", 2)[1:2])
+            if path == b"/healthz":
                 self.counts["healthz"] += 1  # probes, told apart from the sync requests
             fault = self.rates.pick(self.rng) if self.enabled else None
+            if fault is not None and not self._faulty(path):
+                fault = None  # drawn all the same: the other requests' faults stay put
+                self.counts["spared"] += 1
             if fault is not None:
                 self.counts[fault] += 1
             return fault, self.rng.random(), self.rng.random()
 
+    def _faulty(self, path: bytes) -> bool:
+        return self.faulty_paths is None or path.startswith(self.faulty_paths)
+
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # asyncio keeps only a weak reference to a handler's task
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         async with self._slots:
             upstream_port = self.upstream_ports[next(self._turn) % len(self.upstream_ports)]
             try:
@@ -267,15 +295,11 @@ class FaultProxy:
                         if not await _relay_answer(up_r, method, client_w, cut):
                             return
                     finally:
-                        up_w.close()
-                        with contextlib.suppress(Exception):
-                            await up_w.wait_closed()
+                        await _close(up_w)
             except (_Closed, ConnectionError, asyncio.IncompleteReadError, ValueError):
                 return
             finally:
-                client_w.close()
-                with contextlib.suppress(Exception):
-                    await client_w.wait_closed()
+                await _close(client_w)
 
     async def _send_twice(self, request: bytes, port: int) -> None:
         """The extra copy, on a connection of its own; its answer is read and dropped."""
@@ -285,6 +309,4 @@ class FaultProxy:
             await writer.drain()
             await _relay_answer(reader, request.split(b" ", 1)[0], None, None)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            await _close(writer)

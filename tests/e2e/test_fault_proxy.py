@@ -63,6 +63,20 @@ def test_a_bad_gateway_is_answered_without_reaching_the_server(server: LiveServe
         proxy.stop()
 
 
+def test_faulty_paths_break_only_the_requests_under_them(server: LiveServer) -> None:
+    """A page and its scripts (outside ``/v1/``) load whole; the sync API still breaks."""
+    proxy = FaultProxy(server.port, FaultRates(bad_gateway=1.0), seed=7, faulty_paths=["/v1/"])
+    proxy.start()
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=5) as http:
+            assert http.get("/web/client/replica.js").status_code == 200
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/v1/sync/status").status_code == 502
+        assert proxy.counts["bad_gateway"] == 1 and proxy.counts["spared"] == 2
+    finally:
+        proxy.stop()
+
+
 def test_a_duplicated_push_reaches_the_server_twice_and_applies_once(
     server: LiveServer,
 ) -> None:

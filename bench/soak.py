@@ -1,15 +1,17 @@
 """The faults soak: clients write and sync through a fault proxy while servers and
 clients are SIGKILLed at random; then everyone syncs cleanly and the checker compares.
 
-``python -m bench.soak [--clients N] [--server-kills K] [--client-kills K]
-[--requests R] [--postgres] [--seed S] [--deadline SECONDS]``
+``python -m bench.soak [--clients N] [--browsers B] [--server-kills K]
+[--client-kills K] [--browser-kills K] [--requests R] [--postgres] [--seed S]
+[--deadline SECONDS]``
 
 Real processes throughout: ``waystation serve`` (one on SQLite; two on one PostgreSQL
-database with ``--postgres``, killed one at a time), ``bench.soak_client`` per device,
-and the fault proxy (tests/fault_proxy.py: kept beside the tests, which use it most, as
-bench/postgres.py uses tests/pg.py). Every loop has a count and a deadline; the seed is
-printed, so a run replays its choices (not the OS's timing). Exit status 0 when the
-checker (bench/soak_check.py) finds nothing wrong.
+database with ``--postgres``, killed one at a time), ``bench.soak_client`` per Python
+device, ``bench.soak_browser`` per browser (the JS client in chromium, its IndexedDB in a
+profile that outlives each kill), and the fault proxy (tests/fault_proxy.py: kept beside
+the tests, which use it most, as bench/postgres.py uses tests/pg.py). Every loop has a
+count and a deadline; the seed is printed, so a run replays its choices (not the OS's
+timing). Exit status 0 when the checker (bench/soak_check.py) finds nothing wrong.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.soak_browser import kill_browser
 from bench.soak_check import Findings, check
-from bench.soak_client import FACILITY, SOAK_RETRIES, inventory_id
+from bench.soak_client import FACILITY, SOAK_PASSWORD, SOAK_RETRIES, SOAK_USER, inventory_id
 from tests.fault_proxy import FaultProxy, FaultRates
 from tests.support import LiveServer
 from waystation.client import Replica
@@ -48,8 +51,10 @@ RATES = FaultRates(
 class Figures:
     seed: int = 0
     clients: int = 0
+    browsers: int = 0
     server_kills: int = 0
-    client_kills: int = 0
+    client_kills: int = 0  # browser kills included
+    browser_kills: int = 0
     proxy: dict[str, int] = field(default_factory=dict)
     server_requests: int = 0
     clean_proxy_requests: int = 0
@@ -81,36 +86,111 @@ def _settled_lines(paths: list[Path], expected: int, timeout_s: float = 30.0) ->
     return lines
 
 
-class Clients:
-    """The client processes, each restarted after a kill on the same replica and log."""
+BROWSER_UPTIME_S = (1.0, 6.0)  # a browser writes this long (at random) before a kill
 
-    def __init__(self, work: Path, count: int, seed: int) -> None:
+
+class Clients:
+    """The client processes, each restarted after a kill on the same replica and log:
+    ``count`` Python clients, then ``browsers`` browser clients (numbered after them)."""
+
+    BROWSER_STEP_S = 300.0  # a browser's set-up or final sync, on a loaded machine: bounded
+
+    def __init__(self, work: Path, count: int, browsers: int, seed: int, server: str) -> None:
         self.work = work
+        self.server = server
         self.rng = random.Random(seed)
         self.replicas = [work / f"client{i}.db" for i in range(count)]
-        self.logs = {i: work / f"client{i}.log" for i in range(count)}
-        self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self.profiles = [work / f"browser{count + i}.profile" for i in range(browsers)]
+        self.logs = {i: work / f"client{i}.log" for i in range(count + browsers)}
+        self.dumps = [work / f"browser{count + i}.json" for i in range(browsers)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * (count + browsers)
+        # A browser takes seconds to start (chromium, the page, unlocking): it is killed
+        # only once it writes (its log grew past ``_log_size``), and then after a while.
+        self._log_size: dict[int, int] = {}
+        self._killable_at: dict[int, float] = {}
+
+    def is_browser(self, i: int) -> bool:
+        return i >= len(self.replicas)
+
+    def _profile(self, i: int) -> Path | None:
+        """The browser profile of client ``i``; None for a Python client."""
+        n = i - len(self.replicas)
+        return self.profiles[n] if n >= 0 else None
+
+    def _browser_args(self, i: int, seed: int) -> list[str]:
+        profile = self._profile(i)
+        assert profile is not None
+        return [
+            sys.executable,
+            "-m",
+            "bench.soak_browser",
+            str(profile),
+            str(self.logs[i]),
+            str(i),
+            str(seed),
+            self.server,
+        ]
+
+    def killable(self, i: int) -> bool:
+        """Whether client ``i`` may be killed now: a Python client always; a browser once
+        it has served ``BROWSER_UPTIME_S`` (at random) since it began to write."""
+        if self._profile(i) is None:
+            return True
+        if i not in self._killable_at:
+            log = self.logs[i]
+            if (log.stat().st_size if log.exists() else 0) <= self._log_size[i]:
+                return False  # still starting
+            self._killable_at[i] = time.monotonic() + self.rng.uniform(*BROWSER_UPTIME_S)
+        return time.monotonic() >= self._killable_at[i]
 
     def start(self, i: int) -> None:
+        seed = self.rng.randrange(1 << 30)
+        if self._profile(i) is not None:
+            log = self.logs[i]
+            self._log_size[i] = log.stat().st_size if log.exists() else 0
+            self._killable_at.pop(i, None)
+            args = self._browser_args(i, seed)
+        else:
+            args = [
+                sys.executable,
+                "-m",
+                "bench.soak_client",
+                str(self.replicas[i]),
+                str(self.logs[i]),
+                str(i),
+                str(seed),
+            ]
         with open(self.work / f"client{i}.err", "ab") as err:
+            # A session of its own: a browser client is killed with its Playwright driver.
             self.procs[i] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.soak_client",
-                    str(self.replicas[i]),
-                    str(self.logs[i]),
-                    str(i),
-                    str(self.rng.randrange(1 << 30)),
-                ],
+                args, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
+
+    def run_browser(self, i: int, *mode: str) -> None:
+        """Run browser client ``i`` once in ``mode`` (``--setup``, ``--final DUMP``) and
+        wait for it (faults off)."""
+        with open(self.work / f"client{i}.err", "ab") as err:
+            done = subprocess.run(
+                [*self._browser_args(i, 0), *mode],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                timeout=self.BROWSER_STEP_S,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"browser client {i} {' '.join(mode)} failed ({done.returncode}): "
+                f"{(self.work / f'client{i}.err').read_text()[-2000:]}"
             )
 
     def kill(self, i: int) -> None:
         proc = self.procs[i]
         if proc is not None:
-            proc.kill()
+            profile = self._profile(i)
+            if profile is not None:
+                kill_browser(proc.pid, profile)
+            else:
+                proc.kill()
             proc.wait()
         self.procs[i] = None
 
@@ -126,10 +206,14 @@ class Clients:
 def _setup(servers: list[LiveServer], clients: Clients, proxy_url: str) -> None:
     """A user, each client's stock record, and each replica logged in (through the
     proxy, faults off)."""
-    servers[0].add_user("soak", "health_worker", [f"facility:{FACILITY}"])
+    servers[0].add_user(SOAK_USER, "health_worker", [f"facility:{FACILITY}"], SOAK_PASSWORD)
     for i, path in enumerate(clients.replicas):
         with Replica.open(
-            path, server=proxy_url, username="soak", password="pw", retry_policy=SOAK_RETRIES
+            path,
+            server=proxy_url,
+            username=SOAK_USER,
+            password=SOAK_PASSWORD,
+            retry_policy=SOAK_RETRIES,
         ) as rep:
             rep.put(
                 "pharmacy_inventory",
@@ -137,6 +221,8 @@ def _setup(servers: list[LiveServer], clients: Clients, proxy_url: str) -> None:
                 id=inventory_id(i),
             )
             _sync_clean(rep)
+    for i in range(len(clients.replicas), len(clients.procs)):
+        clients.run_browser(i, "--setup")
 
 
 def _sync_clean(rep: Replica, attempts: int = 50) -> None:
@@ -214,16 +300,18 @@ def _run_faults(
     deadline: float,
     server_kills: int,
     client_kills: int,
+    browser_kills: int,
     requests: int,
 ) -> None:
     """Start the clients, then kill servers (one at a time) and clients at random until the
-    targets are met or the deadline passes."""
+    targets are met (browser kills count as client kills too) or the deadline passes."""
     for i in range(len(team.procs)):
         team.start(i)
     serving_until = 0.0  # no server is killed before it has served a while
     while time.monotonic() < deadline and not (
         figures.server_kills >= server_kills
         and figures.client_kills >= client_kills
+        and figures.browser_kills >= browser_kills
         and proxy.counts["requests"] >= requests
     ):
         time.sleep(rng.uniform(0.05, 0.6))
@@ -239,11 +327,18 @@ def _run_faults(
             time.sleep(rng.uniform(0.0, 0.3))
             victim.start(timeout=START_TIMEOUT_S)
             serving_until = time.monotonic() + rng.uniform(*SERVER_UPTIME_S)
-        if figures.client_kills < client_kills or rng.random() < 0.3:
-            i = rng.randrange(len(team.procs))
-            team.kill(i)
-            figures.client_kills += 1
-            team.start(i)
+        if (
+            figures.client_kills < client_kills
+            or figures.browser_kills < browser_kills
+            or rng.random() < 0.3
+        ):
+            ready = [i for i in range(len(team.procs)) if team.killable(i)]
+            if ready:
+                i = rng.choice(ready)
+                team.kill(i)
+                figures.client_kills += 1
+                figures.browser_kills += team.is_browser(i)
+                team.start(i)
     if time.monotonic() >= deadline:
         print(f"deadline reached: {figures}", file=sys.stderr)
 
@@ -252,8 +347,10 @@ def soak(
     work: Path,
     *,
     clients: int,
+    browsers: int = 0,
     server_kills: int,
     client_kills: int,
+    browser_kills: int = 0,
     requests: int,
     postgres: bool,
     seed: int,
@@ -264,13 +361,17 @@ def soak(
     servers use ``postgres_url`` (an empty database) if given, else a cluster of their
     own."""
     rng = random.Random(seed)
-    figures = Figures(seed=seed, clients=clients)
+    figures = Figures(seed=seed, clients=clients, browsers=browsers)
     started = time.monotonic()
     with _servers(work, postgres, postgres_url) as servers:
         access = [work / f"access-{i}.log" for i in range(len(servers))]
-        with FaultProxy([s.port for s in servers], RATES, seed=seed) as proxy:
+        # Faults on the sync API only: a browser's page and scripts load whole, as a
+        # real app's come from its service worker's cache (a server kill still stops them).
+        with FaultProxy(
+            [s.port for s in servers], RATES, seed=seed, faulty_paths=["/v1/"]
+        ) as proxy:
             proxy.enabled = False
-            team = Clients(work, clients, seed + 1)
+            team = Clients(work, clients, browsers, seed + 1, proxy.url)
             _setup(servers, team, proxy.url)
             proxy.enabled = True
             try:
@@ -286,10 +387,11 @@ def soak(
                     time.monotonic() + deadline_s,
                     server_kills,
                     client_kills,
+                    browser_kills if browsers else 0,
                     requests,
                 )
             finally:
-                for i in range(clients):
+                for i in range(len(team.procs)):
                     team.kill(i)
             # The clean phase: no faults, no kills; its requests must all reach a server
             # (probes apart: see _access_lines).
@@ -308,8 +410,10 @@ def soak(
                 for path in team.replicas:
                     with Replica(path, retry_policy=SOAK_RETRIES) as rep:
                         _sync_clean(rep)
+                for n, dump in enumerate(team.dumps):
+                    team.run_browser(clients + n, "--final", str(dump))
             # The checker's digests go through the proxy too (faults still off).
-            findings = check(servers[0].db_url, team.replicas, team.logs)
+            findings = check(servers[0].db_url, team.replicas, team.logs, team.dumps)
             figures.clean_proxy_requests = (
                 proxy.counts["requests"] - proxy.counts["healthz"] - before_proxy
             )
@@ -333,9 +437,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--clients", type=int, default=6, help="Python clients")
+    parser.add_argument(
+        "--browsers", type=int, default=1, help="browser clients (the JS client in chromium)"
+    )
     parser.add_argument("--server-kills", type=int, default=100)
     parser.add_argument("--client-kills", type=int, default=100)
+    parser.add_argument(
+        "--browser-kills",
+        type=int,
+        default=10,
+        help="of the client kills, at least these of browsers",
+    )
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument(
         "--postgres", action="store_true", help="two servers on one PostgreSQL database"
@@ -353,8 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     figures, findings = soak(
         work,
         clients=args.clients,
+        browsers=args.browsers,
         server_kills=args.server_kills,
         client_kills=args.client_kills,
+        browser_kills=args.browser_kills,
         requests=args.requests,
         postgres=args.postgres,
         seed=seed,
@@ -367,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"digests: {findings.replicas_digest_equal} of {args.clients} replicas equal, "
-        f"{findings.collections_verified} collections, "
+        f"{findings.collections_verified} collections; browsers: "
+        f"{findings.browsers_equal} of {args.browsers} copies equal; "
         f"{findings.records_verified} records verified"
     )
     for problem in findings.problems:

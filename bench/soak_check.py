@@ -1,5 +1,5 @@
-"""The soak's checker: every replica against the server, and the server against the
-clients' write logs (bench/soak_client.py).
+"""The soak's checker: every replica (Python and browser) against the server, and the
+server against the clients' write logs (bench/soak_client.py, bench/soak_browser.py).
 
 Exactly-once, by the logs: for each client, the set S of write numbers whose patient the
 server holds must contain every logged number (else a write was lost), and the numbers
@@ -32,6 +32,7 @@ class Findings:
     unlogged_writes: int = 0
     server_records: int = 0
     replicas_digest_equal: int = 0  # replicas whose every collection's digest is equal
+    browsers_equal: int = 0  # browser replicas whose copy of the server equals it
     collections_verified: int = 0  # (replica, collection) pairs compared by digest
     records_verified: int = 0  # live records those digests covered, summed
 
@@ -82,13 +83,39 @@ def check_replicas(
                 f"conflicts {left['conflicts']}"
             )
         if copy != server:
-            missing = len(server.keys() - copy.keys())
-            extra = len(copy.keys() - server.keys())
-            differ = sum(1 for k in server.keys() & copy.keys() if server[k] != copy[k])
-            findings.problems.append(
-                f"{path.name}: differs from the server: {missing} "
-                f"missing, {extra} extra, {differ} different"
-            )
+            findings.problems.append(f"{path.name}: {_difference(server, copy)}")
+
+
+def check_browsers(
+    server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+    dumps: list[Path],
+    findings: Findings,
+) -> None:
+    """Each browser replica's copy of the server (every record's server copy, decrypted
+    from its IndexedDB by bench/soak_browser.py after its last sync) must equal the
+    server's records, and its outbox must be empty. (The JS client has no digest: the
+    whole copy is compared, which is what a digest stands for.)"""
+    for path in dumps:
+        state = orjson.loads(path.read_bytes())
+        copy = {(r[0], r[1]): (int(r[2]), bool(r[3]), r[4]) for r in state["records"]}
+        left = {k: state[k] for k in ("pending", "failed", "rejected", "conflicts")}
+        if any(left.values()):
+            findings.problems.append(f"{path.name}: outbox not clean: {left}")
+        if copy != server:
+            findings.problems.append(f"{path.name}: {_difference(server, copy)}")
+        else:
+            findings.browsers_equal += 1
+            findings.records_verified += sum(1 for _, deleted, _ in copy.values() if not deleted)
+
+
+def _difference(
+    server: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+    copy: dict[tuple[str, str], tuple[int, bool, dict[str, Any]]],
+) -> str:
+    missing = len(server.keys() - copy.keys())
+    extra = len(copy.keys() - server.keys())
+    differ = sum(1 for k in server.keys() & copy.keys() if server[k] != copy[k])
+    return f"differs from the server: {missing} missing, {extra} extra, {differ} different"
 
 
 def verify_digest(rep: Replica, path: Path, findings: Findings) -> None:
@@ -176,11 +203,17 @@ def check_logs(
             )
 
 
-def check(db_url: str, replica_paths: list[Path], logs: dict[int, Path]) -> Findings:
+def check(
+    db_url: str,
+    replica_paths: list[Path],
+    logs: dict[int, Path],
+    browser_dumps: list[Path] | None = None,
+) -> Findings:
     """Everything the soak promises, from real reads of every file and the database."""
     findings = Findings()
     server = read_server(db_url)
     findings.server_records = len(server)
     check_replicas(server, replica_paths, findings)
+    check_browsers(server, browser_dumps or [], findings)
     check_logs(server, logs, findings)
     return findings

@@ -21,6 +21,7 @@ import time
 from waystation.client import Replica, RetryPolicy
 
 FACILITY = "f-soak"
+SOAK_USER, SOAK_PASSWORD = "soak", "pw"  # every client signs in as this health worker
 # Ops are never given up on in a soak: the faults are the point, not a reason to stop.
 SOAK_RETRIES = RetryPolicy(max_retries=1_000_000, initial_s=0.05, max_wait_s=0.5, jitter_s=0.05)
 

@@ -1,7 +1,8 @@
-"""The short soak (bench/soak.py) in CI: a few server and client kills and a few hundred
-requests through the fault proxy, on both engines (PostgreSQL: two servers on the test
-cluster's database, killed one at a time); nothing acknowledged lost, nothing applied
-twice, every replica equal to the server, table by table and by integrity digest."""
+"""The short soak (bench/soak.py) in CI: a few server and client kills (a browser's among
+them) and a few hundred requests through the fault proxy, on both engines (PostgreSQL: two
+servers on the test cluster's database, killed one at a time); nothing acknowledged lost,
+nothing applied twice, every replica equal to the server: the Python ones table by table
+and by integrity digest, the browser's (the JS client in chromium) record by record."""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ def test_short_soak_loses_nothing_and_applies_nothing_twice(
     figures, findings = soak(
         tmp_path,
         clients=3,
+        browsers=1,
         server_kills=3,
         client_kills=4,
+        browser_kills=1,
         requests=REQUESTS,
         postgres=backend == "postgresql",
         seed=13,
@@ -47,4 +50,7 @@ def test_short_soak_loses_nothing_and_applies_nothing_twice(
     assert figures.proxy["requests"] >= REQUESTS, figures
     assert findings.logged_writes > 0
     assert findings.replicas_digest_equal == 3, findings
+    # A browser is killed only once it writes (bench/soak.py, Clients.killable).
+    assert figures.browser_kills >= 1 and findings.browsers_equal == 1, (figures, findings)
+    assert '"n"' in (tmp_path / "client3.log").read_text()
     assert findings.records_verified >= findings.logged_writes, findings

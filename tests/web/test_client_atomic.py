@@ -28,7 +28,8 @@ def test_an_atomic_batch_lands_whole_and_reaches_the_server_once(
         const queued = (await rep.outbox()).slice(before).map((e) => [e.collection, e.op]);
         const result = (await rep.sync()).toJSON();
         const rejected = (await rep.outbox({status: 'REJECTED'})).map((e) => e.lastError);
-        return {rejected, stock, patient, queued, result, shown: await rep.get('pharmacy_inventory', stock),
+        return {rejected, stock, patient, queued, result,
+                shown: await rep.get('pharmacy_inventory', stock),
                 named: await rep.get('patients', patient)};
     """,
         f"m-atomic-{clinic.worker.username}",

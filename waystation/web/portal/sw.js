@@ -15,7 +15,7 @@
 // and says the new value when a file changed): the shell is served from the cache first, so
 // a changed file reaches phones only under a new VERSION. An open page then offers "Update".
 
-const VERSION = "fa5d1c4670b2";
+const VERSION = "0a28b3cef83d";
 const CACHE = `waystation-portal-${VERSION}`;
 const PREFIX = "waystation-portal-";
 const SYNC_TAG = "waystation-outbox";
@@ -60,6 +60,7 @@ const SHELL = [
   "../web/client/records.js",
   "../web/client/replica.js",
   "../web/client/transport.js",
+  "../web/client/writes.js",
 ];
 
 self.addEventListener("install", (event) => {

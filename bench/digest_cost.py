@@ -56,17 +56,10 @@ def databases(postgres: bool) -> Iterator[Iterator[tuple[str, str]]]:
         if not postgres:
             yield (("sqlite", f"sqlite:///{Path(tmp) / f'digest-{n}.db'}") for n in range(99))
             return
-        from tests.pg import LocalCluster, find_pg_bin
+        from bench.postgres import throwaway_cluster
 
-        bin_dir = find_pg_bin()
-        if bin_dir is None:
-            raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
-        cluster = LocalCluster(bin_dir)
-        cluster.start(durable=True)
-        try:
+        with throwaway_cluster() as cluster:
             yield (("postgresql", cluster.new_database("digest")) for _ in range(99))
-        finally:
-            cluster.stop()
 
 
 def main() -> None:

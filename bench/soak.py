@@ -277,18 +277,10 @@ def _servers(work: Path, postgres: bool, postgres_url: str | None) -> Iterator[l
         with _serving(work, postgres_url, 2) as servers:
             yield servers
         return
-    from tests.pg import LocalCluster, find_pg_bin
+    from bench.postgres import throwaway_cluster
 
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
-    cluster = LocalCluster(bin_dir)
-    cluster.start(durable=True)
-    try:
-        with _serving(work, cluster.new_database("soak"), 2) as servers:
-            yield servers
-    finally:
-        cluster.stop()
+    with throwaway_cluster() as cluster, _serving(work, cluster.new_database("soak"), 2) as servers:
+        yield servers
 
 
 def _run_faults(

@@ -131,23 +131,25 @@ class Clients:
             self.server,
         ]
 
+    def _log_bytes(self, i: int) -> int:
+        log = self.logs[i]
+        return log.stat().st_size if log.exists() else 0
+
     def killable(self, i: int) -> bool:
         """Whether client ``i`` may be killed now: a Python client always; a browser once
         it has served ``BROWSER_UPTIME_S`` (at random) since it began to write."""
-        if self._profile(i) is None:
+        if not self.is_browser(i):
             return True
         if i not in self._killable_at:
-            log = self.logs[i]
-            if (log.stat().st_size if log.exists() else 0) <= self._log_size[i]:
+            if self._log_bytes(i) <= self._log_size[i]:
                 return False  # still starting
             self._killable_at[i] = time.monotonic() + self.rng.uniform(*BROWSER_UPTIME_S)
         return time.monotonic() >= self._killable_at[i]
 
     def start(self, i: int) -> None:
         seed = self.rng.randrange(1 << 30)
-        if self._profile(i) is not None:
-            log = self.logs[i]
-            self._log_size[i] = log.stat().st_size if log.exists() else 0
+        if self.is_browser(i):
+            self._log_size[i] = self._log_bytes(i)
             self._killable_at.pop(i, None)
             args = self._browser_args(i, seed)
         else:

@@ -29,7 +29,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 from playwright.sync_api import BrowserContext, Error, Page, sync_playwright
@@ -43,7 +42,7 @@ from bench.soak_client import (
     patient_id,
     village,
 )
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, js
 
 # As the Python clients' SOAK_RETRIES: ops are never given up on.
 RETRY_POLICY = {"maxRetries": 1_000_000, "initialMs": 50, "maxWaitMs": 500, "jitterMs": 50}
@@ -86,11 +85,6 @@ def open_page(context: BrowserContext, server: str) -> Page:
                 raise
         time.sleep(0.2)  # a server is starting: poll again
     raise RuntimeError(f"no page from {server} in {OPEN_ATTEMPTS} attempts")
-
-
-def js(page: Page, body: str, arg: Any = None) -> Any:
-    """Run ``body`` (the inside of an async function of ``arg``) in the page."""
-    return page.evaluate(f"async (arg) => {{ {body} }}", arg)
 
 
 def unlock(page: Page) -> None:
